@@ -1,0 +1,9 @@
+//! configgen: compiles one declarative homelab config into every config file
+//! of the monitoring stack.
+//!
+//! config file -> [`model`] (typed, validated) -> [`plan`] (derived facts)
+//! -> [`render`] (one renderer per format) -> a tree written atomically.
+
+pub mod model;
+pub mod plan;
+pub mod render;

@@ -1,0 +1,525 @@
+//! The declarative homelab config: what the user writes (TOML/YAML) or what the
+//! NixOS module hands over (JSON). It knows nothing of output formats.
+//!
+//! Every struct rejects unknown keys so that a misspelled option is an error,
+//! not a silently ignored line. Defaults live here, once.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub host: Host,
+    /// Everything the stack watches: one entry per self-hosted service or device.
+    pub services: Vec<Service>,
+    pub network: Network,
+    pub exporters: Exporters,
+    pub prometheus: Prometheus,
+    pub alertmanager: Alertmanager,
+    pub alerting: Alerting,
+    pub loki: Loki,
+    pub alloy: Alloy,
+    pub tempo: Tempo,
+    pub grafana: Grafana,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Runs the whole stack: Prometheus, Alertmanager, Loki, Tempo, Grafana.
+    #[default]
+    Server,
+    /// Runs only exporters, the RED probe and Alloy, and ships everything to a server.
+    Agent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Host {
+    /// Host name, used as the `host` label on everything this host produces.
+    pub name: String,
+    pub role: Role,
+    /// Labels added to every series, log line and span (Prometheus external_labels).
+    pub labels: BTreeMap<String, String>,
+    /// Where an agent ships to. Required when role = "agent", ignored on a server.
+    pub ship_to: Option<ShipTo>,
+}
+
+impl Default for Host {
+    fn default() -> Self {
+        Host {
+            name: "homelab".into(),
+            role: Role::Server,
+            labels: BTreeMap::new(),
+            ship_to: None,
+        }
+    }
+}
+
+/// The server endpoints an agent pushes to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipTo {
+    /// Prometheus remote-write URL, e.g. "http://monitor.lan:9090/api/v1/write".
+    pub prometheus_remote_write: String,
+    /// Loki push URL, e.g. "http://monitor.lan:3100/loki/api/v1/push".
+    pub loki_push: String,
+    /// OTLP gRPC endpoint (host:port) of the server's Tempo, e.g. "monitor.lan:4317".
+    pub otlp_grpc: Option<String>,
+}
+
+/// One watched service. Every check is optional; a service with none is only
+/// used for RED metrics or logs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Service {
+    /// Unique name: letters, digits, '-' and '_'. Becomes the `service` label.
+    pub name: String,
+    /// Probe interval for this service's checks (default: prometheus.scrape_interval).
+    pub interval: Option<String>,
+    /// Extra labels on this service's probe series.
+    pub labels: BTreeMap<String, String>,
+    pub http: Option<HttpCheck>,
+    /// TCP connect probe, "host:port".
+    pub tcp: Option<String>,
+    /// ICMP echo probe, a host name or address.
+    pub icmp: Option<String>,
+    pub dns: Option<DnsCheck>,
+    /// Local ports whose HTTP traffic the eBPF RED probe watches.
+    pub red: Option<RedWatch>,
+    /// Where this service's logs come from.
+    pub logs: Option<LogSource>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpCheck {
+    /// http:// or https:// URL to GET.
+    pub url: String,
+    /// Accepted status codes; empty means any 2xx.
+    pub valid_status_codes: Vec<u16>,
+    /// Count 401/403 as up (a login-protected service is still up). Adds 401 and 403 to the accepted codes.
+    pub accept_unauthorized: bool,
+    /// Watch TLS certificate expiry (https only; default true for https).
+    pub tls_expiry: Option<bool>,
+    /// Skip certificate verification (self-signed homelab certs).
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsCheck {
+    /// Resolver to ask, "host" or "host:port".
+    pub server: String,
+    /// Name to resolve.
+    pub query: String,
+    /// Record type (A, AAAA, CNAME, MX, TXT, ...).
+    #[serde(default = "default_dns_type")]
+    pub record_type: String,
+}
+
+fn default_dns_type() -> String {
+    "A".into()
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedWatch {
+    /// Local TCP ports the service listens on.
+    pub ports: Vec<u16>,
+    /// Route templates for the `http_route` label, e.g. "/api/items/{id}".
+    pub routes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum LogSource {
+    /// A systemd unit, e.g. "jellyfin.service".
+    Unit(String),
+    /// A docker/podman container name.
+    Container(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// The router, pinged to tell "LAN down" from "internet down".
+    pub gateway: Option<String>,
+    /// Public resolvers pinged to tell whether the internet is reachable.
+    pub resolvers: Vec<String>,
+    pub lan_sweep: Option<LanSweep>,
+}
+
+/// Ping every address of a small LAN range for a presence timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LanSweep {
+    /// IPv4 CIDR, at most /22 (1,024 addresses).
+    pub cidr: String,
+    #[serde(default = "default_sweep_interval")]
+    pub interval: String,
+}
+
+fn default_sweep_interval() -> String {
+    "5m".into()
+}
+
+/// A daemon listening on an address and port.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    #[serde(default = "default_enable")]
+    pub enable: bool,
+    #[serde(default = "loopback")]
+    pub listen_address: String,
+    pub port: u16,
+}
+
+fn default_enable() -> bool {
+    true
+}
+
+fn loopback() -> String {
+    "127.0.0.1".into()
+}
+
+impl Listener {
+    fn on(port: u16) -> Self {
+        Listener {
+            enable: true,
+            listen_address: loopback(),
+            port,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Exporters {
+    pub node: NodeExporter,
+    pub blackbox: Listener,
+    /// cAdvisor, run with docker_only=false so systemd services show too.
+    pub cadvisor: Listener,
+    /// The eBPF RED probe's /metrics listener.
+    pub probe: Listener,
+}
+
+impl Default for Exporters {
+    fn default() -> Self {
+        Exporters {
+            node: NodeExporter::default(),
+            blackbox: Listener::on(9115),
+            cadvisor: Listener::on(8088),
+            probe: Listener::on(9464),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeExporter {
+    pub enable: bool,
+    pub listen_address: String,
+    pub port: u16,
+    /// Collectors enabled on top of node_exporter's defaults.
+    pub collectors: Vec<String>,
+}
+
+impl Default for NodeExporter {
+    fn default() -> Self {
+        NodeExporter {
+            enable: true,
+            listen_address: loopback(),
+            port: 9100,
+            collectors: vec!["systemd".into(), "processes".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Prometheus {
+    pub listen_address: String,
+    pub port: u16,
+    pub scrape_interval: String,
+    pub evaluation_interval: String,
+    /// How long samples are kept (Prometheus --storage.tsdb.retention.time).
+    pub retention: String,
+    pub remote_write: Vec<RemoteWrite>,
+}
+
+impl Default for Prometheus {
+    fn default() -> Self {
+        Prometheus {
+            listen_address: loopback(),
+            port: 9090,
+            scrape_interval: "30s".into(),
+            evaluation_interval: "30s".into(),
+            retention: "30d".into(),
+            remote_write: Vec::new(),
+        }
+    }
+}
+
+/// A remote-write target for users who outgrow one machine (Mimir, Thanos receive, VictoriaMetrics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemoteWrite {
+    pub name: Option<String>,
+    pub url: String,
+    pub basic_auth: Option<BasicAuth>,
+    /// File holding a bearer token, read by Prometheus at run time.
+    pub bearer_token_file: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    /// File holding the password, read at run time; never inlined.
+    pub password_file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alertmanager {
+    pub listen_address: String,
+    pub port: u16,
+}
+
+impl Default for Alertmanager {
+    fn default() -> Self {
+        Alertmanager {
+            listen_address: loopback(),
+            port: 9093,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerting {
+    pub receivers: Vec<Receiver>,
+    /// Receivers per severity ("critical", "warning", "info"). A severity with
+    /// no entry goes to `default_receivers`.
+    pub routes: BTreeMap<String, Vec<String>>,
+    /// Receivers for anything no severity route takes. Empty means alerts are
+    /// only visible in Alertmanager and Grafana.
+    pub default_receivers: Vec<String>,
+    pub group_by: Vec<String>,
+    pub group_wait: String,
+    pub group_interval: String,
+    pub repeat_interval: String,
+    /// External dead-man's switch (e.g. healthchecks.io) pinged by the always-firing Watchdog alert.
+    pub watchdog_url: Option<String>,
+    /// Per-alert overrides, keyed by alert name.
+    pub overrides: BTreeMap<String, AlertOverride>,
+    /// Extra Prometheus rule files (paths), loaded as they are.
+    pub extra_rule_files: Vec<String>,
+}
+
+impl Default for Alerting {
+    fn default() -> Self {
+        Alerting {
+            receivers: Vec::new(),
+            routes: BTreeMap::new(),
+            default_receivers: Vec::new(),
+            group_by: vec!["alertname".into(), "instance".into()],
+            group_wait: "30s".into(),
+            group_interval: "5m".into(),
+            repeat_interval: "3h".into(),
+            watchdog_url: None,
+            overrides: BTreeMap::new(),
+            extra_rule_files: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertOverride {
+    /// false removes the alert.
+    pub enabled: Option<bool>,
+    /// Replaces the alert's documented threshold.
+    pub threshold: Option<f64>,
+    /// Replaces the alert's `for` duration.
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    pub severity: Option<String>,
+}
+
+/// Where notifications go; `type` selects the kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Receiver {
+    Email(EmailReceiver),
+    Webhook(WebhookReceiver),
+    /// An ntfy topic.
+    Ntfy(NtfyReceiver),
+}
+
+impl Receiver {
+    pub fn name(&self) -> &str {
+        match self {
+            Receiver::Email(r) => &r.name,
+            Receiver::Webhook(r) => &r.name,
+            Receiver::Ntfy(r) => &r.name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailReceiver {
+    /// Unique name, referenced by `alerting.routes`.
+    pub name: String,
+    pub to: String,
+    pub from: String,
+    /// SMTP server, "host:port".
+    pub smarthost: String,
+    pub username: Option<String>,
+    /// File holding the SMTP password, read by Alertmanager at run time.
+    pub password_file: Option<String>,
+    #[serde(default = "default_enable")]
+    pub require_tls: bool,
+    #[serde(default = "default_enable")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookReceiver {
+    pub name: String,
+    pub url: String,
+    #[serde(default = "default_enable")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NtfyReceiver {
+    pub name: String,
+    /// Topic URL, e.g. "https://ntfy.sh/my-homelab".
+    pub url: String,
+    /// File holding an ntfy access token, read at run time.
+    pub token_file: Option<String>,
+    #[serde(default = "default_enable")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Loki {
+    pub enable: bool,
+    pub listen_address: String,
+    pub port: u16,
+    pub grpc_port: u16,
+    pub data_dir: String,
+    pub retention: String,
+}
+
+impl Default for Loki {
+    fn default() -> Self {
+        Loki {
+            enable: true,
+            listen_address: loopback(),
+            port: 3100,
+            grpc_port: 9096,
+            data_dir: "/var/lib/loki".into(),
+            retention: "30d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alloy {
+    pub enable: bool,
+    pub listen_address: String,
+    pub port: u16,
+    /// Docker or podman API socket for container logs; None disables container logs.
+    pub container_socket: Option<String>,
+    /// Extra log files by glob.
+    pub log_files: Vec<LogFiles>,
+    pub otlp_grpc_port: u16,
+    pub otlp_http_port: u16,
+}
+
+impl Default for Alloy {
+    fn default() -> Self {
+        Alloy {
+            enable: true,
+            listen_address: loopback(),
+            port: 12345,
+            container_socket: Some("/var/run/docker.sock".into()),
+            log_files: Vec::new(),
+            otlp_grpc_port: 4317,
+            otlp_http_port: 4318,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogFiles {
+    /// The `job` label, e.g. "nginx".
+    pub job: String,
+    /// Glob, e.g. "/var/log/nginx/*access.log".
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tempo {
+    pub enable: bool,
+    pub listen_address: String,
+    pub port: u16,
+    /// Tempo's own OTLP gRPC receiver (Alloy forwards to it).
+    pub otlp_grpc_port: u16,
+    pub data_dir: String,
+    pub retention: String,
+}
+
+impl Default for Tempo {
+    fn default() -> Self {
+        Tempo {
+            enable: true,
+            listen_address: loopback(),
+            port: 3200,
+            otlp_grpc_port: 4327,
+            data_dir: "/var/lib/tempo".into(),
+            retention: "14d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Grafana {
+    pub enable: bool,
+    pub listen_address: String,
+    pub port: u16,
+    /// Public domain Grafana is served under (for links in notifications).
+    pub domain: String,
+    /// File holding the admin password, read by Grafana at run time.
+    pub admin_password_file: Option<String>,
+    /// Directory the rendered dashboards are installed to (the provider's path).
+    pub dashboards_dir: String,
+}
+
+impl Default for Grafana {
+    fn default() -> Self {
+        Grafana {
+            enable: true,
+            listen_address: loopback(),
+            port: 3000,
+            domain: "localhost".into(),
+            admin_password_file: None,
+            dashboards_dir: "/etc/homelab-observability/grafana/dashboards".into(),
+        }
+    }
+}
