@@ -4,6 +4,8 @@
 //! config file -> [`model`] (typed, validated) -> [`plan`] (derived facts)
 //! -> [`render`] (one renderer per format) -> a tree written atomically.
 
+pub mod alerts;
+pub mod diagnostic;
 pub mod model;
 pub mod plan;
 pub mod render;
