@@ -341,9 +341,12 @@ impl Checker {
     }
 
     /// Port 0, unparsable addresses, and two daemons on one address and port.
+    /// A clash is reported on the listener the user changed from its default,
+    /// since that is the line to fix.
     fn listeners(&mut self, cfg: &Config) {
-        let mut taken: Vec<(String, IpAddr, u16)> = Vec::new();
-        for l in listeners(cfg) {
+        let defaults = listeners(&Config::default());
+        let mut taken: Vec<(ListenerRef, IpAddr, bool)> = Vec::new();
+        for (l, default) in listeners(cfg).into_iter().zip(defaults) {
             self.port(&l.port_path, l.port);
             let Ok(addr) = l.address.parse::<IpAddr>() else {
                 self.issue(
@@ -358,20 +361,28 @@ impl Checker {
             if !l.enabled || l.port == 0 {
                 continue;
             }
-            let clash = taken.iter().find(|(_, other, port)| {
-                *port == l.port
-                    && (*other == addr || other.is_unspecified() || addr.is_unspecified())
+            let customized = l.port != default.port || l.address != default.address;
+            let clash = taken.iter().find(|(other, other_addr, _)| {
+                other.port == l.port
+                    && (*other_addr == addr || other_addr.is_unspecified() || addr.is_unspecified())
             });
-            if let Some((other_path, other, _)) = clash {
-                self.issue(
-                    l.port_path.clone(),
-                    format!(
-                        "{}:{} is already taken by {other_path} ({other}:{})",
-                        addr, l.port, l.port
-                    ),
-                );
-            } else {
-                taken.push((l.port_path, addr, l.port));
+            match clash {
+                Some((other, other_addr, other_customized)) => {
+                    let (blamed, blamed_addr, holder, holder_addr) =
+                        if customized || !other_customized {
+                            (&l, addr, other, *other_addr)
+                        } else {
+                            (other, *other_addr, &l, addr)
+                        };
+                    self.issue(
+                        blamed.port_path.clone(),
+                        format!(
+                            "{blamed_addr}:{} is already taken by {} ({holder_addr}:{})",
+                            blamed.port, holder.port_path, holder.port
+                        ),
+                    );
+                }
+                None => taken.push((l, addr, customized)),
             }
         }
     }

@@ -172,6 +172,14 @@ pub fn parse(src: &Source) -> Result<Parsed, Vec<Diagnostic>> {
             message: e.message,
         }]
     })?;
+    if !value.is_object() {
+        return Err(vec![Diagnostic {
+            file: src.name.clone(),
+            pos: Some(tree.pos),
+            path: String::new(),
+            message: "the top level must be a table of sections (host, services, ...)".into(),
+        }]);
+    }
     match serde_path_to_error::deserialize::<_, Config>(value) {
         Ok(config) => Ok(Parsed {
             config,
