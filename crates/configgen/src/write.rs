@@ -134,9 +134,11 @@ fn swap(staging: &Path, out: &Path) -> Result<()> {
             .with_context(|| format!("cannot move the new tree to {}", out.display()));
     }
     use rustix::fs::{renameat_with, RenameFlags, CWD};
+    use rustix::io::Errno;
     match renameat_with(CWD, staging, CWD, out, RenameFlags::EXCHANGE) {
         Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {
+        // EINVAL/ENOSYS: no RENAME_EXCHANGE here; EXDEV: overlayfs refusing it.
+        Err(e) if [Errno::INVAL, Errno::NOSYS, Errno::XDEV].contains(&e) => {
             swap_by_two_renames(staging, out)
         }
         Err(e) => Err(io::Error::from(e))
@@ -153,4 +155,31 @@ fn swap_by_two_renames(staging: &Path, out: &Path) -> Result<()> {
         return Err(e).with_context(|| format!("cannot move the new tree to {}", out.display()));
     }
     fs::rename(&aside, staging).context("cannot move the old tree away for removal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_swap_replaces_the_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (staging, out) = (tmp.path().join("staging"), tmp.path().join("out"));
+        fs::create_dir(&staging).unwrap();
+        fs::write(staging.join("new"), "new").unwrap();
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("old"), "old").unwrap();
+        swap_by_two_renames(&staging, &out).unwrap();
+        assert_eq!(fs::read_to_string(out.join("new")).unwrap(), "new");
+        assert!(!out.join("old").exists());
+        assert_eq!(fs::read_to_string(staging.join("old")).unwrap(), "old");
+    }
+
+    #[test]
+    fn unsafe_tree_paths_are_rejected() {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./a"] {
+            assert!(safe_relative(bad).is_err(), "{bad}");
+        }
+        assert!(safe_relative("prometheus/rules/a.yml").is_ok());
+    }
 }

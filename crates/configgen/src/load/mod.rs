@@ -133,6 +133,7 @@ pub struct Parsed {
     pub config: Config,
     file: String,
     tree: Node,
+    end: Pos,
 }
 
 impl Parsed {
@@ -142,7 +143,7 @@ impl Parsed {
             .into_iter()
             .map(|issue| Diagnostic {
                 file: self.file.clone(),
-                pos: Some(self.tree.locate(&parse_path(&issue.path))),
+                pos: Some(self.tree.locate(&parse_path(&issue.path)).within(self.end)),
                 path: issue.path,
                 message: issue.message,
             })
@@ -159,6 +160,7 @@ fn sort(diagnostics: &mut Vec<Diagnostic>) {
 
 /// Parses and deserializes, without semantic validation.
 pub fn parse(src: &Source) -> Result<Parsed, Vec<Diagnostic>> {
+    let end = LineIndex::new(&src.text).pos(src.text.len());
     let front_end = match src.format {
         Format::Toml => toml::parse(&src.text),
         Format::Yaml => yaml::parse(&src.text),
@@ -167,7 +169,7 @@ pub fn parse(src: &Source) -> Result<Parsed, Vec<Diagnostic>> {
     let (value, tree) = front_end.map_err(|e| {
         vec![Diagnostic {
             file: src.name.clone(),
-            pos: Some(e.pos),
+            pos: Some(e.pos.within(end)),
             path: String::new(),
             message: e.message,
         }]
@@ -175,7 +177,7 @@ pub fn parse(src: &Source) -> Result<Parsed, Vec<Diagnostic>> {
     if !value.is_object() {
         return Err(vec![Diagnostic {
             file: src.name.clone(),
-            pos: Some(tree.pos),
+            pos: Some(tree.pos.within(end)),
             path: String::new(),
             message: "the top level must be a table of sections (host, services, ...)".into(),
         }]);
@@ -185,6 +187,7 @@ pub fn parse(src: &Source) -> Result<Parsed, Vec<Diagnostic>> {
             config,
             file: src.name.clone(),
             tree,
+            end,
         }),
         Err(e) => {
             let mut path: Vec<Segment> = Vec::new();
@@ -208,7 +211,7 @@ pub fn parse(src: &Source) -> Result<Parsed, Vec<Diagnostic>> {
             };
             Err(vec![Diagnostic {
                 file: src.name.clone(),
-                pos: Some(pos),
+                pos: Some(pos.within(end)),
                 path: PathDisplay(&path).to_string(),
                 message,
             }])

@@ -8,14 +8,21 @@ use super::SyntaxError;
 
 pub fn parse(text: &str) -> Result<(Value, Node), SyntaxError> {
     let lines = LineIndex::new(text);
-    let doc = ImDocument::parse(text).map_err(|e| SyntaxError {
-        pos: lines.pos(e.span().map_or(0, |s| s.start)),
-        message: e
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let message = e
             .message()
             .lines()
             .filter(|l| !l.trim().is_empty())
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(", ");
+        SyntaxError {
+            pos: lines.pos(e.span().map_or(0, |s| s.start)),
+            message: if message.is_empty() {
+                "invalid TOML".into()
+            } else {
+                message
+            },
+        }
     })?;
     let conv = Converter { lines };
     Ok(conv.table(doc.as_table(), Pos::START))

@@ -14,6 +14,16 @@ pub struct Pos {
 
 impl Pos {
     pub const START: Pos = Pos { line: 1, col: 1 };
+
+    /// Moved inside the text ending at `end`: YAML counts a lone `\r` as a
+    /// line break and reports EOF one line past the end; we count `\n` only.
+    pub fn within(self, end: Pos) -> Pos {
+        if self.line > end.line {
+            end
+        } else {
+            self
+        }
+    }
 }
 
 /// Turns byte offsets into [`Pos`] without rescanning the text each time.
