@@ -6,6 +6,10 @@
 
 pub mod alerts;
 pub mod diagnostic;
+pub mod load;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod schema;
+pub mod validate;
+pub mod write;

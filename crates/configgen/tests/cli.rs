@@ -1,0 +1,186 @@
+//! The `configgen` binary end to end: render, check, schema, formats, stdin.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{configgen, crate_dir, example, snapshot, stderr};
+use configgen::load::{self, Format, Source};
+
+fn render_to(config: &str, out: &std::path::Path, stdin: Option<&str>) {
+    let result = configgen(
+        &["render", "--config", config, "--out", out.to_str().unwrap()],
+        stdin,
+    );
+    assert!(
+        result.status.success(),
+        "render {config} failed: {}",
+        stderr(&result)
+    );
+}
+
+/// The example as JSON, keeping only the keys the user wrote (no defaults).
+fn example_as_json() -> serde_json::Value {
+    let text = fs::read_to_string(example()).unwrap();
+    let value: toml::Value = toml::from_str(&text).unwrap();
+    serde_json::to_value(value).unwrap()
+}
+
+#[test]
+fn render_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let example = example();
+    render_to(example.to_str().unwrap(), &a, None);
+    render_to(example.to_str().unwrap(), &b, None);
+    assert_eq!(snapshot(&a), snapshot(&b));
+    assert_eq!(
+        fs::metadata(&a).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    // Rendering over an existing tree replaces it with identical bytes.
+    let before = snapshot(&a);
+    render_to(example.to_str().unwrap(), &a, None);
+    assert_eq!(snapshot(&a), before);
+}
+
+#[test]
+fn toml_yaml_json_and_stdin_give_the_same_config_and_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = example_as_json();
+    let pretty = tmp.path().join("homelab.json");
+    fs::write(&pretty, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    let compact = serde_json::to_string(&json).unwrap();
+    let yaml = crate_dir().join("tests/fixtures/homelab.yaml");
+
+    let read = |path: &std::path::Path| load::load(&Source::read(path.to_str().unwrap()).unwrap());
+    let from_toml = read(&example()).unwrap();
+    assert_eq!(
+        read(&yaml).unwrap(),
+        from_toml,
+        "YAML fixture differs from the TOML example"
+    );
+    assert_eq!(read(&pretty).unwrap(), from_toml);
+    let stdin_like = Source::new("<stdin>", compact.clone(), Format::Json);
+    assert_eq!(load::load(&stdin_like).unwrap(), from_toml);
+
+    let outs: Vec<_> = ["toml", "yaml", "json", "stdin"]
+        .iter()
+        .map(|name| tmp.path().join(format!("out-{name}")))
+        .collect();
+    render_to(example().to_str().unwrap(), &outs[0], None);
+    render_to(yaml.to_str().unwrap(), &outs[1], None);
+    render_to(pretty.to_str().unwrap(), &outs[2], None);
+    render_to("-", &outs[3], Some(&compact));
+    let reference = snapshot(&outs[0]);
+    for out in &outs[1..] {
+        assert_eq!(snapshot(out), reference, "{}", out.display());
+    }
+}
+
+#[test]
+fn check_reports_ok_and_errors() {
+    let example = example();
+    let ok = configgen(&["check", "--config", example.to_str().unwrap()], None);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (5 services)"));
+
+    let bad = configgen(
+        &["check", "--config", "-"],
+        Some(r#"{"host": {"name": "nas", "role": "agent"}}"#),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        stderr(&bad),
+        "<stdin>:1:34: host.role: role = \"agent\" needs host.ship_to (where to send metrics, logs and traces)\nconfiggen: 1 error\n"
+    );
+}
+
+#[test]
+fn unreadable_or_unknown_files_are_clear_errors() {
+    let missing = configgen(&["check", "--config", "no/such/file.toml"], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).starts_with("no/such/file.toml: cannot read: "));
+
+    let unknown = configgen(&["check", "--config", "Cargo.lock"], None);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).starts_with("Cargo.lock: unknown config format"));
+
+    let tmp = tempfile::tempdir().unwrap();
+    let latin1 = tmp.path().join("latin1.toml");
+    fs::write(&latin1, b"[host]\nname = \"caf\xe9\"\n").unwrap();
+    let out = configgen(&["check", "--config", latin1.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!("{}:2:12: not valid UTF-8", latin1.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn render_refuses_dangerous_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file");
+    fs::write(&file, "keep me").unwrap();
+    let example = example();
+    let example = example.to_str().unwrap();
+    let out = configgen(
+        &[
+            "render",
+            "--config",
+            example,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
+
+    for root in ["/", "/tmp/.."] {
+        let out = configgen(&["render", "--config", example, "--out", root], None);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("refusing to replace"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn schema_is_json_naming_every_top_level_key() {
+    let out = configgen(&["schema"], None);
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let properties = schema["properties"].as_object().unwrap();
+    let defaults = serde_json::to_value(configgen::model::Config::default()).unwrap();
+    for key in defaults.as_object().unwrap().keys() {
+        assert!(properties.contains_key(key), "schema lacks `{key}`");
+    }
+    assert_eq!(
+        configgen(&["schema"], None).stdout,
+        out.stdout,
+        "schema output varies"
+    );
+}
+
+#[test]
+fn help_describes_the_commands() {
+    let out = configgen(&["--help"], None);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for word in ["render", "check", "schema"] {
+        assert!(help.contains(word), "{help}");
+    }
+    let usage = configgen(&["render"], None);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("--config <FILE>"));
+}
