@@ -238,17 +238,27 @@ fn agents_render_no_rules() {
     assert!(rendered_rules(&cfg).is_empty());
 }
 
+/// The .yml files under `dir`, recursively.
+fn unit_test_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(unit_test_files(&path));
+        } else if path.extension().is_some_and(|e| e == "yml") {
+            files.push(path);
+        }
+    }
+    files
+}
+
 /// For every alert, the unit tests hold an assertion where it fires and one
 /// where it stays silent (`exp_alerts: []`).
 #[test]
 fn every_alert_has_firing_and_silent_unit_tests() {
     let mut firing: BTreeMap<String, usize> = BTreeMap::new();
     let mut silent: BTreeMap<String, usize> = BTreeMap::new();
-    for entry in std::fs::read_dir(Path::new(RULES_DIR).join("tests")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "yml") {
-            continue;
-        }
+    for path in unit_test_files(&Path::new(RULES_DIR).join("tests")) {
         let text = std::fs::read_to_string(&path).unwrap();
         // Each assertion starts at `- eval_time:`; its alertname and
         // expectations follow until the next one.
