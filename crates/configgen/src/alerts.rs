@@ -1,10 +1,625 @@
-//! The alert catalogue: which alerts exist, their thresholds and `for`
-//! durations, and the user's overrides of them.
+//! The alert catalogue: which alerts exist, their severity, `for` duration and
+//! threshold (with its meaning and unit), and the user's overrides of them.
+//!
+//! The PromQL of each alert lives in the rule templates (`rules/*.yml.j2`);
+//! this table is the source of truth for everything an override can change.
+
+use std::fmt;
 
 use crate::diagnostic::ConfigIssue;
-use crate::model::Config;
+use crate::model::{AlertOverride, Config};
+
+/// A rule group; rendered to `prometheus/rules/<name>.yml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Group {
+    Watchdog,
+    Targets,
+    Host,
+    Probes,
+    Red,
+    Prometheus,
+}
+
+impl Group {
+    pub const ALL: [Group; 6] = [
+        Group::Watchdog,
+        Group::Targets,
+        Group::Host,
+        Group::Probes,
+        Group::Red,
+        Group::Prometheus,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Watchdog => "watchdog",
+            Group::Targets => "targets",
+            Group::Host => "host",
+            Group::Probes => "probes",
+            Group::Red => "red",
+            Group::Prometheus => "prometheus",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+    /// Only the Watchdog: never notified, routed to the heartbeat.
+    None,
+}
+
+impl Severity {
+    /// The severities a user may choose in an override.
+    pub const CHOOSABLE: [Severity; 3] = [Severity::Critical, Severity::Warning, Severity::Info];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+            Severity::None => "none",
+        }
+    }
+
+    fn parse_choosable(s: &str) -> Option<Severity> {
+        Self::CHOOSABLE.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Unit of a threshold, with the range an override must stay in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Percent,
+    Seconds,
+    Days,
+    Celsius,
+    /// A count of events (e.g. restarts) within the window the meaning names.
+    Count,
+    /// 15-minute load average divided by the number of CPUs.
+    LoadPerCpu,
+}
+
+impl Unit {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::Percent => "%",
+            Unit::Seconds => "s",
+            Unit::Days => "days",
+            Unit::Celsius => "°C",
+            Unit::Count => "",
+            Unit::LoadPerCpu => "per CPU",
+        }
+    }
+
+    fn check(self, v: f64) -> Result<(), String> {
+        if !v.is_finite() {
+            return Err("must be a finite number".into());
+        }
+        match self {
+            Unit::Percent if !(0.0..=100.0).contains(&v) => {
+                Err(format!("is a percentage, must be within 0..=100, got {v}"))
+            }
+            Unit::Count if v < 0.0 => Err(format!("is a count, must be >= 0, got {v}")),
+            Unit::Seconds | Unit::Days | Unit::Celsius | Unit::LoadPerCpu if v <= 0.0 => {
+                Err(format!("must be > 0, got {v}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    pub value: f64,
+    pub unit: Unit,
+    /// What the number means, e.g. "free space below which ...".
+    pub meaning: &'static str,
+}
+
+/// One catalogue entry, with its documented defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Alert {
+    pub name: &'static str,
+    pub group: Group,
+    pub severity: Severity,
+    /// `for` duration; None = fires on the first evaluation.
+    pub for_: Option<&'static str>,
+    pub threshold: Option<Threshold>,
+    /// One line for the docs: what firing means.
+    pub meaning: &'static str,
+}
+
+const fn alert(
+    name: &'static str,
+    group: Group,
+    severity: Severity,
+    for_: &'static str,
+    meaning: &'static str,
+) -> Alert {
+    Alert {
+        name,
+        group,
+        severity,
+        for_: if for_.is_empty() { None } else { Some(for_) },
+        threshold: None,
+        meaning,
+    }
+}
+
+impl Alert {
+    const fn threshold(mut self, value: f64, unit: Unit, meaning: &'static str) -> Alert {
+        self.threshold = Some(Threshold {
+            value,
+            unit,
+            meaning,
+        });
+        self
+    }
+}
+
+use Group as G;
+use Severity as S;
+
+/// Every alert this project ships, in rendering order.
+pub const CATALOGUE: &[Alert] = &[
+    alert("Watchdog", G::Watchdog, S::None, "",
+        "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url), which alerts you when it stops."),
+    alert("TargetDown", G::Targets, S::Warning, "2m",
+        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind."),
+    // host
+    alert("HostDiskFillingUp", G::Host, S::Warning, "1h",
+        "A writable filesystem is low on space and, at the rate of the last 6h, will be full within 24h.")
+        .threshold(15.0, Unit::Percent, "free space (of the filesystem size) below which a shrinking filesystem alerts"),
+    alert("HostDiskAlmostFull", G::Host, S::Critical, "30m",
+        "A writable filesystem is almost out of space.")
+        .threshold(5.0, Unit::Percent, "free space (of the filesystem size) below which it alerts"),
+    alert("HostInodesFillingUp", G::Host, S::Warning, "1h",
+        "A writable filesystem is low on inodes and, at the rate of the last 6h, will run out within 24h.")
+        .threshold(15.0, Unit::Percent, "free inodes below which a shrinking filesystem alerts"),
+    alert("HostInodesAlmostFull", G::Host, S::Critical, "30m",
+        "A writable filesystem is almost out of inodes: no new files can be created.")
+        .threshold(5.0, Unit::Percent, "free inodes below which it alerts"),
+    alert("HostFilesystemDeviceError", G::Host, S::Warning, "10m",
+        "node_exporter cannot stat a filesystem (disk gone, I/O errors, stale network mount)."),
+    alert("HostOutOfMemory", G::Host, S::Warning, "5m",
+        "Little memory is available (MemAvailable): the OOM killer is near.")
+        .threshold(10.0, Unit::Percent, "MemAvailable (of MemTotal) below which it alerts"),
+    alert("HostOomKillDetected", G::Host, S::Warning, "",
+        "The kernel OOM killer killed a process in the last 30 minutes."),
+    alert("HostSystemdUnitFailed", G::Host, S::Warning, "5m",
+        "A systemd unit is in the failed state."),
+    alert("HostSystemdUnitCrashLooping", G::Host, S::Warning, "5m",
+        "A systemd unit keeps restarting.")
+        .threshold(3.0, Unit::Count, "restarts within 15 minutes above which it alerts"),
+    alert("HostClockSkew", G::Host, S::Warning, "10m",
+        "The system clock is off from its NTP source.")
+        .threshold(0.05, Unit::Seconds, "absolute clock offset above which it alerts"),
+    alert("HostClockNotSynchronising", G::Host, S::Warning, "10m",
+        "The clock is not synchronised by NTP (no time daemon, or no reachable time server)."),
+    alert("HostNetworkReceiveErrors", G::Host, S::Warning, "15m",
+        "A physical network interface reports receive errors (cable, duplex, driver).")
+        .threshold(1.0, Unit::Percent, "received packets with errors above which it alerts"),
+    alert("HostNetworkTransmitErrors", G::Host, S::Warning, "15m",
+        "A physical network interface reports transmit errors.")
+        .threshold(1.0, Unit::Percent, "transmitted packets with errors above which it alerts"),
+    alert("HostHighCpuLoad", G::Host, S::Info, "15m",
+        "The CPUs have been busy for a long time.")
+        .threshold(90.0, Unit::Percent, "CPU busy time (all CPUs averaged) above which it alerts"),
+    alert("HostHighLoadAverage", G::Host, S::Info, "30m",
+        "More runnable or I/O-blocked tasks than the CPUs can serve.")
+        .threshold(2.0, Unit::LoadPerCpu, "15-minute load average per CPU above which it alerts"),
+    alert("HostTemperatureHigh", G::Host, S::Warning, "5m",
+        "A hardware sensor is within 5 °C of its chip's critical temperature, or (for chips without one) above the threshold.")
+        .threshold(80.0, Unit::Celsius, "temperature above which a sensor without its own critical value alerts"),
+    alert("HostConntrackNearLimit", G::Host, S::Warning, "5m",
+        "The connection-tracking table is nearly full; new connections will be dropped.")
+        .threshold(80.0, Unit::Percent, "conntrack entries (of the limit) above which it alerts"),
+    alert("HostFileDescriptorsNearLimit", G::Host, S::Warning, "5m",
+        "The kernel's open file handles are nearly exhausted.")
+        .threshold(80.0, Unit::Percent, "allocated file handles (of fs.file-max) above which it alerts"),
+    alert("HostRaidDegraded", G::Host, S::Critical, "5m",
+        "A software RAID (md) array has fewer active disks than it needs: one more failure may lose data."),
+    alert("HostRaidDiskFailed", G::Host, S::Warning, "5m",
+        "A software RAID (md) array contains a failed disk."),
+    alert("HostRebooted", G::Host, S::Info, "",
+        "The host booted less than 10 minutes ago."),
+    // probes
+    alert("ServiceProbeFailed", G::Probes, S::Critical, "1m",
+        "A service check (HTTP, TCP, ICMP or DNS through blackbox_exporter) fails: the service is down or unreachable."),
+    alert("ServiceHttpStatusUnexpected", G::Probes, S::Warning, "5m",
+        "An HTTP service answers, but with a status it should not (e.g. 5xx, 404): the server runs, the application fails."),
+    alert("ServiceProbeSlow", G::Probes, S::Warning, "5m",
+        "A succeeding service check takes long.")
+        .threshold(2.0, Unit::Seconds, "probe duration above which it alerts"),
+    alert("TlsCertificateExpiringSoon", G::Probes, S::Warning, "15m",
+        "A service's TLS certificate expires soon: renewal is not working.")
+        .threshold(20.0, Unit::Days, "days before expiry below which it alerts"),
+    alert("TlsCertificateAboutToExpire", G::Probes, S::Critical, "15m",
+        "A service's TLS certificate is about to expire; clients will refuse it.")
+        .threshold(3.0, Unit::Days, "days before expiry below which it alerts"),
+    alert("GatewayDown", G::Probes, S::Critical, "2m",
+        "The router (network.gateway) does not answer pings: the LAN or the router is down."),
+    alert("InternetDown", G::Probes, S::Critical, "2m",
+        "No public resolver (network.resolvers) answers pings while the gateway does: the internet uplink is down."),
+    // red
+    alert("ServiceHighErrorRate", G::Red, S::Warning, "10m",
+        "Many of a service's HTTP requests fail with 5xx or are cut off (measured by the eBPF RED probe); needs at least 0.1 request/s.")
+        .threshold(5.0, Unit::Percent, "server errors (of all requests) above which it alerts"),
+    alert("ServiceHighLatency", G::Red, S::Warning, "10m",
+        "A service's 95th percentile HTTP request duration is high (eBPF RED probe); needs at least 0.1 request/s.")
+        .threshold(1.0, Unit::Seconds, "p95 request duration above which it alerts"),
+    alert("RedProbeDroppingEvents", G::Red, S::Info, "10m",
+        "The RED probe loses kernel events (ring buffer full): its request counts are too low."),
+    // prometheus + alertmanager
+    alert("PrometheusConfigReloadFailed", G::Prometheus, S::Warning, "10m",
+        "Prometheus failed to reload its configuration and runs an old one."),
+    alert("PrometheusRuleEvaluationFailures", G::Prometheus, S::Critical, "10m",
+        "Prometheus fails to evaluate rules: alerts may be missed."),
+    alert("PrometheusNotConnectedToAlertmanagers", G::Prometheus, S::Warning, "10m",
+        "Prometheus has no Alertmanager to send alerts to."),
+    alert("PrometheusNotificationsFailing", G::Prometheus, S::Warning, "15m",
+        "Prometheus fails to send alerts to Alertmanager.")
+        .threshold(1.0, Unit::Percent, "failed sends (of all sends) above which it alerts"),
+    alert("PrometheusNotificationQueueFilling", G::Prometheus, S::Warning, "15m",
+        "Prometheus's queue of alerts for Alertmanager will be full within 30 minutes: alerts will be dropped."),
+    alert("PrometheusTsdbCompactionsFailing", G::Prometheus, S::Warning, "4h",
+        "Prometheus's storage keeps failing to compact blocks (disk full or corruption)."),
+    alert("PrometheusTsdbReloadsFailing", G::Prometheus, S::Warning, "4h",
+        "Prometheus's storage keeps failing to reload blocks from disk."),
+    alert("PrometheusScrapeSamplesRejected", G::Prometheus, S::Warning, "10m",
+        "Prometheus drops scraped samples (out of order, duplicate or out-of-bounds timestamps)."),
+    alert("AlertmanagerConfigReloadFailed", G::Prometheus, S::Warning, "10m",
+        "Alertmanager failed to reload its configuration and runs an old one."),
+    alert("AlertmanagerNotificationsFailing", G::Prometheus, S::Critical, "5m",
+        "Alertmanager fails to deliver notifications through an integration (email, webhook, ntfy): you are not being told.")
+        .threshold(1.0, Unit::Percent, "failed notifications (of all attempts) above which it alerts"),
+];
+
+pub fn find(name: &str) -> Option<&'static Alert> {
+    CATALOGUE.iter().find(|a| a.name == name)
+}
+
+/// An alert with the user's overrides applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub alert: &'static Alert,
+    pub enabled: bool,
+    pub severity: String,
+    pub for_: Option<String>,
+    pub threshold: Option<f64>,
+}
+
+/// The catalogue with `alerting.overrides` applied. Overrides that
+/// [`check_overrides`] rejects are expected to have stopped the config earlier.
+pub fn resolve(cfg: &Config) -> Vec<Resolved> {
+    CATALOGUE
+        .iter()
+        .map(|a| {
+            let o = cfg.alerting.overrides.get(a.name);
+            let o = o.cloned().unwrap_or_default();
+            Resolved {
+                alert: a,
+                enabled: o.enabled.unwrap_or(true),
+                severity: o.severity.unwrap_or_else(|| a.severity.to_string()),
+                for_: o.for_.or(a.for_.map(str::to_string)),
+                threshold: a.threshold.map(|t| o.threshold.unwrap_or(t.value)),
+            }
+        })
+        .collect()
+}
 
 /// Overrides naming an alert that does not exist, or with values that do not fit it.
-pub fn check_overrides(_cfg: &Config) -> Vec<ConfigIssue> {
-    Vec::new()
+pub fn check_overrides(cfg: &Config) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    for (name, o) in &cfg.alerting.overrides {
+        let path = format!("alerting.overrides.{name}");
+        match find(name) {
+            None => issues.push(ConfigIssue::new(&path, unknown_alert_message(name))),
+            Some(a) => check_override(a, o, &path, &mut issues),
+        }
+    }
+    issues
+}
+
+fn check_override(a: &Alert, o: &AlertOverride, path: &str, issues: &mut Vec<ConfigIssue>) {
+    if let Some(v) = o.threshold {
+        match a.threshold {
+            None => issues.push(ConfigIssue::new(
+                format!("{path}.threshold"),
+                format!(
+                    "{} has no threshold; only enabled, for and severity can be overridden",
+                    a.name
+                ),
+            )),
+            Some(t) => {
+                if let Err(e) = t.unit.check(v) {
+                    issues.push(ConfigIssue::new(
+                        format!("{path}.threshold"),
+                        format!("the threshold ({}) {e}", t.meaning),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(s) = &o.severity {
+        if a.severity == Severity::None {
+            issues.push(ConfigIssue::new(
+                format!("{path}.severity"),
+                format!(
+                    "the severity of {} is fixed (it routes to the heartbeat)",
+                    a.name
+                ),
+            ));
+        } else if Severity::parse_choosable(s).is_none() {
+            issues.push(ConfigIssue::new(
+                format!("{path}.severity"),
+                format!("must be one of critical, warning, info; got `{s}`"),
+            ));
+        }
+    }
+    if let Some(d) = &o.for_ {
+        if !is_prometheus_duration(d) {
+            issues.push(ConfigIssue::new(
+                format!("{path}.for"),
+                format!("`{d}` is not a Prometheus duration (e.g. 30s, 5m, 1h30m)"),
+            ));
+        }
+    }
+}
+
+fn unknown_alert_message(name: &str) -> String {
+    let best = CATALOGUE
+        .iter()
+        .map(|a| {
+            (
+                edit_distance(&name.to_lowercase(), &a.name.to_lowercase()),
+                a.name,
+            )
+        })
+        .min();
+    match best {
+        Some((d, suggestion)) if d <= (name.len() / 3).max(2) => {
+            format!("no alert named `{name}`; did you mean `{suggestion}`?")
+        }
+        _ => format!("no alert named `{name}` (the alerts are listed in docs/alerts.md)"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// `[0-9]+(ms|s|m|h|d|w|y)` repeated, units in decreasing order, at least one.
+fn is_prometheus_duration(s: &str) -> bool {
+    const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+    let mut rest = s;
+    let mut next_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &rest[digits..];
+        // "ms" must be tried before "m".
+        let Some(pos) = UNITS[next_unit..]
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| rest.starts_with(**u))
+            .max_by_key(|(_, u)| u.len())
+            .map(|(i, _)| next_unit + i)
+        else {
+            return false;
+        };
+        rest = &rest[UNITS[pos].len()..];
+        next_unit = pos + 1;
+    }
+    !s.is_empty()
+}
+
+/// Formats a threshold the way it appears in PromQL and docs (5, not 5.0).
+pub fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The markdown table in docs/alerts.md.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Alerts\n\n\
+         Generated from `crates/configgen/src/alerts.rs` (`cargo test -p configgen --test alerts_doc` \
+         fails when this file is stale; `UPDATE_DOCS=1` rewrites it). The PromQL is in \
+         `crates/configgen/rules/*.yml.j2`, the behavioural tests in `crates/configgen/rules/tests/`.\n\n\
+         Tune any alert in the config:\n\n\
+         ```toml\n\
+         [alerting.overrides.HostDiskAlmostFull]\n\
+         threshold = 3     # replaces the threshold (unit below)\n\
+         for = \"15m\"       # replaces the `for` duration\n\
+         severity = \"warning\"  # critical | warning | info\n\
+         # enabled = false   # removes the alert\n\
+         ```\n\n\
+         | Alert | Group | Severity | For | Threshold | Meaning |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for a in CATALOGUE {
+        let threshold = match a.threshold {
+            None => "–".to_string(),
+            Some(t) => format!(
+                "{} {}: {}",
+                format_number(t.value),
+                t.unit.symbol(),
+                t.meaning
+            )
+            .replace("  ", " "),
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            a.name,
+            a.group.name(),
+            a.severity,
+            a.for_.unwrap_or("–"),
+            threshold,
+            a.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AlertOverride;
+
+    fn cfg_with(name: &str, o: AlertOverride) -> Config {
+        let mut cfg = Config::default();
+        cfg.alerting.overrides.insert(name.into(), o);
+        cfg
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in CATALOGUE.iter().enumerate() {
+            assert!(
+                CATALOGUE[i + 1..].iter().all(|b| b.name != a.name),
+                "{} twice",
+                a.name
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_name_suggests_the_closest() {
+        let issues = check_overrides(&cfg_with("HostDiskAlmostFul", AlertOverride::default()));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(issues[0].path, "alerting.overrides.HostDiskAlmostFul");
+        assert!(
+            issues[0]
+                .message
+                .contains("did you mean `HostDiskAlmostFull`?"),
+            "{}",
+            issues[0].message
+        );
+        let issues = check_overrides(&cfg_with("Completely", AlertOverride::default()));
+        assert!(
+            !issues[0].message.contains("did you mean"),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
+    fn threshold_on_alert_without_one_is_rejected() {
+        let o = AlertOverride {
+            threshold: Some(1.0),
+            ..Default::default()
+        };
+        let issues = check_overrides(&cfg_with("HostOomKillDetected", o));
+        assert_eq!(issues.len(), 1);
+        assert_eq!(
+            issues[0].path,
+            "alerting.overrides.HostOomKillDetected.threshold"
+        );
+        assert!(issues[0].message.contains("has no threshold"));
+    }
+
+    #[test]
+    fn percentage_out_of_range_is_rejected() {
+        let o = AlertOverride {
+            threshold: Some(150.0),
+            ..Default::default()
+        };
+        let issues = check_overrides(&cfg_with("HostDiskAlmostFull", o));
+        assert_eq!(issues.len(), 1);
+        assert!(
+            issues[0].message.contains("0..=100"),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
+    fn invalid_severity_and_duration_are_rejected() {
+        let o = AlertOverride {
+            severity: Some("page".into()),
+            for_: Some("5 minutes".into()),
+            ..Default::default()
+        };
+        let issues = check_overrides(&cfg_with("TargetDown", o));
+        let paths: Vec<_> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "alerting.overrides.TargetDown.severity",
+                "alerting.overrides.TargetDown.for"
+            ]
+        );
+        assert!(issues[0].message.contains("got `page`"));
+    }
+
+    #[test]
+    fn watchdog_severity_is_fixed() {
+        let o = AlertOverride {
+            severity: Some("critical".into()),
+            ..Default::default()
+        };
+        assert_eq!(check_overrides(&cfg_with("Watchdog", o)).len(), 1);
+    }
+
+    #[test]
+    fn valid_overrides_pass_and_apply() {
+        let o = AlertOverride {
+            enabled: Some(true),
+            threshold: Some(3.0),
+            for_: Some("1h30m".into()),
+            severity: Some("warning".into()),
+        };
+        let cfg = cfg_with("HostDiskAlmostFull", o);
+        assert_eq!(check_overrides(&cfg), []);
+        let r = resolve(&cfg);
+        let r = r
+            .iter()
+            .find(|r| r.alert.name == "HostDiskAlmostFull")
+            .unwrap();
+        assert_eq!(r.threshold, Some(3.0));
+        assert_eq!(r.for_.as_deref(), Some("1h30m"));
+        assert_eq!(r.severity, "warning");
+    }
+
+    #[test]
+    fn durations() {
+        for ok in ["10s", "5m", "1h30m", "250ms", "1d", "2w", "1y2w3d4h5m6s7ms"] {
+            assert!(is_prometheus_duration(ok), "{ok}");
+        }
+        for bad in ["", "5", "m", "5 m", "1m1h", "1.5h", "5min", "-1m", "1s1s"] {
+            assert!(!is_prometheus_duration(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn numbers_print_as_in_promql() {
+        assert_eq!(format_number(5.0), "5");
+        assert_eq!(format_number(0.05), "0.05");
+        assert_eq!(format_number(86400.0), "86400");
+    }
 }

@@ -1,8 +1,150 @@
-use anyhow::Result;
+//! Alert rules: `prometheus/rules/<group>.yml`, rendered from the templates in
+//! `crates/configgen/rules/` with the catalogue's values and the user's overrides.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
 
 use super::Tree;
-use crate::plan::Plan;
+use crate::alerts::{self, format_number, Group};
+use crate::model::Role;
+use crate::plan::{job, Plan};
 
-pub fn render(_plan: &Plan, _tree: &mut Tree) -> Result<()> {
+const MACROS: (&str, &str) = ("_macros.j2", include_str!("../../rules/_macros.j2"));
+
+fn template_source(group: Group) -> &'static str {
+    match group {
+        Group::Watchdog => include_str!("../../rules/watchdog.yml.j2"),
+        Group::Targets => include_str!("../../rules/targets.yml.j2"),
+        Group::Host => include_str!("../../rules/host.yml.j2"),
+        Group::Probes => include_str!("../../rules/probes.yml.j2"),
+        Group::Red => include_str!("../../rules/red.yml.j2"),
+        Group::Prometheus => include_str!("../../rules/prometheus.yml.j2"),
+    }
+}
+
+/// What a template sees of one alert.
+#[derive(Serialize)]
+struct AlertVars {
+    enabled: bool,
+    severity: String,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    threshold: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Vars {
+    alerts: BTreeMap<&'static str, AlertVars>,
+    job: BTreeMap<&'static str, &'static str>,
+    /// `blackbox_http|blackbox_tcp|...`, for `job=~`.
+    blackbox_jobs: String,
+    /// Services whose TLS expiry is not watched, as a regex alternation ("" = none).
+    tls_expiry_ignored: String,
+}
+
+pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
+    if plan.cfg.host.role == Role::Agent {
+        return Ok(());
+    }
+    for (group, text) in render_groups(plan)? {
+        tree.add(format!("prometheus/rules/{}.yml", group.name()), text)?;
+    }
     Ok(())
+}
+
+/// The rule files of every group that has at least one enabled alert.
+fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
+    let resolved = alerts::resolve(plan.cfg);
+    let ctx = Vars {
+        alerts: resolved
+            .iter()
+            .map(|r| {
+                let vars = AlertVars {
+                    enabled: r.enabled,
+                    severity: r.severity.clone(),
+                    for_: r.for_.clone(),
+                    threshold: r.threshold.map(format_number),
+                };
+                (r.alert.name, vars)
+            })
+            .collect(),
+        job: jobs(),
+        blackbox_jobs: [
+            job::BLACKBOX_HTTP,
+            job::BLACKBOX_TCP,
+            job::BLACKBOX_ICMP,
+            job::BLACKBOX_DNS,
+        ]
+        .join("|"),
+        tls_expiry_ignored: plan
+            .cfg
+            .services
+            .iter()
+            .filter(|s| s.http.as_ref().is_some_and(|h| h.tls_expiry == Some(false)))
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join("|"),
+    };
+    let env = environment()?;
+    let mut out = Vec::new();
+    for group in Group::ALL {
+        if !resolved.iter().any(|r| r.alert.group == group && r.enabled) {
+            continue;
+        }
+        let text = env
+            .get_template(group.name())?
+            .render(&ctx)
+            .with_context(|| format!("rendering rules/{}.yml.j2", group.name()))?;
+        out.push((group, text));
+    }
+    Ok(out)
+}
+
+fn environment() -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    // Prometheus annotations use {{ }} themselves; the templates use [[ ]] and [% %].
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .block_delimiters("[%", "%]")
+            .variable_delimiters("[[", "]]")
+            .comment_delimiters("[#", "#]")
+            .build()?,
+    );
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.add_template(MACROS.0, MACROS.1)?;
+    for group in Group::ALL {
+        env.add_template(group.name(), template_source(group))?;
+    }
+    Ok(env)
+}
+
+/// Job names as the templates see them: `job.node`, `job.blackbox_http`, ...
+fn jobs() -> BTreeMap<&'static str, &'static str> {
+    [
+        ("prometheus", job::PROMETHEUS),
+        ("alertmanager", job::ALERTMANAGER),
+        ("node", job::NODE),
+        ("blackbox_exporter", job::BLACKBOX_EXPORTER),
+        ("cadvisor", job::CADVISOR),
+        ("red_probe", job::RED_PROBE),
+        ("loki", job::LOKI),
+        ("tempo", job::TEMPO),
+        ("alloy", job::ALLOY),
+        ("grafana", job::GRAFANA),
+        ("blackbox_http", job::BLACKBOX_HTTP),
+        ("blackbox_tcp", job::BLACKBOX_TCP),
+        ("blackbox_icmp", job::BLACKBOX_ICMP),
+        ("blackbox_dns", job::BLACKBOX_DNS),
+        ("network", job::NETWORK),
+        ("lan_sweep", job::LAN_SWEEP),
+    ]
+    .into_iter()
+    .collect()
 }
