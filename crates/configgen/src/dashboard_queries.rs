@@ -114,11 +114,11 @@ pub fn substitute(expr: &str, values: &BTreeMap<String, String>) -> Result<Strin
                 .find("]]")
                 .ok_or_else(|| format!("unclosed [[ in {expr:?}"))?;
             (&bracketed[..end], end + 4)
-        } else if rest.starts_with('$') {
-            let name_len = rest[1..]
+        } else if let Some(plain) = rest.strip_prefix('$') {
+            let name_len = plain
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len() - 1);
-            (&rest[1..1 + name_len], name_len + 1)
+                .unwrap_or(plain.len());
+            (&plain[..name_len], name_len + 1)
         } else {
             out.push('[');
             rest = &rest[1..];
@@ -144,7 +144,7 @@ pub fn check(dashboard: &Value, provisioned_uids: &[&str]) -> Vec<String> {
     let mut problems = Vec::new();
     let title = text(&dashboard["title"]);
     for key in ["uid", "title"] {
-        if !dashboard[key].as_str().is_some_and(|s| !s.is_empty()) {
+        if dashboard[key].as_str().is_none_or(str::is_empty) {
             problems.push(format!("{title}: no {key}"));
         }
     }
