@@ -1,8 +1,517 @@
-use anyhow::Result;
+//! alloy/*.alloy: Grafana Alloy pipelines.
+//!
+//! - logs.alloy: journald (every unit), docker/podman containers and optional
+//!   log files, all pushed to Loki (local on a server, `ship_to` on an agent);
+//! - traces.alloy: an OTLP receiver (gRPC and HTTP) forwarding traces to Tempo;
+//! - metrics.alloy (agents only): scrapes the local exporters and remote-writes
+//!   to the server's Prometheus.
+//!
+//! Alloy loads every `*.alloy` file of its config directory as one module, so
+//! component names are unique across the files.
 
-use super::Tree;
-use crate::plan::Plan;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-pub fn render(_plan: &Plan, _tree: &mut Tree) -> Result<()> {
+use anyhow::{bail, Result};
+
+use super::{lgtm, Tree};
+use crate::model::{Config, LogSource, Role};
+use crate::plan::{job, Plan, ScrapeJob, Target};
+
+pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
+    let cfg = plan.cfg;
+    if !cfg.alloy.enable {
+        return Ok(());
+    }
+    let sinks = Sinks::of(cfg)?;
+    if let Some(loki_push) = &sinks.loki_push {
+        tree.add("alloy/logs.alloy", logs(cfg, loki_push))?;
+    }
+    if let Some(otlp) = &sinks.otlp_grpc {
+        tree.add("alloy/traces.alloy", traces(cfg, otlp))?;
+    }
+    if let Some(remote_write) = &sinks.remote_write {
+        tree.add(
+            "alloy/metrics.alloy",
+            metrics(cfg, &agent_scrape_jobs(plan), remote_write),
+        )?;
+    }
     Ok(())
+}
+
+/// Where this host's Alloy sends logs, traces and metrics.
+struct Sinks {
+    loki_push: Option<String>,
+    otlp_grpc: Option<String>,
+    remote_write: Option<String>,
+}
+
+impl Sinks {
+    fn of(cfg: &Config) -> Result<Sinks> {
+        match cfg.host.role {
+            Role::Server => Ok(Sinks {
+                loki_push: cfg.loki.enable.then(|| {
+                    format!(
+                        "{}/loki/api/v1/push",
+                        lgtm::local_url(&cfg.loki.listen_address, cfg.loki.port)
+                    )
+                }),
+                otlp_grpc: cfg
+                    .tempo
+                    .enable
+                    .then(|| lgtm::local_addr(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
+                // The server's own Prometheus scrapes the exporters.
+                remote_write: None,
+            }),
+            Role::Agent => {
+                let Some(ship) = &cfg.host.ship_to else {
+                    bail!("host.ship_to: required when host.role = \"agent\"");
+                };
+                Ok(Sinks {
+                    loki_push: Some(ship.loki_push.clone()),
+                    otlp_grpc: ship.otlp_grpc.clone(),
+                    remote_write: Some(ship.prometheus_remote_write.clone()),
+                })
+            }
+        }
+    }
+}
+
+/// The scrape jobs an agent's Alloy runs: the local exporters.
+// Seam: becomes `plan.scrape_jobs()` once the plan provides the jobs.
+fn agent_scrape_jobs(plan: &Plan) -> Vec<ScrapeJob> {
+    let cfg = plan.cfg;
+    let ex = &cfg.exporters;
+    let mut jobs = Vec::new();
+    let mut local = |name: &str, listen: &str, port: u16| {
+        jobs.push(ScrapeJob {
+            name: name.to_string(),
+            interval: None,
+            metrics_path: "/metrics".into(),
+            targets: vec![Target {
+                address: lgtm::local_addr(listen, port),
+                labels: BTreeMap::new(),
+            }],
+        })
+    };
+    if ex.node.enable {
+        local(job::NODE, &ex.node.listen_address, ex.node.port);
+    }
+    if ex.cadvisor.enable {
+        local(job::CADVISOR, &ex.cadvisor.listen_address, ex.cadvisor.port);
+    }
+    if ex.probe.enable && cfg.services.iter().any(|s| s.red.is_some()) {
+        local(job::RED_PROBE, &ex.probe.listen_address, ex.probe.port);
+    }
+    local(job::ALLOY, &cfg.alloy.listen_address, cfg.alloy.port);
+    jobs
+}
+
+fn external_labels(cfg: &Config) -> Value {
+    let mut labels = vec![("host".to_string(), Value::str(&cfg.host.name))];
+    for (k, v) in &cfg.host.labels {
+        labels.push((k.clone(), Value::str(v)));
+    }
+    Value::Object(labels)
+}
+
+fn logs(cfg: &Config, loki_push: &str) -> String {
+    let to_loki = || Value::List(vec![Value::Ref("loki.write.default.receiver".into())]);
+    let mut d = Doc::new("Logs: journald, containers and files, pushed to Loki.");
+
+    d.comment("systemd journal, every unit. level comes from the entry's priority.");
+    d.block("loki.relabel", Some("journal"), |b| {
+        b.attr("forward_to", Value::List(vec![]));
+        b.block("rule", None, |r| {
+            relabel(r, "__journal__systemd_unit", None, "unit", None)
+        });
+        b.block("rule", None, |r| {
+            relabel(r, "__journal_priority_keyword", None, "level", None)
+        });
+        for svc in &cfg.services {
+            if let Some(LogSource::Unit(unit)) = &svc.logs {
+                b.block("rule", None, |r| {
+                    relabel(
+                        r,
+                        "__journal__systemd_unit",
+                        Some(&regex_escape(unit)),
+                        "service_name",
+                        Some(&svc.name),
+                    )
+                });
+            }
+        }
+    });
+    d.block("loki.source.journal", Some("system"), |b| {
+        b.attr("max_age", Value::str("12h"));
+        b.attr(
+            "labels",
+            Value::Object(vec![("job".into(), Value::str("systemd-journal"))]),
+        );
+        b.attr(
+            "relabel_rules",
+            Value::Ref("loki.relabel.journal.rules".into()),
+        );
+        b.attr("forward_to", to_loki());
+    });
+
+    if let Some(socket) = &cfg.alloy.container_socket {
+        let host = format!("unix://{socket}");
+        d.comment("Docker/podman containers, labelled with the container name.");
+        d.block("discovery.docker", Some("containers"), |b| {
+            b.attr("host", Value::str(&host));
+        });
+        d.block("discovery.relabel", Some("containers"), |b| {
+            b.attr("targets", Value::List(vec![]));
+            b.block("rule", None, |r| {
+                relabel(
+                    r,
+                    "__meta_docker_container_name",
+                    Some("/(.*)"),
+                    "container",
+                    None,
+                )
+            });
+            for svc in &cfg.services {
+                if let Some(LogSource::Container(name)) = &svc.logs {
+                    b.block("rule", None, |r| {
+                        relabel(
+                            r,
+                            "__meta_docker_container_name",
+                            Some(&format!("/{}", regex_escape(name))),
+                            "service_name",
+                            Some(&svc.name),
+                        )
+                    });
+                }
+            }
+        });
+        d.block("loki.source.docker", Some("containers"), |b| {
+            b.attr("host", Value::str(&host));
+            b.attr(
+                "targets",
+                Value::Ref("discovery.docker.containers.targets".into()),
+            );
+            b.attr(
+                "labels",
+                Value::Object(vec![("job".into(), Value::str("containers"))]),
+            );
+            b.attr(
+                "relabel_rules",
+                Value::Ref("discovery.relabel.containers.rules".into()),
+            );
+            b.attr("forward_to", to_loki());
+        });
+    }
+
+    if !cfg.alloy.log_files.is_empty() {
+        d.comment("Log files by glob; `job` names each set.");
+        d.block("local.file_match", Some("files"), |b| {
+            let targets = cfg
+                .alloy
+                .log_files
+                .iter()
+                .map(|f| {
+                    Value::Object(vec![
+                        ("__path__".into(), Value::str(&f.path)),
+                        ("job".into(), Value::str(&f.job)),
+                    ])
+                })
+                .collect();
+            b.attr("path_targets", Value::List(targets));
+        });
+        d.block("loki.source.file", Some("files"), |b| {
+            b.attr(
+                "targets",
+                Value::Ref("local.file_match.files.targets".into()),
+            );
+            b.attr("forward_to", to_loki());
+        });
+    }
+
+    d.block("loki.write", Some("default"), |b| {
+        b.block("endpoint", None, |e| e.attr("url", Value::str(loki_push)));
+        b.attr("external_labels", external_labels(cfg));
+    });
+    d.finish()
+}
+
+fn relabel(
+    r: &mut Doc,
+    source: &str,
+    regex: Option<&str>,
+    target: &str,
+    replacement: Option<&str>,
+) {
+    r.attr("source_labels", Value::List(vec![Value::str(source)]));
+    if let Some(regex) = regex {
+        r.attr("regex", Value::str(regex));
+    }
+    r.attr("target_label", Value::str(target));
+    if let Some(replacement) = replacement {
+        r.attr("replacement", Value::str(replacement));
+    }
+}
+
+fn traces(cfg: &Config, otlp_grpc: &str) -> String {
+    let a = &cfg.alloy;
+    let mut d = Doc::new("Traces: an OTLP receiver (gRPC and HTTP) forwarding to Tempo.");
+    d.block("otelcol.receiver.otlp", Some("default"), |b| {
+        b.block("grpc", None, |g| {
+            g.attr(
+                "endpoint",
+                Value::str(&lgtm::listen_addr(&a.listen_address, a.otlp_grpc_port)),
+            )
+        });
+        b.block("http", None, |h| {
+            h.attr(
+                "endpoint",
+                Value::str(&lgtm::listen_addr(&a.listen_address, a.otlp_http_port)),
+            )
+        });
+        b.block("output", None, |o| {
+            o.attr(
+                "traces",
+                Value::List(vec![Value::Ref(
+                    "otelcol.processor.batch.default.input".into(),
+                )]),
+            )
+        });
+    });
+    d.block("otelcol.processor.batch", Some("default"), |b| {
+        b.block("output", None, |o| {
+            o.attr(
+                "traces",
+                Value::List(vec![Value::Ref("otelcol.exporter.otlp.tempo.input".into())]),
+            )
+        });
+    });
+    d.block("otelcol.exporter.otlp", Some("tempo"), |b| {
+        b.block("client", None, |c| {
+            c.attr("endpoint", Value::str(otlp_grpc));
+            // Plain gRPC: loopback on a server, the LAN on an agent.
+            c.block("tls", None, |t| t.attr("insecure", Value::Bool(true)));
+        });
+    });
+    d.finish()
+}
+
+fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
+    let mut d =
+        Doc::new("Metrics: scrape the local exporters, remote-write to the server's Prometheus.");
+    for job in jobs {
+        d.block("prometheus.scrape", Some(&ident(&job.name)), |b| {
+            let targets = job
+                .targets
+                .iter()
+                .map(|t| {
+                    let mut fields = vec![("__address__".to_string(), Value::str(&t.address))];
+                    for (k, v) in &t.labels {
+                        fields.push((k.clone(), Value::str(v)));
+                    }
+                    Value::Object(fields)
+                })
+                .collect();
+            b.attr("targets", Value::List(targets));
+            b.attr("job_name", Value::str(&job.name));
+            b.attr(
+                "scrape_interval",
+                Value::str(
+                    job.interval
+                        .as_deref()
+                        .unwrap_or(&cfg.prometheus.scrape_interval),
+                ),
+            );
+            if job.metrics_path != "/metrics" {
+                b.attr("metrics_path", Value::str(&job.metrics_path));
+            }
+            b.attr(
+                "forward_to",
+                Value::List(vec![Value::Ref(
+                    "prometheus.remote_write.ship.receiver".into(),
+                )]),
+            );
+        });
+    }
+    d.block("prometheus.remote_write", Some("ship"), |b| {
+        b.block("endpoint", None, |e| {
+            e.attr("url", Value::str(remote_write))
+        });
+        b.attr("external_labels", external_labels(cfg));
+    });
+    d.finish()
+}
+
+/// A component label: Alloy labels are identifiers.
+fn ident(name: &str) -> String {
+    let mut s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) || s.is_empty() {
+        s.insert(0, '_');
+    }
+    s
+}
+
+/// Escape RE2 metacharacters so a unit or container name matches literally.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An Alloy expression, the subset this renderer writes.
+enum Value {
+    Str(String),
+    Bool(bool),
+    List(Vec<Value>),
+    Object(Vec<(String, Value)>),
+    /// A reference to another component's export, e.g. `loki.write.default.receiver`.
+    Ref(String),
+}
+
+impl Value {
+    fn str(s: &str) -> Value {
+        Value::Str(s.to_string())
+    }
+
+    fn write(&self, out: &mut String, depth: usize) {
+        match self {
+            Value::Str(s) => out.push_str(&quote(s)),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Ref(r) => out.push_str(r),
+            Value::List(items) if items.is_empty() => out.push_str("[]"),
+            Value::List(items) if items.len() == 1 && !matches!(items[0], Value::Object(_)) => {
+                out.push('[');
+                items[0].write(out, depth);
+                out.push(']');
+            }
+            Value::List(items) => {
+                out.push_str("[\n");
+                for item in items {
+                    indent(out, depth + 1);
+                    item.write(out, depth + 1);
+                    out.push_str(",\n");
+                }
+                indent(out, depth);
+                out.push(']');
+            }
+            Value::Object(fields) => {
+                out.push_str("{\n");
+                for (k, v) in fields {
+                    indent(out, depth + 1);
+                    if is_ident(k) {
+                        out.push_str(k);
+                    } else {
+                        out.push_str(&quote(k));
+                    }
+                    out.push_str(" = ");
+                    v.write(out, depth + 1);
+                    out.push_str(",\n");
+                }
+                indent(out, depth);
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn indent(out: &mut String, depth: usize) {
+    for _ in 0..depth {
+        out.push_str("  ");
+    }
+}
+
+/// Writes Alloy blocks and attributes with consistent indentation.
+struct Doc {
+    out: String,
+    depth: usize,
+    /// A top-level comment was just written: the next block follows it directly.
+    after_comment: bool,
+}
+
+impl Doc {
+    fn new(title: &str) -> Doc {
+        Doc {
+            out: format!("// Rendered by configgen. Do not edit.\n// {title}\n"),
+            depth: 0,
+            after_comment: false,
+        }
+    }
+
+    fn comment(&mut self, text: &str) {
+        self.out.push('\n');
+        indent(&mut self.out, self.depth);
+        let _ = writeln!(self.out, "// {text}");
+        self.after_comment = self.depth == 0;
+    }
+
+    fn block(&mut self, name: &str, label: Option<&str>, body: impl FnOnce(&mut Doc)) {
+        if self.depth == 0 && !self.after_comment {
+            self.out.push('\n');
+        }
+        self.after_comment = false;
+        indent(&mut self.out, self.depth);
+        self.out.push_str(name);
+        if let Some(label) = label {
+            self.out.push(' ');
+            self.out.push_str(&quote(label));
+        }
+        self.out.push_str(" {\n");
+        self.depth += 1;
+        body(self);
+        self.depth -= 1;
+        indent(&mut self.out, self.depth);
+        self.out.push_str("}\n");
+    }
+
+    fn attr(&mut self, key: &str, value: Value) {
+        indent(&mut self.out, self.depth);
+        self.out.push_str(key);
+        self.out.push_str(" = ");
+        value.write(&mut self.out, self.depth);
+        self.out.push('\n');
+    }
+
+    fn finish(self) -> String {
+        self.out
+    }
 }

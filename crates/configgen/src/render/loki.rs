@@ -1,8 +1,88 @@
-use anyhow::Result;
+//! loki/loki.yaml: Loki 3.x single binary, TSDB index (schema v13) on the local
+//! filesystem, retention applied by the compactor.
 
-use super::Tree;
+use anyhow::Result;
+use serde_json::json;
+
+use super::{lgtm, Tree};
+use crate::model::Role;
 use crate::plan::Plan;
 
-pub fn render(_plan: &Plan, _tree: &mut Tree) -> Result<()> {
-    Ok(())
+/// First day of the v13 schema period. Fixed forever: moving it would orphan stored data.
+const SCHEMA_FROM: &str = "2024-01-01";
+
+pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
+    let cfg = plan.cfg;
+    let loki = &cfg.loki;
+    if cfg.host.role == Role::Agent || !loki.enable {
+        return Ok(());
+    }
+    let dir = loki.data_dir.trim_end_matches('/');
+    let doc = json!({
+        "auth_enabled": false,
+        "analytics": { "reporting_enabled": false },
+        "server": {
+            "http_listen_address": loki.listen_address,
+            "http_listen_port": loki.port,
+            "grpc_listen_address": loki.listen_address,
+            "grpc_listen_port": loki.grpc_port,
+            "log_level": "info",
+        },
+        "common": {
+            "instance_addr": "127.0.0.1",
+            "path_prefix": dir,
+            "replication_factor": 1,
+            "ring": { "kvstore": { "store": "inmemory" } },
+            "storage": {
+                "filesystem": {
+                    "chunks_directory": format!("{dir}/chunks"),
+                    "rules_directory": format!("{dir}/rules"),
+                }
+            },
+        },
+        "schema_config": {
+            "configs": [{
+                "from": SCHEMA_FROM,
+                "store": "tsdb",
+                "object_store": "filesystem",
+                "schema": "v13",
+                "index": { "prefix": "index_", "period": "24h" },
+            }]
+        },
+        "storage_config": {
+            "tsdb_shipper": {
+                "active_index_directory": format!("{dir}/tsdb-index"),
+                "cache_location": format!("{dir}/tsdb-cache"),
+            }
+        },
+        "compactor": {
+            "working_directory": format!("{dir}/compactor"),
+            "compaction_interval": "10m",
+            "retention_enabled": true,
+            "retention_delete_delay": "2h",
+            "delete_request_store": "filesystem",
+        },
+        // One machine, a few dozen units and containers: generous for bursts
+        // (a crash-looping unit), small enough to protect the disk.
+        "limits_config": {
+            "retention_period": lgtm::go_duration("loki.retention", &loki.retention)?,
+            "ingestion_rate_mb": 8,
+            "ingestion_burst_size_mb": 16,
+            "per_stream_rate_limit": "4MB",
+            "per_stream_rate_limit_burst": "16MB",
+            "max_global_streams_per_user": 5000,
+            "max_line_size": "256KB",
+            "reject_old_samples": true,
+            "reject_old_samples_max_age": "168h",
+            "allow_structured_metadata": true,
+            "volume_enabled": true,
+            "max_query_series": 1000,
+        },
+        "query_range": {
+            "results_cache": {
+                "cache": { "embedded_cache": { "enabled": true, "max_size_mb": 100 } }
+            }
+        },
+    });
+    tree.add("loki/loki.yaml", lgtm::yaml_file(&doc)?)
 }

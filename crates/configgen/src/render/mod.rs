@@ -11,6 +11,7 @@ mod alertmanager;
 mod alloy;
 mod blackbox;
 mod grafana;
+mod lgtm;
 mod loki;
 mod probe;
 mod prometheus;

@@ -1,8 +1,81 @@
-use anyhow::Result;
+//! tempo/tempo.yaml: Tempo 2.x single binary. Receives OTLP from the local Alloy,
+//! stores blocks on the local filesystem, and turns spans into span metrics and
+//! service graphs remote-written to the local Prometheus.
 
-use super::Tree;
+use anyhow::Result;
+use serde_json::json;
+
+use super::{lgtm, Tree};
+use crate::model::Role;
 use crate::plan::Plan;
 
-pub fn render(_plan: &Plan, _tree: &mut Tree) -> Result<()> {
-    Ok(())
+/// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
+const GRPC_PORT: u16 = 9095;
+
+pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
+    let cfg = plan.cfg;
+    let tempo = &cfg.tempo;
+    if cfg.host.role == Role::Agent || !tempo.enable {
+        return Ok(());
+    }
+    let dir = tempo.data_dir.trim_end_matches('/');
+    let prometheus = lgtm::local_url(&cfg.prometheus.listen_address, cfg.prometheus.port);
+    let mut external_labels = serde_json::Map::new();
+    external_labels.insert("source".into(), "tempo".into());
+    external_labels.insert("host".into(), cfg.host.name.clone().into());
+    for (k, v) in &cfg.host.labels {
+        external_labels.insert(k.clone(), v.clone().into());
+    }
+    let doc = json!({
+        "stream_over_http_enabled": true,
+        "usage_report": { "reporting_enabled": false },
+        "server": {
+            "http_listen_address": tempo.listen_address,
+            "http_listen_port": tempo.port,
+            "grpc_listen_address": tempo.listen_address,
+            "grpc_listen_port": GRPC_PORT,
+            "log_level": "info",
+        },
+        "distributor": {
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {
+                            "endpoint": lgtm::listen_addr(&tempo.listen_address, tempo.otlp_grpc_port),
+                        }
+                    }
+                }
+            }
+        },
+        "ingester": { "max_block_duration": "5m" },
+        "compactor": {
+            "compaction": {
+                "block_retention": lgtm::go_duration("tempo.retention", &tempo.retention)?,
+            }
+        },
+        "metrics_generator": {
+            "registry": { "external_labels": external_labels },
+            "storage": {
+                "path": format!("{dir}/generator/wal"),
+                "remote_write": [{
+                    "url": format!("{prometheus}/api/v1/write"),
+                    "send_exemplars": true,
+                }],
+            },
+            "traces_storage": { "path": format!("{dir}/generator/traces") },
+        },
+        "storage": {
+            "trace": {
+                "backend": "local",
+                "wal": { "path": format!("{dir}/wal") },
+                "local": { "path": format!("{dir}/blocks") },
+            }
+        },
+        "overrides": {
+            "defaults": {
+                "metrics_generator": { "processors": ["service-graphs", "span-metrics"] }
+            }
+        },
+    });
+    tree.add("tempo/tempo.yaml", lgtm::yaml_file(&doc)?)
 }

@@ -1,0 +1,257 @@
+//! Reading rendered Grafana dashboards back: every query they run, their
+//! variables, and the structural rules a provisioned dashboard must follow.
+//! Tests use it to send every expression to a real Prometheus and every LogQL
+//! query through [`crate::logql`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+/// One query a dashboard runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub dashboard: String,
+    /// Panel title, or `variable <name>` for a variable's query.
+    pub panel: String,
+    /// Uid of the datasource the query goes to.
+    pub datasource: String,
+    /// As written in the dashboard, Grafana variables included.
+    pub expr: String,
+}
+
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    let mut out = Vec::new();
+    for p in dashboard["panels"].as_array().into_iter().flatten() {
+        out.push(p);
+        out.extend(p["panels"].as_array().into_iter().flatten());
+    }
+    out
+}
+
+fn variables(dashboard: &Value) -> impl Iterator<Item = &Value> {
+    dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// Every query: panel targets, and query variables (`label_values(selector,
+/// label)` yields its selector, the part a server evaluates).
+pub fn queries(dashboard: &Value) -> Vec<Query> {
+    let title = text(&dashboard["title"]);
+    let mut out = Vec::new();
+    for panel in panels(dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let ds = if target["datasource"]["uid"].is_string() {
+                &target["datasource"]["uid"]
+            } else {
+                &panel["datasource"]["uid"]
+            };
+            out.push(Query {
+                dashboard: title.clone(),
+                panel: text(&panel["title"]),
+                datasource: text(ds),
+                expr: text(&target["expr"]),
+            });
+        }
+    }
+    for var in variables(dashboard).filter(|v| v["type"] == "query") {
+        let query = match &var["query"] {
+            Value::String(s) => s.clone(),
+            other => text(&other["query"]),
+        };
+        let expr = query
+            .strip_prefix("label_values(")
+            .and_then(|rest| rest.rsplit_once(','))
+            .map(|(selector, _)| selector.trim().to_string())
+            .unwrap_or(query);
+        out.push(Query {
+            dashboard: title.clone(),
+            panel: format!("variable {}", text(&var["name"])),
+            datasource: text(&var["datasource"]["uid"]),
+            expr,
+        });
+    }
+    out
+}
+
+/// Each variable's value when the user leaves every selection on "All":
+/// constants give their value, query variables their `allValue`, text boxes
+/// their current text.
+pub fn all_values(dashboard: &Value) -> BTreeMap<String, String> {
+    variables(dashboard)
+        .map(|v| {
+            let value = match v["type"].as_str() {
+                Some("constant") => text(&v["query"]),
+                Some("query") => text(&v["allValue"]),
+                _ => text(&v["current"]["value"]),
+            };
+            (text(&v["name"]), value)
+        })
+        .collect()
+}
+
+/// Replace Grafana variables (`$name`, `${name}`, `${name:format}`,
+/// `[[name]]`) by the given values. Unknown variables are an error.
+pub fn substitute(expr: &str, values: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(expr.len());
+    let mut rest = expr;
+    while let Some(at) = rest.find(['$', '[']) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let (name, len) = if let Some(braced) = rest.strip_prefix("${") {
+            let end = braced
+                .find('}')
+                .ok_or_else(|| format!("unclosed ${{ in {expr:?}"))?;
+            let name = braced[..end].split(':').next().unwrap_or_default();
+            (name, end + 3)
+        } else if let Some(bracketed) = rest.strip_prefix("[[") {
+            let end = bracketed
+                .find("]]")
+                .ok_or_else(|| format!("unclosed [[ in {expr:?}"))?;
+            (&bracketed[..end], end + 4)
+        } else if let Some(plain) = rest.strip_prefix('$') {
+            let name_len = plain
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(plain.len());
+            (&plain[..name_len], name_len + 1)
+        } else {
+            out.push('[');
+            rest = &rest[1..];
+            continue;
+        };
+        if name.is_empty() {
+            return Err(format!("a lone '$' in {expr:?}"));
+        }
+        let value = values
+            .get(name)
+            .ok_or_else(|| format!("unknown variable ${name} in {expr:?}"))?;
+        out.push_str(value);
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Problems that would break file provisioning or a panel: missing or
+/// duplicate ids, datasources that are not provisioned, import placeholders,
+/// panels outside the 24-column grid or overlapping.
+pub fn check(dashboard: &Value, provisioned_uids: &[&str]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let title = text(&dashboard["title"]);
+    for key in ["uid", "title"] {
+        if dashboard[key].as_str().is_none_or(str::is_empty) {
+            problems.push(format!("{title}: no {key}"));
+        }
+    }
+    let raw = dashboard.to_string();
+    if raw.contains("${DS_") || dashboard.get("__inputs").is_some() {
+        problems.push(format!(
+            "{title}: import placeholders (__inputs / ${{DS_...}})"
+        ));
+    }
+    let mut ids = BTreeSet::new();
+    let mut boxes: Vec<(String, [i64; 4])> = Vec::new();
+    for panel in panels(dashboard) {
+        let name = format!("{title} / {}", text(&panel["title"]));
+        match panel["id"].as_i64() {
+            None => problems.push(format!("{name}: no numeric id")),
+            Some(id) if !ids.insert(id) => problems.push(format!("{name}: duplicate id {id}")),
+            Some(_) => {}
+        }
+        let g = &panel["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_i64().unwrap_or(-1));
+        if x < 0 || y < 0 || w < 1 || h < 1 || x + w > 24 {
+            problems.push(format!("{name}: bad gridPos {g}"));
+        }
+        for (other, [ox, oy, ow, oh]) in &boxes {
+            if x < ox + ow && ox < &(x + w) && y < oy + oh && oy < &(y + h) {
+                problems.push(format!("{name}: overlaps {other}"));
+            }
+        }
+        boxes.push((name.clone(), [x, y, w, h]));
+        if panel["type"] == "row" {
+            continue;
+        }
+        let mut uids = vec![&panel["datasource"]["uid"]];
+        uids.extend(
+            panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| &t["datasource"]["uid"]),
+        );
+        if panel["targets"].as_array().is_none_or(|t| t.is_empty()) {
+            problems.push(format!("{name}: no queries"));
+        }
+        for uid in uids {
+            match uid.as_str() {
+                Some(u) if provisioned_uids.contains(&u) => {}
+                _ => problems.push(format!("{name}: datasource uid {uid} is not provisioned")),
+            }
+        }
+    }
+    for var in variables(dashboard).filter(|v| v["type"] == "query") {
+        let uid = &var["datasource"]["uid"];
+        if !uid.as_str().is_some_and(|u| provisioned_uids.contains(&u)) {
+            problems.push(format!(
+                "{title}: variable {}: datasource uid {uid} is not provisioned",
+                var["name"]
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn substitutes_every_variable_form() {
+        let values: BTreeMap<String, String> = [
+            ("job_node", "node"),
+            ("instance", ".+"),
+            ("__rate_interval", "1m"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            substitute(r#"rate(x{job="$job_node", instance=~"${instance:regex}"}[$__rate_interval]) [[job_node]]"#, &values).unwrap(),
+            r#"rate(x{job="node", instance=~".+"}[1m]) node"#
+        );
+        assert!(substitute("up{job=\"$nope\"}", &values)
+            .unwrap_err()
+            .contains("unknown variable $nope"));
+    }
+
+    #[test]
+    fn finds_structural_problems() {
+        let d = json!({
+            "uid": "u", "title": "T",
+            "panels": [
+                {"id": 1, "type": "stat", "title": "a", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 4},
+                 "datasource": {"uid": "prometheus"}, "targets": [{"expr": "up"}]},
+                {"id": 1, "type": "stat", "title": "b", "gridPos": {"x": 6, "y": 2, "w": 20, "h": 4},
+                 "datasource": {"uid": "${DS_PROMETHEUS}"}, "targets": [{"expr": "up"}]}
+            ]
+        });
+        let problems = check(&d, &["prometheus"]).join("\n");
+        for needle in [
+            "duplicate id 1",
+            "bad gridPos",
+            "overlaps T / a",
+            "is not provisioned",
+            "import placeholders",
+        ] {
+            assert!(problems.contains(needle), "{needle} not in {problems}");
+        }
+        assert_eq!(queries(&d).len(), 2);
+    }
+}

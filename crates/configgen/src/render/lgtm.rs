@@ -1,0 +1,127 @@
+//! Helpers shared by the Loki, Alloy, Tempo and Grafana renderers.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+const HEADER: &str =
+    "# Rendered by configgen. Do not edit: change the homelab config and render again.\n";
+
+/// A YAML file with the "rendered, do not edit" header.
+pub fn yaml_file(doc: &impl Serialize) -> Result<String> {
+    let body = serde_yaml_ng::to_string(doc).context("serializing YAML")?;
+    Ok(format!("{HEADER}{body}"))
+}
+
+/// The address a local client connects to for a daemon listening on `listen`:
+/// a wildcard listener is reached through loopback.
+pub fn connect_host(listen: &str) -> &str {
+    match listen {
+        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+        other => other,
+    }
+}
+
+/// `http://host:port` of a local daemon.
+pub fn local_url(listen: &str, port: u16) -> String {
+    let host = connect_host(listen);
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
+/// `host:port` a daemon listens on (IPv6 addresses bracketed).
+pub fn listen_addr(listen: &str, port: u16) -> String {
+    if listen.contains(':') && !listen.starts_with('[') {
+        format!("[{listen}]:{port}")
+    } else {
+        format!("{listen}:{port}")
+    }
+}
+
+/// `host:port` of a local daemon (gRPC endpoints).
+pub fn local_addr(listen: &str, port: u16) -> String {
+    local_url(listen, port)
+        .trim_start_matches("http://")
+        .to_string()
+}
+
+/// A Prometheus-style duration ("30d", "1h30m", "2w") as a Go duration
+/// ("720h", "1h30m0s"-style reduced to whole units), which Loki and Tempo
+/// both accept (Tempo parses with Go's time.ParseDuration: no "d" unit).
+pub fn go_duration(field: &str, text: &str) -> Result<String> {
+    let secs = duration_seconds(text).with_context(|| {
+        format!("{field}: invalid duration {text:?} (expected e.g. \"30d\", \"12h\", \"90m\")")
+    })?;
+    if secs == 0 {
+        bail!("{field}: duration must be greater than zero");
+    }
+    Ok(match secs {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    })
+}
+
+fn duration_seconds(text: &str) -> Result<u64> {
+    let mut total: u64 = 0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        bail!("empty");
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            bail!("expected a number at {rest:?}");
+        }
+        let n: u64 = rest[..digits].parse()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "w" => 604_800,
+            "y" => 31_536_000,
+            other => bail!("unknown unit {other:?}"),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .context("too large")?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_become_go_durations() {
+        assert_eq!(go_duration("x", "30d").unwrap(), "720h");
+        assert_eq!(go_duration("x", "2w").unwrap(), "336h");
+        assert_eq!(go_duration("x", "1h30m").unwrap(), "90m");
+        assert_eq!(go_duration("x", "45s").unwrap(), "45s");
+        let err = go_duration("tempo.retention", "14 days").unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("tempo.retention: invalid duration"));
+        assert!(go_duration("x", "0d").is_err());
+        assert!(go_duration("x", "").is_err());
+    }
+
+    #[test]
+    fn wildcard_listeners_are_reached_on_loopback() {
+        assert_eq!(local_url("0.0.0.0", 3100), "http://127.0.0.1:3100");
+        assert_eq!(local_url("::1", 3100), "http://[::1]:3100");
+        assert_eq!(local_addr("10.0.0.2", 4327), "10.0.0.2:4327");
+    }
+}
