@@ -83,9 +83,10 @@ fn agent_scrape_jobs(plan: &Plan) -> Vec<ScrapeJob> {
     let cfg = plan.cfg;
     let ex = &cfg.exporters;
     let mut jobs = Vec::new();
-    let mut local = |name: &str, listen: &str, port: u16| {
+    let mut local = |name: &'static str, listen: &str, port: u16| {
         jobs.push(ScrapeJob {
             name: name.to_string(),
+            job: name,
             interval: None,
             metrics_path: "/metrics".into(),
             targets: vec![Target {
