@@ -366,14 +366,6 @@ fn check_override(a: &Alert, o: &AlertOverride, path: &str, issues: &mut Vec<Con
             ));
         }
     }
-    if let Some(d) = &o.for_ {
-        if !is_prometheus_duration(d) {
-            issues.push(ConfigIssue::new(
-                format!("{path}.for"),
-                format!("`{d}` is not a Prometheus duration (e.g. 30s, 5m, 1h30m)"),
-            ));
-        }
-    }
 }
 
 fn unknown_alert_message(name: &str) -> String {
@@ -381,7 +373,7 @@ fn unknown_alert_message(name: &str) -> String {
         .iter()
         .map(|a| {
             (
-                edit_distance(&name.to_lowercase(), &a.name.to_lowercase()),
+                strsim::levenshtein(&name.to_lowercase(), &a.name.to_lowercase()),
                 a.name,
             )
         })
@@ -394,46 +386,6 @@ fn unknown_alert_message(name: &str) -> String {
     }
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// `[0-9]+(ms|s|m|h|d|w|y)` repeated, units in decreasing order, at least one.
-fn is_prometheus_duration(s: &str) -> bool {
-    const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
-    let mut rest = s;
-    let mut next_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        rest = &rest[digits..];
-        // "ms" must be tried before "m".
-        let Some(pos) = UNITS[next_unit..]
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| rest.starts_with(**u))
-            .max_by_key(|(_, u)| u.len())
-            .map(|(i, _)| next_unit + i)
-        else {
-            return false;
-        };
-        rest = &rest[UNITS[pos].len()..];
-        next_unit = pos + 1;
-    }
-    !s.is_empty()
-}
 
 /// Formats a threshold the way it appears in PromQL and docs (5, not 5.0).
 pub fn format_number(v: f64) -> String {
@@ -559,21 +511,14 @@ mod tests {
     }
 
     #[test]
-    fn invalid_severity_and_duration_are_rejected() {
+    fn invalid_severity_is_rejected() {
         let o = AlertOverride {
             severity: Some("page".into()),
-            for_: Some("5 minutes".into()),
             ..Default::default()
         };
         let issues = check_overrides(&cfg_with("TargetDown", o));
         let paths: Vec<_> = issues.iter().map(|i| i.path.as_str()).collect();
-        assert_eq!(
-            paths,
-            [
-                "alerting.overrides.TargetDown.severity",
-                "alerting.overrides.TargetDown.for"
-            ]
-        );
+        assert_eq!(paths, ["alerting.overrides.TargetDown.severity"]);
         assert!(issues[0].message.contains("got `page`"));
     }
 
@@ -604,16 +549,6 @@ mod tests {
         assert_eq!(r.threshold, Some(3.0));
         assert_eq!(r.for_.as_deref(), Some("1h30m"));
         assert_eq!(r.severity, "warning");
-    }
-
-    #[test]
-    fn durations() {
-        for ok in ["10s", "5m", "1h30m", "250ms", "1d", "2w", "1y2w3d4h5m6s7ms"] {
-            assert!(is_prometheus_duration(ok), "{ok}");
-        }
-        for bad in ["", "5", "m", "5 m", "1m1h", "1.5h", "5min", "-1m", "1s1s"] {
-            assert!(!is_prometheus_duration(bad), "{bad}");
-        }
     }
 
     #[test]
