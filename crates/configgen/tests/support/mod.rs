@@ -2,7 +2,9 @@
 //! lookup (skip loudly, or fail under CI=true), and the live stack harness.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod stack;
+pub mod webhook;
 
 use std::fs;
 use std::path::{Path, PathBuf};
