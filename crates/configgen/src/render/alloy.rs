@@ -3,20 +3,19 @@
 //! - logs.alloy: journald (every unit), docker/podman containers and optional
 //!   log files, all pushed to Loki (local on a server, `ship_to` on an agent);
 //! - traces.alloy: an OTLP receiver (gRPC and HTTP) forwarding traces to Tempo;
-//! - metrics.alloy (agents only): scrapes the local exporters and remote-writes
-//!   to the server's Prometheus.
+//! - metrics.alloy (agents only): runs the plan's scrape jobs (local exporters
+//!   and service checks) and remote-writes to the server's Prometheus.
 //!
 //! Alloy loads every `*.alloy` file of its config directory as one module, so
 //! component names are unique across the files.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
-use crate::plan::{job, Plan, ScrapeJob, Target};
+use crate::plan::{Plan, ScrapeJob};
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
@@ -33,7 +32,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     if let Some(remote_write) = &sinks.remote_write {
         tree.add(
             "alloy/metrics.alloy",
-            metrics(cfg, &agent_scrape_jobs(plan), remote_write),
+            metrics(cfg, plan.scrape_jobs(), remote_write),
         )?;
     }
     Ok(())
@@ -75,36 +74,6 @@ impl Sinks {
             }
         }
     }
-}
-
-/// The scrape jobs an agent's Alloy runs: the local exporters.
-// Seam: becomes `plan.scrape_jobs()` once the plan provides the jobs.
-fn agent_scrape_jobs(plan: &Plan) -> Vec<ScrapeJob> {
-    let cfg = plan.cfg;
-    let ex = &cfg.exporters;
-    let mut jobs = Vec::new();
-    let mut local = |name: &str, listen: &str, port: u16| {
-        jobs.push(ScrapeJob {
-            name: name.to_string(),
-            interval: None,
-            metrics_path: "/metrics".into(),
-            targets: vec![Target {
-                address: lgtm::local_addr(listen, port),
-                labels: BTreeMap::new(),
-            }],
-        })
-    };
-    if ex.node.enable {
-        local(job::NODE, &ex.node.listen_address, ex.node.port);
-    }
-    if ex.cadvisor.enable {
-        local(job::CADVISOR, &ex.cadvisor.listen_address, ex.cadvisor.port);
-    }
-    if ex.probe.enable && cfg.services.iter().any(|s| s.red.is_some()) {
-        local(job::RED_PROBE, &ex.probe.listen_address, ex.probe.port);
-    }
-    local(job::ALLOY, &cfg.alloy.listen_address, cfg.alloy.port);
-    jobs
 }
 
 fn external_labels(cfg: &Config) -> Value {

@@ -17,6 +17,7 @@ mod probe;
 mod prometheus;
 mod rules;
 mod tempo;
+pub(crate) mod yaml;
 
 /// The rendered tree: relative path -> file contents. Ordered, so that the
 /// output is byte-identical for the same input.

@@ -1,8 +1,262 @@
-use anyhow::Result;
+//! prometheus/prometheus.yml (standalone, scrape configs inline) and one
+//! prometheus/scrape/<job>.yml fragment per job, both from the plan's jobs.
+//! Only fields valid in both Prometheus 2.42 and 3.x are written.
 
-use super::Tree;
-use crate::plan::Plan;
+use std::collections::BTreeMap;
 
-pub fn render(_plan: &Plan, _tree: &mut Tree) -> Result<()> {
-    Ok(())
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use super::{yaml, Tree};
+use crate::model::{RemoteWrite, Role};
+use crate::plan::{Plan, ScrapeJob};
+
+/// Where rule files are rendered, relative to prometheus.yml.
+pub const RULE_FILES_GLOB: &str = "rules/*.yml";
+
+#[derive(Serialize)]
+struct PrometheusYml {
+    global: Global,
+    rule_files: Vec<String>,
+    alerting: Alerting,
+    scrape_configs: Vec<ScrapeConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    remote_write: Vec<RemoteWriteYml>,
+}
+
+#[derive(Serialize)]
+struct Global {
+    scrape_interval: String,
+    evaluation_interval: String,
+    external_labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct Alerting {
+    alertmanagers: Vec<AlertmanagerYml>,
+}
+
+#[derive(Serialize)]
+struct AlertmanagerYml {
+    static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Serialize)]
+struct ScrapeFragment<'a> {
+    scrape_configs: [&'a ScrapeConfig; 1],
+}
+
+#[derive(Serialize)]
+struct ScrapeConfig {
+    job_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scrape_interval: Option<String>,
+    metrics_path: String,
+    static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Serialize)]
+struct StaticConfig {
+    targets: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct RemoteWriteYml {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basic_auth: Option<BasicAuthYml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<AuthorizationYml>,
+}
+
+#[derive(Serialize)]
+struct BasicAuthYml {
+    username: String,
+    password_file: String,
+}
+
+#[derive(Serialize)]
+struct AuthorizationYml {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    credentials_file: String,
+}
+
+pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
+    if plan.cfg.host.role != Role::Server {
+        return Ok(());
+    }
+    if let Some(issue) = plan.issues().first() {
+        bail!("{}: {}", issue.path, issue.message);
+    }
+    let cfg = plan.cfg;
+    let scrape_configs: Vec<ScrapeConfig> = plan.scrape_jobs().iter().map(scrape_config).collect();
+    for sc in &scrape_configs {
+        let fragment = ScrapeFragment {
+            scrape_configs: [sc],
+        };
+        tree.add(
+            format!("prometheus/scrape/{}.yml", sc.job_name),
+            yaml::document(plan, "a scrape fragment", &fragment)?,
+        )?;
+    }
+
+    let mut external_labels = cfg.host.labels.clone();
+    external_labels.insert("host".into(), cfg.host.name.clone());
+    let mut rule_files = vec![RULE_FILES_GLOB.to_string()];
+    rule_files.extend(cfg.alerting.extra_rule_files.iter().cloned());
+    let doc = PrometheusYml {
+        global: Global {
+            scrape_interval: cfg.prometheus.scrape_interval.clone(),
+            evaluation_interval: cfg.prometheus.evaluation_interval.clone(),
+            external_labels,
+        },
+        rule_files,
+        alerting: Alerting {
+            alertmanagers: vec![AlertmanagerYml {
+                static_configs: vec![StaticConfig {
+                    targets: vec![plan.alertmanager_address()],
+                    labels: BTreeMap::new(),
+                }],
+            }],
+        },
+        scrape_configs,
+        remote_write: cfg
+            .prometheus
+            .remote_write
+            .iter()
+            .map(remote_write)
+            .collect(),
+    };
+    tree.add(
+        "prometheus/prometheus.yml",
+        yaml::document(plan, "prometheus.yml", &doc)?,
+    )
+}
+
+fn scrape_config(job: &ScrapeJob) -> ScrapeConfig {
+    ScrapeConfig {
+        job_name: job.name.clone(),
+        scrape_interval: job.interval.clone(),
+        metrics_path: job.metrics_path.clone(),
+        static_configs: job
+            .targets
+            .iter()
+            .map(|t| StaticConfig {
+                targets: vec![t.address.clone()],
+                labels: t.labels.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn remote_write(rw: &RemoteWrite) -> RemoteWriteYml {
+    RemoteWriteYml {
+        name: rw.name.clone(),
+        url: rw.url.clone(),
+        basic_auth: rw.basic_auth.as_ref().map(|b| BasicAuthYml {
+            username: b.username.clone(),
+            password_file: b.password_file.clone(),
+        }),
+        authorization: rw.bearer_token_file.as_ref().map(|f| AuthorizationYml {
+            kind: "Bearer",
+            credentials_file: f.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Config;
+
+    fn rendered(toml: &str) -> Tree {
+        let cfg: Config = toml::from_str(toml).unwrap();
+        let mut tree = Tree::default();
+        render(&Plan::new(&cfg), &mut tree).unwrap();
+        tree
+    }
+
+    #[test]
+    fn header_names_the_host() {
+        let tree = rendered("host.name = \"nas\"");
+        let yml = tree.get("prometheus/prometheus.yml").unwrap();
+        assert!(yml.starts_with("# Generated by configgen from nas; do not edit.\n"));
+    }
+
+    #[test]
+    fn fragments_hold_exactly_the_inline_jobs() {
+        let tree = rendered(
+            r#"
+            [[services]]
+            name = "a"
+            interval = "15s"
+            http = { url = "http://a/" }
+            "#,
+        );
+        let inline: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(tree.get("prometheus/prometheus.yml").unwrap()).unwrap();
+        let inline = inline["scrape_configs"].as_sequence().unwrap().clone();
+        let mut from_fragments = Vec::new();
+        for (path, text) in tree.files() {
+            if path.starts_with("prometheus/scrape/") {
+                let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap();
+                let jobs = v["scrape_configs"].as_sequence().unwrap();
+                assert_eq!(jobs.len(), 1);
+                let name = jobs[0]["job_name"].as_str().unwrap();
+                assert_eq!(path, format!("prometheus/scrape/{name}.yml"));
+                from_fragments.push(jobs[0].clone());
+            }
+        }
+        assert_eq!(from_fragments.len(), inline.len());
+        for job in &inline {
+            assert!(from_fragments.contains(job), "{job:?}");
+        }
+        assert!(tree
+            .get("prometheus/scrape/blackbox_http_15s.yml")
+            .is_some());
+    }
+
+    #[test]
+    fn remote_write_secrets_stay_in_files() {
+        let tree = rendered(
+            r#"
+            [[prometheus.remote_write]]
+            url = "https://m/api/v1/push"
+            basic_auth = { username = "u", password_file = "/run/secrets/p" }
+            [[prometheus.remote_write]]
+            name = "vm"
+            url = "https://v/api/v1/write"
+            bearer_token_file = "/run/secrets/t"
+            "#,
+        );
+        let yml = tree.get("prometheus/prometheus.yml").unwrap();
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(yml).unwrap();
+        let rw = &v["remote_write"];
+        assert_eq!(
+            rw[0]["basic_auth"]["password_file"].as_str(),
+            Some("/run/secrets/p")
+        );
+        assert_eq!(rw[1]["authorization"]["type"].as_str(), Some("Bearer"));
+        assert_eq!(
+            rw[1]["authorization"]["credentials_file"].as_str(),
+            Some("/run/secrets/t")
+        );
+        assert!(
+            !yml.contains("bearer_token_file"),
+            "removed in Prometheus 3"
+        );
+    }
+
+    #[test]
+    fn agents_get_no_prometheus() {
+        let tree = rendered(
+            r#"host = { role = "agent", ship_to = { prometheus_remote_write = "http://m/", loki_push = "http://m/" } }"#,
+        );
+        assert_eq!(tree.files().count(), 0);
+    }
 }

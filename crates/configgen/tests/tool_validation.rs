@@ -1,0 +1,168 @@
+//! The rendered metrics configs are accepted by the real tools: promtool,
+//! amtool and blackbox_exporter's --config.check, for the annotated example
+//! and for edge configs. A missing tool skips loudly, or fails under CI=true.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use configgen::render::Tree;
+
+fn run_check(program: &Path, args: &[&str], file: &Path) {
+    let out = Command::new(program)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} {} {} rejected the render:\n{text}\n--- file ---\n{}",
+        program.display(),
+        args.join(" "),
+        file.display(),
+        std::fs::read_to_string(file).unwrap_or_default()
+    );
+}
+
+/// Checks every metrics config file of the tree with its tool; returns how
+/// many files were checked.
+fn check_tree(tree: &Tree, test: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    support::write_tree(tree, dir.path());
+    let mut checked = 0;
+    if tree.get("prometheus/prometheus.yml").is_some() {
+        if let Some(promtool) = support::require_tool("promtool", test) {
+            let file = dir.path().join("prometheus/prometheus.yml");
+            run_check(&promtool, &["check", "config"], &file);
+            checked += 1;
+        }
+    }
+    if tree.get("alertmanager/alertmanager.yml").is_some() {
+        if let Some(amtool) = support::require_tool("amtool", test) {
+            let file = dir.path().join("alertmanager/alertmanager.yml");
+            run_check(&amtool, &["check-config"], &file);
+            checked += 1;
+        }
+    }
+    if tree.get("blackbox/blackbox.yml").is_some() {
+        if let Some(blackbox) = support::require_tool("prometheus-blackbox-exporter", test) {
+            let file = dir.path().join("blackbox/blackbox.yml");
+            let arg = format!("--config.file={}", file.display());
+            let out = Command::new(&blackbox)
+                .args(["--config.check", &arg])
+                .output()
+                .expect("running blackbox exporter");
+            assert!(
+                out.status.success(),
+                "blackbox exporter rejected {}:\n{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
+
+#[test]
+fn homelab_example_passes_the_real_tools() {
+    let tree = support::render_file(&support::repo_root().join("examples/homelab.toml"));
+    let checked = check_tree(&tree, "homelab_example_passes_the_real_tools");
+    eprintln!("checked {checked} files");
+}
+
+#[test]
+fn local_example_passes_the_real_tools() {
+    let tree = support::render_file(&support::repo_root().join("examples/local.toml"));
+    check_tree(&tree, "local_example_passes_the_real_tools");
+}
+
+#[test]
+fn config_without_services_passes_the_real_tools() {
+    let tree = support::render(&support::parse("host.name = \"bare\""));
+    check_tree(&tree, "config_without_services_passes_the_real_tools");
+}
+
+#[test]
+fn agent_renders_only_exporter_configs_and_they_pass() {
+    let tree = support::render(&support::parse(
+        r#"
+        host = { name = "pi", role = "agent", ship_to = { prometheus_remote_write = "http://nas:9090/api/v1/write", loki_push = "http://nas:3100/loki/api/v1/push" } }
+        [[services]]
+        name = "printer"
+        http = { url = "http://192.168.1.30/", valid_status_codes = [200, 302] }
+        icmp = "192.168.1.30"
+        "#,
+    ));
+    assert!(tree.get("prometheus/prometheus.yml").is_none());
+    assert!(tree.get("alertmanager/alertmanager.yml").is_none());
+    assert!(tree
+        .get("blackbox/blackbox.yml")
+        .unwrap()
+        .contains("http_200_302:"));
+    check_tree(&tree, "agent_renders_only_exporter_configs_and_they_pass");
+}
+
+#[test]
+fn remote_write_receivers_and_every_check_kind_pass_the_real_tools() {
+    let tree = support::render(&support::parse(
+        r#"
+        host = { name = "edge-case", labels = { site = "attic", rack = "1" } }
+        prometheus.evaluation_interval = "15s"
+        network = { gateway = "10.0.0.1", resolvers = ["1.1.1.1"], lan_sweep = { cidr = "10.0.0.0/28", interval = "10m" } }
+        alerting.default_receivers = ["hook", "phone", "mail"]
+        alerting.routes = { critical = ["mail", "phone"], info = [] }
+        alerting.watchdog_url = "https://hc-ping.com/x"
+        alerting.extra_rule_files = ["/etc/prometheus/my-rules/*.yml"]
+
+        [[prometheus.remote_write]]
+        url = "https://mimir.example.org/api/v1/push"
+        basic_auth = { username = "lab", password_file = "/run/secrets/mimir" }
+        [[prometheus.remote_write]]
+        name = "vm"
+        url = "https://vm.example.org/api/v1/write"
+        bearer_token_file = "/run/secrets/vm-token"
+
+        [[alerting.receivers]]
+        type = "webhook"
+        name = "hook"
+        url = "http://127.0.0.1:9999/hook"
+        send_resolved = false
+        [[alerting.receivers]]
+        type = "ntfy"
+        name = "phone"
+        url = "https://ntfy.example.org/lab"
+        token_file = "/run/secrets/ntfy-token"
+        [[alerting.receivers]]
+        type = "email"
+        name = "mail"
+        to = "me@example.org"
+        from = "lab@example.org"
+        smarthost = "smtp.example.org:465"
+        require_tls = false
+
+        [[services]]
+        name = "web"
+        interval = "10s"
+        http = { url = "https://web.lan/", valid_status_codes = [200, 301], accept_unauthorized = true, insecure_skip_verify = true }
+        tcp = "web.lan:443"
+        icmp = "web.lan"
+        dns = { server = "10.0.0.1:53", query = "web.lan", record_type = "aaaa" }
+        [[services]]
+        name = "mqtt"
+        interval = "1m"
+        tcp = "10.0.0.5:1883"
+        "#,
+    ));
+    let checked = check_tree(
+        &tree,
+        "remote_write_receivers_and_every_check_kind_pass_the_real_tools",
+    );
+    eprintln!("checked {checked} files");
+}
