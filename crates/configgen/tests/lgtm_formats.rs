@@ -209,11 +209,14 @@ mod loki {
     }
 }
 
-/// Tempo 2.x configuration blocks, from "Grafana Tempo > Configure"
+/// Tempo 3.x configuration blocks, from "Grafana Tempo > Configure"
 /// (https://grafana.com/docs/tempo/latest/configuration/): server, distributor
-/// (receivers are OpenTelemetry Collector receiver configs), ingester,
-/// compactor, metrics_generator, storage, overrides (the per-tenant
-/// `defaults` format of Tempo >= 2.3) and usage_report.
+/// (receivers are OpenTelemetry Collector receiver configs), memberlist,
+/// live_store, backend_scheduler, backend_worker, metrics_generator, storage,
+/// overrides (the scoped `defaults` format; Tempo 3 refuses the legacy one)
+/// and usage_report. Tempo 3 unmarshals strictly and removed the 2.x
+/// `ingester`, `compactor` and `metrics_generator.traces_storage` keys
+/// ("Migrate from Tempo 2.x to 3.0"), so they are not listed here either.
 mod tempo {
     // Fields that no assertion reads still whitelist a documented key.
     #![allow(dead_code)]
@@ -226,8 +229,10 @@ mod tempo {
         pub usage_report: UsageReport,
         pub server: Server,
         pub distributor: Distributor,
-        pub ingester: Ingester,
-        pub compactor: Compactor,
+        pub memberlist: Memberlist,
+        pub live_store: LiveStore,
+        pub backend_scheduler: BackendScheduler,
+        pub backend_worker: BackendWorker,
         pub metrics_generator: MetricsGenerator,
         pub storage: Storage,
         pub overrides: Overrides,
@@ -282,13 +287,26 @@ mod tempo {
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct Ingester {
-        pub max_block_duration: String,
+    pub struct Memberlist {
+        pub bind_addr: Vec<String>,
     }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct Compactor {
+    pub struct LiveStore {
+        pub wal: Path,
+        pub shutdown_marker_dir: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BackendScheduler {
+        pub local_work_path: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BackendWorker {
         pub compaction: Compaction,
     }
 
@@ -303,7 +321,6 @@ mod tempo {
     pub struct MetricsGenerator {
         pub registry: Registry,
         pub storage: GeneratorStorage,
-        pub traces_storage: Path,
     }
 
     #[derive(Deserialize)]
@@ -356,6 +373,7 @@ mod tempo {
     #[serde(deny_unknown_fields)]
     pub struct OverrideDefaults {
         pub metrics_generator: GeneratorOverrides,
+        pub compaction: Compaction,
     }
 
     #[derive(Deserialize)]
@@ -534,9 +552,16 @@ fn tempo_config_follows_the_documented_schema() {
         cfg.tempo.otlp_grpc_port, cfg.alloy.otlp_grpc_port,
         "Alloy owns 4317"
     );
-    assert_eq!(tempo.compactor.compaction.block_retention, "336h");
-    assert!(is_go_duration(&tempo.compactor.compaction.block_retention));
-    assert!(is_go_duration(&tempo.ingester.max_block_duration));
+    assert_eq!(tempo.backend_worker.compaction.block_retention, "336h");
+    assert_eq!(tempo.overrides.defaults.compaction.block_retention, "336h");
+    assert!(is_go_duration(
+        &tempo.backend_worker.compaction.block_retention
+    ));
+    assert_eq!(
+        tempo.memberlist.bind_addr,
+        ["127.0.0.1"],
+        "gossip must stay on loopback"
+    );
     let rw = &tempo.metrics_generator.storage.remote_write;
     assert_eq!(rw.len(), 1);
     assert_eq!(rw[0].url, "http://127.0.0.1:9090/api/v1/write");
@@ -558,7 +583,9 @@ fn tempo_config_follows_the_documented_schema() {
         &tempo.storage.trace.wal.path,
         &tempo.storage.trace.local.path,
         &tempo.metrics_generator.storage.path,
-        &tempo.metrics_generator.traces_storage.path,
+        &tempo.live_store.wal.path,
+        &tempo.live_store.shutdown_marker_dir,
+        &tempo.backend_scheduler.local_work_path,
     ] {
         assert!(p.starts_with(&cfg.tempo.data_dir), "{p}");
     }
