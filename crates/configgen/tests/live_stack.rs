@@ -66,7 +66,11 @@ fn wait_probes_succeed(stack: &Stack, jobs: &[&str]) {
         }
     });
     if let Err(e) = result {
-        panic!("probes did not all succeed: {e}\n{}", stack.logs());
+        panic!(
+            "probes did not all succeed (ICMP needs root or net.ipv4.ping_group_range \
+             covering this user): {e}\n{}",
+            stack.logs()
+        );
     }
 }
 

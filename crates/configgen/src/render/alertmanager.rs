@@ -8,8 +8,9 @@
 //!    empty list goes nowhere.
 //! 3. everything else goes to alerting.default_receivers (nowhere if empty).
 //!
-//! Secrets are referenced by file only (auth_password_file for SMTP, which
-//! Alertmanager 0.25 supports; authorization.credentials_file for ntfy).
+//! Secrets are referenced by file only: auth_password_file for SMTP (since
+//! Alertmanager 0.25; before 0.27 the file is used byte for byte, so it must
+//! not end with a newline), authorization.credentials_file for ntfy tokens.
 
 use std::collections::BTreeMap;
 

@@ -253,6 +253,16 @@ mod tests {
     }
 
     #[test]
+    fn an_unplannable_lan_sweep_is_an_error_not_a_silent_gap() {
+        let cfg: Config = toml::from_str(r#"network.lan_sweep = { cidr = "10.0.0.0/8" }"#).unwrap();
+        let err = render(&Plan::new(&cfg), &mut Tree::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("network.lan_sweep.cidr: "),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn agents_get_no_prometheus() {
         let tree = rendered(
             r#"host = { role = "agent", ship_to = { prometheus_remote_write = "http://m/", loki_push = "http://m/" } }"#,

@@ -206,11 +206,19 @@ impl Stack {
             log,
         });
         let addr = scrape_address(listen, port);
-        let up = wait_until(Duration::from_secs(20), || {
-            TcpStream::connect(&addr).map_err(|e| e.to_string())
-        });
-        if let Err(e) = up {
-            panic!("{program} never listened on {addr}: {e}\n{}", self.logs());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Err(e) = TcpStream::connect(&addr) {
+            let child = &mut self.daemons.last_mut().unwrap().child;
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "{program} exited ({status}) before listening on {addr}\n{}",
+                    self.logs()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!("{program} never listened on {addr}: {e}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
