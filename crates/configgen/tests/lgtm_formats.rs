@@ -942,3 +942,101 @@ fn every_promql_expression_is_listed_and_substitutable() {
     println!("{} PromQL expressions:\n{}", all.len(), all.join("\n"));
     assert!(all.len() >= 60, "only {} PromQL expressions", all.len());
 }
+
+/// Label names and `job` values that the rendered Alloy pipeline puts on log
+/// streams: relabel targets, static `labels`, file targets and external labels.
+fn alloy_stream_labels(logs_alloy: &str) -> (Vec<String>, Vec<String>) {
+    use configgen::alloy_syntax::{parse, Expr, Stmt};
+    fn walk(stmts: &[Stmt], names: &mut Vec<String>, jobs: &mut Vec<String>) {
+        for stmt in stmts {
+            match stmt {
+                Stmt::Block { body, .. } => walk(body, names, jobs),
+                Stmt::Attr { name, value, .. } => match (name.as_str(), value) {
+                    ("target_label", Expr::Str(label)) => names.push(label.clone()),
+                    ("labels" | "external_labels", Expr::Object(fields)) => {
+                        fields_of(fields, names, jobs)
+                    }
+                    ("path_targets", Expr::List(items)) => {
+                        for item in items {
+                            if let Expr::Object(fields) = item {
+                                fields_of(fields, names, jobs);
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+    fn fields_of(
+        fields: &[(String, configgen::alloy_syntax::Expr)],
+        names: &mut Vec<String>,
+        jobs: &mut Vec<String>,
+    ) {
+        for (k, v) in fields {
+            if k.starts_with("__") {
+                continue;
+            }
+            names.push(k.clone());
+            if let (true, configgen::alloy_syntax::Expr::Str(job)) = (k == "job", v) {
+                jobs.push(job.clone());
+            }
+        }
+    }
+    let (mut names, mut jobs) = (Vec::new(), Vec::new());
+    walk(
+        &parse("logs.alloy", logs_alloy).unwrap(),
+        &mut names,
+        &mut jobs,
+    );
+    // loki.source.file adds the path of each file.
+    names.push("filename".into());
+    (names, jobs)
+}
+
+/// Every label a dashboard's LogQL selects on is one the Alloy pipeline
+/// writes, and every `job` it names is one of Alloy's streams.
+#[test]
+fn dashboard_log_queries_select_labels_alloy_writes() {
+    let tree = render(&example());
+    let (names, jobs) = alloy_stream_labels(tree.get("alloy/logs.alloy").unwrap());
+    let matcher = regex::Regex::new(r#"(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)""#).unwrap();
+    let mut checked = 0;
+    for (path, d) in dashboards(&tree) {
+        let mut values = builtins();
+        values.extend(configgen::dashboard_queries::all_values(&d));
+        for q in configgen::dashboard_queries::queries(&d)
+            .into_iter()
+            .filter(|q| q.datasource == "loki")
+        {
+            let expr = configgen::dashboard_queries::substitute(&q.expr, &values).unwrap();
+            let selector = &expr[expr.find('{').unwrap()..=expr.find('}').unwrap()];
+            for m in matcher.captures_iter(selector) {
+                let (label, op, value) = (&m[1], &m[2], &m[3]);
+                assert!(
+                    names.iter().any(|n| n == label),
+                    "{path} / {}: label {label} is not written by Alloy ({names:?})",
+                    q.panel
+                );
+                if label == "job" && op == "=" {
+                    assert!(
+                        jobs.iter().any(|j| j == value),
+                        "{path} / {}: no Alloy stream has job={value} ({jobs:?})",
+                        q.panel
+                    );
+                }
+                if label == "job" && op == "=~" {
+                    for alt in value.split('|') {
+                        assert!(
+                            jobs.iter().any(|j| j == alt),
+                            "{path} / {}: no Alloy stream has job={alt}",
+                            q.panel
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} matchers");
+}

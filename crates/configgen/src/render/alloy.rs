@@ -17,6 +17,11 @@ use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
 use crate::plan::{Plan, ScrapeJob};
 
+/// `job` label of the journal's log streams; dashboards select on it.
+pub const JOURNAL_JOB: &str = "systemd-journal";
+/// `job` label of the containers' log streams; dashboards select on it.
+pub const CONTAINERS_JOB: &str = "containers";
+
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
     if !cfg.alloy.enable {
@@ -115,7 +120,7 @@ fn logs(cfg: &Config, loki_push: &str) -> String {
         b.attr("max_age", Value::str("12h"));
         b.attr(
             "labels",
-            Value::Object(vec![("job".into(), Value::str("systemd-journal"))]),
+            Value::Object(vec![("job".into(), Value::str(JOURNAL_JOB))]),
         );
         b.attr(
             "relabel_rules",
@@ -163,7 +168,7 @@ fn logs(cfg: &Config, loki_push: &str) -> String {
             );
             b.attr(
                 "labels",
-                Value::Object(vec![("job".into(), Value::str("containers"))]),
+                Value::Object(vec![("job".into(), Value::str(CONTAINERS_JOB))]),
             );
             b.attr(
                 "relabel_rules",
