@@ -379,12 +379,15 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// What a component accepts and exports, from its reference page in the Alloy docs
-/// ("Reference > Components"). Only the components configgen writes are listed.
+/// ("Reference > Components"), cross-checked against the argument structs of
+/// grafana/alloy (Aug 2026). Only the components configgen writes are listed,
+/// and for each only the arguments and blocks of the checked subset.
 struct Spec {
     name: &'static str,
     attrs: &'static [&'static str],
     required: &'static [&'static str],
     blocks: &'static [&'static str],
+    required_blocks: &'static [&'static str],
     exports: &'static [&'static str],
 }
 
@@ -411,7 +414,8 @@ const COMPONENTS: &[Spec] = &[
             "relabel_rules",
         ],
         required: &["forward_to"],
-        blocks: &[],
+        blocks: &["legacy_position"],
+        required_blocks: &[],
         exports: &[],
     },
     Spec {
@@ -419,6 +423,7 @@ const COMPONENTS: &[Spec] = &[
         attrs: &["forward_to", "max_cache_size"],
         required: &["forward_to"],
         blocks: &["rule"],
+        required_blocks: &[],
         exports: &["receiver", "rules"],
     },
     Spec {
@@ -438,6 +443,7 @@ const COMPONENTS: &[Spec] = &[
             "oauth2",
             "tls_config",
         ],
+        required_blocks: &[],
         exports: &["targets"],
     },
     Spec {
@@ -445,6 +451,7 @@ const COMPONENTS: &[Spec] = &[
         attrs: &["targets"],
         required: &["targets"],
         blocks: &["rule"],
+        required_blocks: &[],
         exports: &["output", "rules"],
     },
     Spec {
@@ -458,7 +465,8 @@ const COMPONENTS: &[Spec] = &[
             "refresh_interval",
         ],
         required: &["host", "targets", "forward_to"],
-        blocks: &["client", "http_client_config"],
+        blocks: &["http_client_config"],
+        required_blocks: &[],
         exports: &[],
     },
     Spec {
@@ -466,6 +474,7 @@ const COMPONENTS: &[Spec] = &[
         attrs: &["path_targets", "sync_period", "ignore_older_than"],
         required: &["path_targets"],
         blocks: &[],
+        required_blocks: &[],
         exports: &["targets"],
     },
     Spec {
@@ -479,6 +488,7 @@ const COMPONENTS: &[Spec] = &[
         ],
         required: &["targets", "forward_to"],
         blocks: &["decompression", "file_watch"],
+        required_blocks: &[],
         exports: &[],
     },
     Spec {
@@ -486,6 +496,7 @@ const COMPONENTS: &[Spec] = &[
         attrs: &["external_labels", "max_streams"],
         required: &[],
         blocks: &["endpoint", "wal"],
+        required_blocks: &[],
         exports: &["receiver"],
     },
     Spec {
@@ -493,6 +504,7 @@ const COMPONENTS: &[Spec] = &[
         attrs: &[],
         required: &[],
         blocks: &["grpc", "http", "output", "debug_metrics"],
+        required_blocks: &["output"],
         exports: &[],
     },
     Spec {
@@ -506,6 +518,7 @@ const COMPONENTS: &[Spec] = &[
         ],
         required: &[],
         blocks: &["output", "debug_metrics"],
+        required_blocks: &["output"],
         exports: &["input"],
     },
     Spec {
@@ -518,6 +531,7 @@ const COMPONENTS: &[Spec] = &[
             "retry_on_failure",
             "debug_metrics",
         ],
+        required_blocks: &["client"],
         exports: &["input"],
     },
     Spec {
@@ -543,6 +557,7 @@ const COMPONENTS: &[Spec] = &[
             "tls_config",
             "clustering",
         ],
+        required_blocks: &[],
         exports: &[],
     },
     Spec {
@@ -550,6 +565,7 @@ const COMPONENTS: &[Spec] = &[
         attrs: &["external_labels"],
         required: &[],
         blocks: &["endpoint", "wal"],
+        required_blocks: &[],
         exports: &["receiver"],
     },
 ];
@@ -677,6 +693,14 @@ pub fn check(files: &[(&str, &str)]) -> Vec<Error> {
                         *pos,
                         format!("{id}: missing required argument {req:?}"),
                     ));
+                }
+            }
+            for req in spec.required_blocks {
+                let present = body
+                    .iter()
+                    .any(|s| matches!(s, Stmt::Block { name, .. } if name == req));
+                if !present {
+                    errors.push(err(*pos, format!("{id}: missing required block {req:?}")));
                 }
             }
             check_body(
@@ -841,6 +865,8 @@ loki.source.journal "system" {
             "{GOOD}\nloki.source.journal \"k\" {{ forward_to = [loki.write.default.input] }}"
         );
         assert!(first_error(&bad_export).contains("exports [\"receiver\"], not \"input\""));
+        assert!(first_error("otelcol.exporter.otlp \"t\" {}")
+            .contains("missing required block \"client\""));
         assert!(first_error("loki.source.journal \"j\" { labels = {} }")
             .contains("missing required argument \"forward_to\""));
         let twice = format!("{GOOD}\n{GOOD}");

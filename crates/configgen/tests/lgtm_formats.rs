@@ -209,11 +209,14 @@ mod loki {
     }
 }
 
-/// Tempo 2.x configuration blocks, from "Grafana Tempo > Configure"
+/// Tempo 3.x configuration blocks, from "Grafana Tempo > Configure"
 /// (https://grafana.com/docs/tempo/latest/configuration/): server, distributor
-/// (receivers are OpenTelemetry Collector receiver configs), ingester,
-/// compactor, metrics_generator, storage, overrides (the per-tenant
-/// `defaults` format of Tempo >= 2.3) and usage_report.
+/// (receivers are OpenTelemetry Collector receiver configs), memberlist,
+/// live_store, backend_scheduler, backend_worker, metrics_generator, storage,
+/// overrides (the scoped `defaults` format; Tempo 3 refuses the legacy one)
+/// and usage_report. Tempo 3 unmarshals strictly and removed the 2.x
+/// `ingester`, `compactor` and `metrics_generator.traces_storage` keys
+/// ("Migrate from Tempo 2.x to 3.0"), so they are not listed here either.
 mod tempo {
     // Fields that no assertion reads still whitelist a documented key.
     #![allow(dead_code)]
@@ -226,8 +229,10 @@ mod tempo {
         pub usage_report: UsageReport,
         pub server: Server,
         pub distributor: Distributor,
-        pub ingester: Ingester,
-        pub compactor: Compactor,
+        pub memberlist: Memberlist,
+        pub live_store: LiveStore,
+        pub backend_scheduler: BackendScheduler,
+        pub backend_worker: BackendWorker,
         pub metrics_generator: MetricsGenerator,
         pub storage: Storage,
         pub overrides: Overrides,
@@ -282,13 +287,26 @@ mod tempo {
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct Ingester {
-        pub max_block_duration: String,
+    pub struct Memberlist {
+        pub bind_addr: Vec<String>,
     }
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    pub struct Compactor {
+    pub struct LiveStore {
+        pub wal: Path,
+        pub shutdown_marker_dir: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BackendScheduler {
+        pub local_work_path: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct BackendWorker {
         pub compaction: Compaction,
     }
 
@@ -303,7 +321,6 @@ mod tempo {
     pub struct MetricsGenerator {
         pub registry: Registry,
         pub storage: GeneratorStorage,
-        pub traces_storage: Path,
     }
 
     #[derive(Deserialize)]
@@ -356,6 +373,7 @@ mod tempo {
     #[serde(deny_unknown_fields)]
     pub struct OverrideDefaults {
         pub metrics_generator: GeneratorOverrides,
+        pub compaction: Compaction,
     }
 
     #[derive(Deserialize)]
@@ -534,9 +552,16 @@ fn tempo_config_follows_the_documented_schema() {
         cfg.tempo.otlp_grpc_port, cfg.alloy.otlp_grpc_port,
         "Alloy owns 4317"
     );
-    assert_eq!(tempo.compactor.compaction.block_retention, "336h");
-    assert!(is_go_duration(&tempo.compactor.compaction.block_retention));
-    assert!(is_go_duration(&tempo.ingester.max_block_duration));
+    assert_eq!(tempo.backend_worker.compaction.block_retention, "336h");
+    assert_eq!(tempo.overrides.defaults.compaction.block_retention, "336h");
+    assert!(is_go_duration(
+        &tempo.backend_worker.compaction.block_retention
+    ));
+    assert_eq!(
+        tempo.memberlist.bind_addr,
+        ["127.0.0.1"],
+        "gossip must stay on loopback"
+    );
     let rw = &tempo.metrics_generator.storage.remote_write;
     assert_eq!(rw.len(), 1);
     assert_eq!(rw[0].url, "http://127.0.0.1:9090/api/v1/write");
@@ -558,7 +583,9 @@ fn tempo_config_follows_the_documented_schema() {
         &tempo.storage.trace.wal.path,
         &tempo.storage.trace.local.path,
         &tempo.metrics_generator.storage.path,
-        &tempo.metrics_generator.traces_storage.path,
+        &tempo.live_store.wal.path,
+        &tempo.live_store.shutdown_marker_dir,
+        &tempo.backend_scheduler.local_work_path,
     ] {
         assert!(p.starts_with(&cfg.tempo.data_dir), "{p}");
     }
@@ -914,4 +941,102 @@ fn every_promql_expression_is_listed_and_substitutable() {
     }
     println!("{} PromQL expressions:\n{}", all.len(), all.join("\n"));
     assert!(all.len() >= 60, "only {} PromQL expressions", all.len());
+}
+
+/// Label names and `job` values that the rendered Alloy pipeline puts on log
+/// streams: relabel targets, static `labels`, file targets and external labels.
+fn alloy_stream_labels(logs_alloy: &str) -> (Vec<String>, Vec<String>) {
+    use configgen::alloy_syntax::{parse, Expr, Stmt};
+    fn walk(stmts: &[Stmt], names: &mut Vec<String>, jobs: &mut Vec<String>) {
+        for stmt in stmts {
+            match stmt {
+                Stmt::Block { body, .. } => walk(body, names, jobs),
+                Stmt::Attr { name, value, .. } => match (name.as_str(), value) {
+                    ("target_label", Expr::Str(label)) => names.push(label.clone()),
+                    ("labels" | "external_labels", Expr::Object(fields)) => {
+                        fields_of(fields, names, jobs)
+                    }
+                    ("path_targets", Expr::List(items)) => {
+                        for item in items {
+                            if let Expr::Object(fields) = item {
+                                fields_of(fields, names, jobs);
+                            }
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+    fn fields_of(
+        fields: &[(String, configgen::alloy_syntax::Expr)],
+        names: &mut Vec<String>,
+        jobs: &mut Vec<String>,
+    ) {
+        for (k, v) in fields {
+            if k.starts_with("__") {
+                continue;
+            }
+            names.push(k.clone());
+            if let (true, configgen::alloy_syntax::Expr::Str(job)) = (k == "job", v) {
+                jobs.push(job.clone());
+            }
+        }
+    }
+    let (mut names, mut jobs) = (Vec::new(), Vec::new());
+    walk(
+        &parse("logs.alloy", logs_alloy).unwrap(),
+        &mut names,
+        &mut jobs,
+    );
+    // loki.source.file adds the path of each file.
+    names.push("filename".into());
+    (names, jobs)
+}
+
+/// Every label a dashboard's LogQL selects on is one the Alloy pipeline
+/// writes, and every `job` it names is one of Alloy's streams.
+#[test]
+fn dashboard_log_queries_select_labels_alloy_writes() {
+    let tree = render(&example());
+    let (names, jobs) = alloy_stream_labels(tree.get("alloy/logs.alloy").unwrap());
+    let matcher = regex::Regex::new(r#"(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)""#).unwrap();
+    let mut checked = 0;
+    for (path, d) in dashboards(&tree) {
+        let mut values = builtins();
+        values.extend(configgen::dashboard_queries::all_values(&d));
+        for q in configgen::dashboard_queries::queries(&d)
+            .into_iter()
+            .filter(|q| q.datasource == "loki")
+        {
+            let expr = configgen::dashboard_queries::substitute(&q.expr, &values).unwrap();
+            let selector = &expr[expr.find('{').unwrap()..=expr.find('}').unwrap()];
+            for m in matcher.captures_iter(selector) {
+                let (label, op, value) = (&m[1], &m[2], &m[3]);
+                assert!(
+                    names.iter().any(|n| n == label),
+                    "{path} / {}: label {label} is not written by Alloy ({names:?})",
+                    q.panel
+                );
+                if label == "job" && op == "=" {
+                    assert!(
+                        jobs.iter().any(|j| j == value),
+                        "{path} / {}: no Alloy stream has job={value} ({jobs:?})",
+                        q.panel
+                    );
+                }
+                if label == "job" && op == "=~" {
+                    for alt in value.split('|') {
+                        assert!(
+                            jobs.iter().any(|j| j == alt),
+                            "{path} / {}: no Alloy stream has job={alt}",
+                            q.panel
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} matchers");
 }

@@ -3,20 +3,24 @@
 //! - logs.alloy: journald (every unit), docker/podman containers and optional
 //!   log files, all pushed to Loki (local on a server, `ship_to` on an agent);
 //! - traces.alloy: an OTLP receiver (gRPC and HTTP) forwarding traces to Tempo;
-//! - metrics.alloy (agents only): scrapes the local exporters and remote-writes
-//!   to the server's Prometheus.
+//! - metrics.alloy (agents only): runs the plan's scrape jobs (local exporters
+//!   and service checks) and remote-writes to the server's Prometheus.
 //!
 //! Alloy loads every `*.alloy` file of its config directory as one module, so
 //! component names are unique across the files.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
-use crate::plan::{job, Plan, ScrapeJob, Target};
+use crate::plan::{Plan, ScrapeJob};
+
+/// `job` label of the journal's log streams; dashboards select on it.
+pub const JOURNAL_JOB: &str = "systemd-journal";
+/// `job` label of the containers' log streams; dashboards select on it.
+pub const CONTAINERS_JOB: &str = "containers";
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
@@ -33,7 +37,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     if let Some(remote_write) = &sinks.remote_write {
         tree.add(
             "alloy/metrics.alloy",
-            metrics(cfg, &agent_scrape_jobs(plan), remote_write),
+            metrics(cfg, plan.scrape_jobs(), remote_write),
         )?;
     }
     Ok(())
@@ -77,37 +81,6 @@ impl Sinks {
     }
 }
 
-/// The scrape jobs an agent's Alloy runs: the local exporters.
-// Seam: becomes `plan.scrape_jobs()` once the plan provides the jobs.
-fn agent_scrape_jobs(plan: &Plan) -> Vec<ScrapeJob> {
-    let cfg = plan.cfg;
-    let ex = &cfg.exporters;
-    let mut jobs = Vec::new();
-    let mut local = |name: &'static str, listen: &str, port: u16| {
-        jobs.push(ScrapeJob {
-            name: name.to_string(),
-            job: name,
-            interval: None,
-            metrics_path: "/metrics".into(),
-            targets: vec![Target {
-                address: lgtm::local_addr(listen, port),
-                labels: BTreeMap::new(),
-            }],
-        })
-    };
-    if ex.node.enable {
-        local(job::NODE, &ex.node.listen_address, ex.node.port);
-    }
-    if ex.cadvisor.enable {
-        local(job::CADVISOR, &ex.cadvisor.listen_address, ex.cadvisor.port);
-    }
-    if ex.probe.enable && cfg.services.iter().any(|s| s.red.is_some()) {
-        local(job::RED_PROBE, &ex.probe.listen_address, ex.probe.port);
-    }
-    local(job::ALLOY, &cfg.alloy.listen_address, cfg.alloy.port);
-    jobs
-}
-
 fn external_labels(cfg: &Config) -> Value {
     let mut labels = vec![("host".to_string(), Value::str(&cfg.host.name))];
     for (k, v) in &cfg.host.labels {
@@ -147,7 +120,7 @@ fn logs(cfg: &Config, loki_push: &str) -> String {
         b.attr("max_age", Value::str("12h"));
         b.attr(
             "labels",
-            Value::Object(vec![("job".into(), Value::str("systemd-journal"))]),
+            Value::Object(vec![("job".into(), Value::str(JOURNAL_JOB))]),
         );
         b.attr(
             "relabel_rules",
@@ -195,7 +168,7 @@ fn logs(cfg: &Config, loki_push: &str) -> String {
             );
             b.attr(
                 "labels",
-                Value::Object(vec![("job".into(), Value::str("containers"))]),
+                Value::Object(vec![("job".into(), Value::str(CONTAINERS_JOB))]),
             );
             b.attr(
                 "relabel_rules",

@@ -3,6 +3,8 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::plan;
+
 const HEADER: &str =
     "# Rendered by configgen. Do not edit: change the homelab config and render again.\n";
 
@@ -12,39 +14,20 @@ pub fn yaml_file(doc: &impl Serialize) -> Result<String> {
     Ok(format!("{HEADER}{body}"))
 }
 
-/// The address a local client connects to for a daemon listening on `listen`:
-/// a wildcard listener is reached through loopback.
-pub fn connect_host(listen: &str) -> &str {
-    match listen {
-        "" | "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-        other => other,
-    }
+/// `http://host:port` of a daemon on this host (a wildcard listener is
+/// reached over loopback).
+pub fn local_url(listen: &str, port: u16) -> String {
+    format!("http://{}", local_addr(listen, port))
 }
 
-/// `http://host:port` of a local daemon.
-pub fn local_url(listen: &str, port: u16) -> String {
-    let host = connect_host(listen);
-    if host.contains(':') && !host.starts_with('[') {
-        format!("http://[{host}]:{port}")
-    } else {
-        format!("http://{host}:{port}")
-    }
+/// `host:port` of a daemon on this host (gRPC endpoints).
+pub fn local_addr(listen: &str, port: u16) -> String {
+    plan::scrape_address(listen, port)
 }
 
 /// `host:port` a daemon listens on (IPv6 addresses bracketed).
 pub fn listen_addr(listen: &str, port: u16) -> String {
-    if listen.contains(':') && !listen.starts_with('[') {
-        format!("[{listen}]:{port}")
-    } else {
-        format!("{listen}:{port}")
-    }
-}
-
-/// `host:port` of a local daemon (gRPC endpoints).
-pub fn local_addr(listen: &str, port: u16) -> String {
-    local_url(listen, port)
-        .trim_start_matches("http://")
-        .to_string()
+    plan::join_host_port(listen, port)
 }
 
 /// A Prometheus-style duration ("30d", "1h30m", "2w") as a Go duration
@@ -122,6 +105,7 @@ mod tests {
     fn wildcard_listeners_are_reached_on_loopback() {
         assert_eq!(local_url("0.0.0.0", 3100), "http://127.0.0.1:3100");
         assert_eq!(local_url("::1", 3100), "http://[::1]:3100");
+        assert_eq!(local_addr("::", 4327), "[::1]:4327");
         assert_eq!(local_addr("10.0.0.2", 4327), "10.0.0.2:4327");
     }
 }

@@ -1,6 +1,11 @@
-//! tempo/tempo.yaml: Tempo 2.x single binary. Receives OTLP from the local Alloy,
-//! stores blocks on the local filesystem, and turns spans into span metrics and
-//! service graphs remote-written to the local Prometheus.
+//! tempo/tempo.yaml: Tempo 3.x in monolithic mode (no Kafka). Receives OTLP
+//! from the local Alloy, keeps recent traces in the live-store and blocks on
+//! the local filesystem, and turns spans into span metrics and service graphs
+//! remote-written to the local Prometheus.
+//!
+//! Tempo 3 reads its config strictly: the 2.x `ingester`, `compactor` and
+//! `metrics_generator.traces_storage` keys are errors, so none is written.
+//! Retention is the backend worker's compaction setting.
 
 use anyhow::Result;
 use serde_json::json;
@@ -26,6 +31,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     for (k, v) in &cfg.host.labels {
         external_labels.insert(k.clone(), v.clone().into());
     }
+    let retention = lgtm::go_duration("tempo.retention", &tempo.retention)?;
     let doc = json!({
         "stream_over_http_enabled": true,
         "usage_report": { "reporting_enabled": false },
@@ -47,12 +53,14 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
                 }
             }
         },
-        "ingester": { "max_block_duration": "5m" },
-        "compactor": {
-            "compaction": {
-                "block_retention": lgtm::go_duration("tempo.retention", &tempo.retention)?,
-            }
+        // Memberlist gossip stays on loopback (it binds every interface by default).
+        "memberlist": { "bind_addr": [tempo.listen_address] },
+        "live_store": {
+            "wal": { "path": format!("{dir}/live-store/traces") },
+            "shutdown_marker_dir": format!("{dir}/live-store/shutdown-marker"),
         },
+        "backend_scheduler": { "local_work_path": format!("{dir}/work") },
+        "backend_worker": { "compaction": { "block_retention": retention } },
         "metrics_generator": {
             "registry": { "external_labels": external_labels },
             "storage": {
@@ -62,7 +70,6 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
                     "send_exemplars": true,
                 }],
             },
-            "traces_storage": { "path": format!("{dir}/generator/traces") },
         },
         "storage": {
             "trace": {
@@ -73,7 +80,8 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         },
         "overrides": {
             "defaults": {
-                "metrics_generator": { "processors": ["service-graphs", "span-metrics"] }
+                "metrics_generator": { "processors": ["service-graphs", "span-metrics"] },
+                "compaction": { "block_retention": retention },
             }
         },
     });

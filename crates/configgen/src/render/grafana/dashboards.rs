@@ -1,8 +1,9 @@
 //! Dashboards from the minijinja templates in `dashboards/` (repository root).
 //!
-//! Templates get the provisioned datasources (`ds.<kind>` = {type, uid}) and
-//! the job label values (`jobs`, exposed in Grafana as hidden constant
-//! variables `$job_<name>`), so no dashboard repeats a job name or uid.
+//! Templates get the provisioned datasources (`ds.<kind>` = {type, uid}), the
+//! job label values (`jobs`, exposed in Grafana as hidden constant variables
+//! `$job_<name>`) and the `job` labels of Alloy's log streams (`log_streams`),
+//! so no dashboard repeats a job name or uid.
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use serde_json::{json, Value};
 use super::{Datasource, LOKI};
 use crate::model::Config;
 use crate::plan::job;
+use crate::render::alloy;
 
 const PANELS: &str = include_str!("../../../../../dashboards/_panels.j2");
 
@@ -101,6 +103,13 @@ pub fn render(cfg: &Config, provisioned: &[Datasource]) -> Result<Vec<(String, S
     env.add_global("jobs", minijinja::Value::from_serialize(jobs()));
     env.add_global("refresh", "1m");
     env.add_global("log_jobs_regex", log_jobs_regex(cfg)?);
+    env.add_global(
+        "log_streams",
+        minijinja::Value::from_serialize(BTreeMap::from([
+            ("journal", alloy::JOURNAL_JOB),
+            ("containers", alloy::CONTAINERS_JOB),
+        ])),
+    );
 
     let mut out = Vec::new();
     for t in TEMPLATES {
