@@ -1,0 +1,108 @@
+# Contradictory settings fail evaluation with a message naming the options.
+{
+  lib,
+  cfg,
+  model,
+  ...
+}:
+let
+  opt = "services.homelab-observability";
+  server = cfg.role == "server";
+
+  # Every daemon this host runs, with the port it listens on.
+  listeners = lib.filter (l: l.enabled) [
+    {
+      name = "prometheus";
+      enabled = server;
+    }
+    {
+      name = "alertmanager";
+      enabled = server;
+    }
+    {
+      name = "loki";
+      enabled = server;
+    }
+    {
+      name = "lokiGrpc";
+      enabled = server;
+    }
+    {
+      name = "tempo";
+      enabled = server && cfg.tempo.enable;
+    }
+    {
+      name = "tempoOtlpGrpc";
+      enabled = server && cfg.tempo.enable;
+    }
+    {
+      name = "grafana";
+      enabled = server && cfg.grafana.enable;
+    }
+    {
+      name = "node";
+      enabled = true;
+    }
+    {
+      name = "blackbox";
+      enabled = true;
+    }
+    {
+      name = "cadvisor";
+      enabled = true;
+    }
+    {
+      name = "probe";
+      enabled = cfg.probe.enable;
+    }
+    {
+      name = "alloy";
+      enabled = true;
+    }
+    {
+      name = "otlpGrpc";
+      enabled = true;
+    }
+    {
+      name = "otlpHttp";
+      enabled = true;
+    }
+  ];
+  byPort = lib.groupBy (l: toString cfg.ports.${l.name}) listeners;
+  clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
+  clashMessage = port: ls: "port ${port}: ${lib.concatMapStringsSep ", " (l: "${opt}.ports.${l.name}") ls}";
+
+  secretFiles = lib.filterAttrs (_: f: f != null) {
+    "grafana.adminPasswordFile" = cfg.grafana.adminPasswordFile;
+    "grafana.secretKeyFile" = cfg.grafana.secretKeyFile;
+    "grafana.smtp.passwordFile" = cfg.grafana.smtp.passwordFile;
+  };
+  inStore = f: lib.hasPrefix builtins.storeDir f;
+  relative = f: !lib.hasPrefix "/" f;
+in
+{
+  assertions = [
+    {
+      assertion = server || cfg.serverAddress != null || model.host ? ship_to;
+      message = ''${opt}: role = "agent" ships everything to a server, but ${opt}.serverAddress is not set. Set it to the server's host name (the server sets ${opt}.acceptAgents = true).'';
+    }
+    {
+      assertion = server || !cfg.acceptAgents;
+      message = ''${opt}: acceptAgents = true needs role = "server"; an agent does not receive from other agents.'';
+    }
+    {
+      assertion = clashes == { };
+      message = "${opt}: two daemons on one port: ${lib.concatStringsSep "; " (lib.mapAttrsToList clashMessage clashes)}.";
+    }
+    {
+      assertion = cfg.openFirewall -> cfg.acceptAgents;
+      message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
+    }
+  ]
+  ++ lib.mapAttrsToList (name: file: {
+    assertion = !(inStore file || relative file);
+    message = "${opt}.${name} = \"${file}\": give an absolute path outside the Nix store (the store is world-readable); the file is read at run time.";
+  }) secretFiles;
+
+  warnings = lib.optional (server && cfg.serverAddress != null) "${opt}.serverAddress is set but role = \"server\": it is only used by agents and is ignored here.";
+}

@@ -1,0 +1,54 @@
+# What runs on every host, server or agent: the exporters and Alloy.
+# Ports and config files must agree with the rendered tree, so they are set
+# with normal priority (a contradicting definition is an evaluation error);
+# listen addresses and extras are defaults a user may override.
+{
+  lib,
+  cfg,
+  model,
+  tree,
+  docker,
+  podman,
+  ...
+}:
+let
+  inherit (cfg) ports;
+  ex = model.exporters;
+in
+{
+  services.prometheus.exporters.node = lib.mkIf ex.node.enable {
+    enable = true;
+    listenAddress = lib.mkDefault ex.node.listen_address;
+    port = ports.node;
+    enabledCollectors = ex.node.collectors;
+  };
+
+  services.prometheus.exporters.blackbox = {
+    enable = true;
+    listenAddress = lib.mkDefault ex.blackbox.listen_address;
+    port = ports.blackbox;
+    configFile = "${tree}/blackbox/blackbox.yml";
+  };
+
+  services.cadvisor = {
+    enable = true;
+    listenAddress = lib.mkDefault ex.cadvisor.listen_address;
+    port = ports.cadvisor;
+    # Without it cAdvisor reports docker containers only, not systemd services.
+    extraOptions = [ "--docker_only=false" ];
+  };
+
+  services.alloy = {
+    enable = true;
+    # Every *.alloy file of that directory is loaded.
+    configPath = "${tree}/alloy";
+    extraFlags = [
+      "--server.http.listen-addr=${model.alloy.listen_address}:${toString ports.alloy}"
+      "--disable-reporting"
+    ];
+  };
+  # Reading container logs through the docker/podman API socket.
+  systemd.services.alloy.serviceConfig.SupplementaryGroups =
+    lib.optional (model.alloy.container_socket != null && docker) "docker"
+    ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman";
+}
