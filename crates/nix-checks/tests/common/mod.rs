@@ -1,4 +1,5 @@
 //! Runs the NixOS module evaluation tests of tests/eval with nixpkgs' lib.
+#![allow(dead_code)] // each test binary uses a part of these helpers
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
