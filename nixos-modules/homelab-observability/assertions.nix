@@ -68,9 +68,21 @@ let
       enabled = true;
     }
   ];
-  byPort = lib.groupBy (l: toString cfg.ports.${l.name}) listeners;
+  # Tempo's internal gRPC server listens on a port configgen fixes.
+  tempoGrpc = {
+    name = "tempo gRPC (9095, fixed)";
+    port = 9095;
+  };
+  portOf = l: l.port or cfg.ports.${l.name};
+  byPort = lib.groupBy (l: toString (portOf l)) (
+    listeners ++ lib.optional (server && cfg.tempo.enable) tempoGrpc
+  );
   clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
-  clashMessage = port: ls: "port ${port}: ${lib.concatMapStringsSep ", " (l: "${opt}.ports.${l.name}") ls}";
+  clashMessage =
+    port: ls:
+    "port ${port}: ${
+      lib.concatMapStringsSep ", " (l: if l ? port then l.name else "${opt}.ports.${l.name}") ls
+    }";
 
   secretFiles = lib.filterAttrs (_: f: f != null) {
     "grafana.adminPasswordFile" = cfg.grafana.adminPasswordFile;

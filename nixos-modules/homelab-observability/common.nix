@@ -3,6 +3,7 @@
 # with normal priority (a contradicting definition is an evaluation error);
 # listen addresses and extras are defaults a user may override.
 {
+  config,
   lib,
   cfg,
   model,
@@ -47,8 +48,12 @@ in
       "--disable-reporting"
     ];
   };
-  # Reading container logs through the docker/podman API socket.
+  # Reading container logs through the docker/podman API socket, and nginx's
+  # log files when they are among the shipped ones.
   systemd.services.alloy.serviceConfig.SupplementaryGroups =
     lib.optional (model.alloy.container_socket != null && docker) "docker"
-    ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman";
+    ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
+    ++ lib.optional (config.services.nginx.enable && lib.any (
+      files: lib.hasPrefix "/var/log/nginx/" files.path
+    ) (model.alloy.log_files or [ ])) "nginx";
 }

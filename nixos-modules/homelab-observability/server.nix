@@ -62,7 +62,8 @@ lib.mkIf server (
             basic_auth = rw.basic_auth or null;
           }
         ) remoteWrite;
-        extraFlags = lib.optional cfg.acceptAgents "--web.enable-remote-write-receiver";
+        # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
+        extraFlags = lib.optional (cfg.acceptAgents || tempo) "--web.enable-remote-write-receiver";
         checkConfig = lib.mkIf remoteWriteSecrets (lib.mkDefault "syntax-only");
       };
 

@@ -50,7 +50,9 @@ in
       (check "prometheus on loopback" p.listenAddress "127.0.0.1")
       (check "prometheus port" p.port 9090)
       (check "retention" p.retentionTime "30d")
-      (check "no remote-write receiver" p.extraFlags [ ])
+      (check "remote-write receiver for Tempo's span metrics" p.extraFlags [
+        "--web.enable-remote-write-receiver"
+      ])
       (check "external labels" p.globalConfig.external_labels { host = "nas"; })
       (check "one scrape config" (map (s: s.job_name) p.scrapeConfigs) [ "homelab-observability" ])
       (holds "jobs come from the rendered fragments as file_sd" (
@@ -372,7 +374,10 @@ in
       (check "user's rule file kept" (lib.length p.ruleFiles) 2)
       (check "user's retention wins over the default" p.retentionTime "1y")
       (check "user's scrape interval wins over the default" p.globalConfig.scrape_interval "15s")
-      (check "user's flags kept" p.extraFlags [ "--web.enable-admin-api" ])
+      (check "user's flags kept" p.extraFlags [
+        "--web.enable-remote-write-receiver"
+        "--web.enable-admin-api"
+      ])
       (check "external labels merged" p.globalConfig.external_labels {
         host = "nixos";
         site = "home";
@@ -450,6 +455,45 @@ in
     ];
 
   homelab = rendering (evalHost [ ./homelab.nix ]) [ ];
+
+  without-tempo =
+    let
+      c = evalHost [
+        enable
+        { services.homelab-observability.tempo.enable = false; }
+      ];
+    in
+    rendering c [
+      (check "no tempo" c.services.tempo.enable false)
+      (check "no remote-write receiver without Tempo or agents" c.services.prometheus.extraFlags [ ])
+      (check "tempo disabled in the config" c.services.homelab-observability.generatedConfig.tempo.enable false)
+    ];
+
+  nginx-logs =
+    let
+      c = evalHost [
+        enable
+        nginxApp
+        {
+          services.homelab-observability.settings.alloy.log_files = [
+            {
+              job = "nginx";
+              path = "/var/log/nginx/*access.log";
+            }
+          ];
+        }
+      ];
+    in
+    rendering c [
+      (check "alloy may read nginx's logs" c.systemd.services.alloy.serviceConfig.SupplementaryGroups [
+        "nginx"
+      ])
+    ];
+
+  tempo-grpc-clash = refused "port 9095: services.homelab-observability.ports.lokiGrpc, tempo gRPC (9095, fixed)" (evalHost [
+    enable
+    { services.homelab-observability.ports.lokiGrpc = 9095; }
+  ]);
 
   agent-without-server = refused "serverAddress is not set" (evalHost [
     enable
