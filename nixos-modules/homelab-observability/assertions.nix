@@ -84,11 +84,25 @@ let
       lib.concatMapStringsSep ", " (l: if l ? port then l.name else "${opt}.ports.${l.name}") ls
     }";
 
-  secretFiles = lib.filterAttrs (_: f: f != null) {
-    "grafana.adminPasswordFile" = cfg.grafana.adminPasswordFile;
-    "grafana.secretKeyFile" = cfg.grafana.secretKeyFile;
-    "grafana.smtp.passwordFile" = cfg.grafana.smtp.passwordFile;
-  };
+  receiverSecrets = lib.listToAttrs (
+    lib.concatMap (
+      r:
+      map (key: lib.nameValuePair "receivers.${r.name}.${key}" r.${key}) (
+        lib.filter (key: r ? ${key}) [
+          "password_file"
+          "token_file"
+        ]
+      )
+    ) cfg.receivers
+  );
+  secretFiles = lib.filterAttrs (_: f: f != null) (
+    {
+      "grafana.adminPasswordFile" = cfg.grafana.adminPasswordFile;
+      "grafana.secretKeyFile" = cfg.grafana.secretKeyFile;
+      "grafana.smtp.passwordFile" = cfg.grafana.smtp.passwordFile;
+    }
+    // receiverSecrets
+  );
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
 in

@@ -521,6 +521,22 @@ in
     { services.homelab-observability.openFirewall = true; }
   ]);
 
+  receiver-secret-relative = refused "receivers.mail.password_file = \"secrets/smtp\": give an absolute path outside the Nix store" (evalHost [
+    enable
+    {
+      services.homelab-observability.receivers = [
+        {
+          type = "email";
+          name = "mail";
+          to = "me@example.org";
+          from = "lab@example.org";
+          smarthost = "smtp.example.org:587";
+          password_file = "secrets/smtp";
+        }
+      ];
+    }
+  ]);
+
   secret-in-store = refused "give an absolute path outside the Nix store" (evalHost [
     enable
     { services.homelab-observability.grafana.adminPasswordFile = "/nix/store/0000-grafana-password"; }
