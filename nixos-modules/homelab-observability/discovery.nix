@@ -4,7 +4,7 @@
 { config, cfg }:
 let
   # Service names allow letters, digits, '-' and '_'.
-  serviceName = lib.replaceStrings [ "." ":" "/" "*" ] [ "-" "-" "-" "-" ];
+  serviceName = lib.stringAsChars (c: if builtins.match "[A-Za-z0-9_-]" c != null then c else "-");
 
   # The local port behind a reverse proxy target such as "http://127.0.0.1:8096".
   localPort =

@@ -178,13 +178,24 @@ in
         c.services.loki
         c.services.tempo
         c.services.grafana
-      ]) [ false false false false false ])
+      ]) [
+        false
+        false
+        false
+        false
+        false
+      ])
       (check "exporters, alloy and the probe run" (map (s: s.enable) [
         c.services.prometheus.exporters.node
         c.services.prometheus.exporters.blackbox
         c.services.cadvisor
         c.services.alloy
-      ]) [ true true true true ])
+      ]) [
+        true
+        true
+        true
+        true
+      ])
       (holds "probe unit" (c.systemd.services ? homelab-probe))
     ];
 
@@ -208,7 +219,11 @@ in
         m.prometheus.listen_address
         m.loki.listen_address
         m.tempo.listen_address
-      ] [ "0.0.0.0" "0.0.0.0" "0.0.0.0" ])
+      ] [
+        "0.0.0.0"
+        "0.0.0.0"
+        "0.0.0.0"
+      ])
       (check "firewall opens the push ports" c.networking.firewall.allowedTCPPorts [
         9090
         3100
@@ -218,7 +233,11 @@ in
         m.alertmanager.listen_address
         m.grafana.listen_address
         m.exporters.node.listen_address
-      ] [ "127.0.0.1" "127.0.0.1" "127.0.0.1" ])
+      ] [
+        "127.0.0.1"
+        "127.0.0.1"
+        "127.0.0.1"
+      ])
     ];
 
   discovery =

@@ -201,7 +201,10 @@ in
     virtualisation.docker.enable = mkEnableOption "docker";
     virtualisation.podman.enable = mkEnableOption "podman";
     virtualisation.oci-containers = {
-      backend = opt (types.enum [ "podman" "docker" ]) "podman";
+      backend = opt (types.enum [
+        "podman"
+        "docker"
+      ]) "podman";
       containers = opt (types.attrsOf (submodule {
         image = mkOption { type = types.str; };
         ports = listOfStr;
