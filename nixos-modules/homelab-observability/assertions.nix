@@ -3,11 +3,12 @@
   lib,
   cfg,
   model,
+  on,
   ...
 }:
 let
   opt = "services.homelab-observability";
-  server = cfg.role == "server";
+  inherit (on) server;
 
   # Every daemon this host runs, with the port it listens on.
   listeners = lib.filter (l: l.enabled) [
@@ -21,51 +22,51 @@ let
     }
     {
       name = "loki";
-      enabled = server;
+      enabled = on.loki;
     }
     {
       name = "lokiGrpc";
-      enabled = server;
+      enabled = on.loki;
     }
     {
       name = "tempo";
-      enabled = server && cfg.tempo.enable;
+      enabled = on.tempo;
     }
     {
       name = "tempoOtlpGrpc";
-      enabled = server && cfg.tempo.enable;
+      enabled = on.tempo;
     }
     {
       name = "grafana";
-      enabled = server && cfg.grafana.enable;
+      enabled = on.grafana;
     }
     {
       name = "node";
-      enabled = true;
+      enabled = on.node;
     }
     {
       name = "blackbox";
-      enabled = true;
+      enabled = on.blackbox;
     }
     {
       name = "cadvisor";
-      enabled = true;
+      enabled = on.cadvisor;
     }
     {
       name = "probe";
-      enabled = cfg.probe.enable;
+      enabled = on.probe;
     }
     {
       name = "alloy";
-      enabled = true;
+      enabled = on.alloy;
     }
     {
       name = "otlpGrpc";
-      enabled = true;
+      enabled = on.alloy;
     }
     {
       name = "otlpHttp";
-      enabled = true;
+      enabled = on.alloy;
     }
   ];
   # Tempo's internal gRPC server listens on a port configgen fixes.
@@ -75,7 +76,7 @@ let
   };
   portOf = l: l.port or cfg.ports.${l.name};
   byPort = lib.groupBy (l: toString (portOf l)) (
-    listeners ++ lib.optional (server && cfg.tempo.enable) tempoGrpc
+    listeners ++ lib.optional on.tempo tempoGrpc
   );
   clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
   clashMessage =

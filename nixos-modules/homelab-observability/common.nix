@@ -7,6 +7,7 @@
   lib,
   cfg,
   model,
+  on,
   tree,
   docker,
   podman,
@@ -17,21 +18,21 @@ let
   ex = model.exporters;
 in
 {
-  services.prometheus.exporters.node = lib.mkIf ex.node.enable {
+  services.prometheus.exporters.node = lib.mkIf on.node {
     enable = true;
     listenAddress = lib.mkDefault ex.node.listen_address;
     port = ports.node;
     enabledCollectors = ex.node.collectors;
   };
 
-  services.prometheus.exporters.blackbox = {
+  services.prometheus.exporters.blackbox = lib.mkIf on.blackbox {
     enable = true;
     listenAddress = lib.mkDefault ex.blackbox.listen_address;
     port = ports.blackbox;
     configFile = "${tree}/blackbox/blackbox.yml";
   };
 
-  services.cadvisor = {
+  services.cadvisor = lib.mkIf on.cadvisor {
     enable = true;
     listenAddress = lib.mkDefault ex.cadvisor.listen_address;
     port = ports.cadvisor;
@@ -39,7 +40,7 @@ in
     extraOptions = [ "--docker_only=false" ];
   };
 
-  services.alloy = {
+  services.alloy = lib.mkIf on.alloy {
     enable = true;
     # Every *.alloy file of that directory is loaded.
     configPath = "${tree}/alloy";

@@ -40,6 +40,21 @@ let
       ;
   };
 
+  # Which daemons run, decided by the config configgen renders (typed options
+  # and `settings` alike), so that the units and the rendered files agree.
+  server = cfg.role == "server";
+  on = {
+    inherit server;
+    node = model.exporters.node.enable or true;
+    blackbox = model.exporters.blackbox.enable or true;
+    cadvisor = model.exporters.cadvisor.enable or true;
+    probe = model.exporters.probe.enable or true;
+    alloy = model.alloy.enable or true;
+    loki = server && model.loki.enable or true;
+    tempo = server && model.tempo.enable or true;
+    grafana = server && model.grafana.enable or true;
+  };
+
   configFile = pkgs.writeText "homelab-observability.json" (builtins.toJSON model);
 
   tree = pkgs.runCommand "homelab-observability-tree" { nativeBuildInputs = [ cfg.package ]; } ''
@@ -77,6 +92,7 @@ let
       pkgs
       cfg
       model
+      on
       tree
       wiring
       stateDir

@@ -2,6 +2,7 @@
 {
   lib,
   cfg,
+  on,
   tree,
   ...
 }:
@@ -14,7 +15,7 @@ let
     "CAP_DAC_READ_SEARCH" # enter those /proc directories
   ];
 in
-lib.mkIf cfg.probe.enable {
+lib.mkIf on.probe {
   systemd.services.homelab-probe = {
     description = "homelab-observability eBPF RED probe";
     wantedBy = [ "multi-user.target" ];

@@ -3,6 +3,7 @@
   lib,
   cfg,
   model,
+  on,
   tree,
   wiring,
   stateDir,
@@ -12,9 +13,7 @@
 }:
 let
   inherit (cfg) ports;
-  server = cfg.role == "server";
-  grafana = server && cfg.grafana.enable;
-  tempo = server && cfg.tempo.enable;
+  inherit (on) server grafana tempo;
   fileRef = path: "$__file{${path}}";
   secretKeyFile =
     if cfg.grafana.secretKeyFile != null then
@@ -82,7 +81,7 @@ lib.mkIf server (
         install -m 0400 ${tree}/alertmanager/alertmanager.yml /tmp/alert-manager-substituted.yaml
       '';
 
-      services.loki = {
+      services.loki = lib.mkIf on.loki {
         enable = true;
         configFile = "${tree}/loki/loki.yaml";
       };
@@ -90,8 +89,8 @@ lib.mkIf server (
       networking.firewall.allowedTCPPorts = lib.optionals (cfg.acceptAgents && cfg.openFirewall) (
         [
           ports.prometheus
-          ports.loki
         ]
+        ++ lib.optional on.loki ports.loki
         ++ lib.optional tempo ports.tempoOtlpGrpc
       );
     }

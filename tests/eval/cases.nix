@@ -488,6 +488,24 @@ in
       (check "tempo disabled in the config" c.services.homelab-observability.generatedConfig.tempo.enable false)
     ];
 
+  settings-turn-daemons-off =
+    let
+      c = evalHost [
+        enable
+        {
+          services.homelab-observability.settings = {
+            exporters.cadvisor.enable = false;
+            loki.enable = false;
+          };
+        }
+      ];
+    in
+    rendering c [
+      (check "no cadvisor" c.services.cadvisor.enable false)
+      (check "no loki" c.services.loki.enable false)
+      (check "no firewall port for loki" c.networking.firewall.allowedTCPPorts [ ])
+    ];
+
   nginx-logs =
     let
       c = evalHost [
