@@ -9,7 +9,7 @@ let
     class Sink(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            print(body.decode(), flush=True)
+            print("NOTIFICATION " + body.decode(), flush=True)
             self.send_response(200)
             self.end_headers()
 

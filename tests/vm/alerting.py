@@ -3,6 +3,7 @@ PROMETHEUS = "http://127.0.0.1:9090"
 def notifications(status):
     return (
         "journalctl -u alert-sink.service -o cat "
+        "| sed -n 's/^NOTIFICATION //p' "
         "| jq -e -s --arg status " + status + " "
         "'any(.[]; .status == $status and any(.alerts[]; .labels.alertname == \"ServiceProbeFailed\" "
         "and .labels.service == \"app-local\"))'"
