@@ -65,6 +65,12 @@ let
   # target groups (services.prometheus has no scrape_config_files option), and
   # the rule groups in one file (services.prometheus.ruleFiles takes files, and
   # promtool checks each at build time).
+  # Prometheus' own default, unless the user sets another.
+  scrapeTimeout =
+    if config.services.prometheus.globalConfig.scrape_timeout != null then
+      config.services.prometheus.globalConfig.scrape_timeout
+    else
+      "10s";
   wiring =
     pkgs.runCommand "homelab-observability-wiring"
       {
@@ -78,7 +84,7 @@ let
         mkdir -p $out/prometheus/file_sd
         for fragment in ${tree}/prometheus/scrape/*.yml; do
           yq . "$fragment" \
-            | jq --arg global_timeout 10s -f ${./scrape-to-file-sd.jq} \
+            | jq --arg global_timeout ${scrapeTimeout} -f ${./scrape-to-file-sd.jq} \
             > "$out/prometheus/file_sd/$(basename "$fragment" .yml).json"
         done
         yq -y -s '{groups: (map(.groups // []) | add // [])}' ${tree}/prometheus/rules/*.yml /dev/null \
