@@ -1,5 +1,5 @@
 # Evaluation tests of the NixOS module, run by `cargo test -p nix-checks`:
-#   nix-instantiate --eval --strict --json tests/eval --arg nixpkgsLib /path/to/nixpkgs/lib
+#   nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib /path/to/nixpkgs/lib
 # Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; }
 # `config` is the JSON model handed to configgen; the Rust test renders it
 # when `render` is true.
