@@ -30,7 +30,7 @@ pub fn evaluate_cases(test: &str) -> Option<serde_json::Map<String, Value>> {
             "--strict",
             "--json",
             "tests/eval",
-            "--arg",
+            "--argstr",
             "nixpkgsLib",
         ])
         .arg(&lib)
