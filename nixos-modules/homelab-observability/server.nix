@@ -1,6 +1,8 @@
 # The server role: Prometheus, Alertmanager, Loki, Tempo, Grafana.
 {
+  config,
   lib,
+  pkgs,
   cfg,
   model,
   on,
@@ -20,6 +22,15 @@ let
       cfg.grafana.secretKeyFile
     else
       "${stateDir}/grafana-secret-key";
+  alertmanager = config.services.prometheus.alertmanager;
+  alertmanagerYml =
+    if alertmanager.checkConfig then
+      pkgs.runCommand "alertmanager-checked.yml" { nativeBuildInputs = [ alertmanager.package ]; } ''
+        amtool check-config ${tree}/alertmanager/alertmanager.yml
+        ln -s ${tree}/alertmanager/alertmanager.yml $out
+      ''
+    else
+      "${tree}/alertmanager/alertmanager.yml";
   remoteWrite = model.prometheus.remote_write or [ ];
   # promtool's full check opens credential files, which the build sandbox cannot see.
   remoteWriteSecrets = lib.any (rw: rw ? bearer_token_file || rw ? basic_auth) remoteWrite;
@@ -76,9 +87,10 @@ lib.mkIf server (
       };
       # Upstream copies its config through envsubst into this path; the rendered
       # file holds no environment references (secrets are *_file) and may hold
-      # a literal `$` in templates, so it is copied as it is.
+      # a literal `$` in templates, so it is copied as it is (amtool-checked at
+      # build time, like upstream's own, unless checkConfig is off).
       systemd.services.alertmanager.preStart = lib.mkForce ''
-        install -m 0400 ${tree}/alertmanager/alertmanager.yml /tmp/alert-manager-substituted.yaml
+        install -m 0400 ${alertmanagerYml} /tmp/alert-manager-substituted.yaml
       '';
 
       services.loki = lib.mkIf on.loki {

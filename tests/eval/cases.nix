@@ -38,6 +38,7 @@ in
       p = c.services.prometheus;
       g = c.services.grafana;
       probe = (unit c "homelab-probe").serviceConfig;
+      amConfig = lib.head (builtins.match "install -m 0400 ([^ ]+) .*" (unit c "alertmanager").preStart);
       json = builtins.toJSON h.generatedConfig;
     in
     rendering c [
@@ -69,9 +70,9 @@ in
         { static_configs = [ { targets = [ "127.0.0.1:9093" ]; } ]; }
       ])
       (check "alertmanager on loopback" c.services.prometheus.alertmanager.listenAddress "127.0.0.1")
-      (check "alertmanager runs the rendered file, not upstream's" (unit c "alertmanager").preStart ''
-        install -m 0400 ${tree}/alertmanager/alertmanager.yml /tmp/alert-manager-substituted.yaml
-      '')
+      (holds "alertmanager runs the rendered file, amtool-checked, not upstream's" (
+        hasPrefixAndSuffix "/nix/store/" "-alertmanager-checked.yml" amConfig
+      ))
       (check "node exporter" {
         inherit (p.exporters.node) enable listenAddress port;
       } {
@@ -474,6 +475,19 @@ in
     ];
 
   homelab = rendering (evalHost [ ./homelab.nix ]) [ ];
+
+  alertmanager-unchecked =
+    let
+      c = evalHost [
+        enable
+        { services.prometheus.alertmanager.checkConfig = false; }
+      ];
+    in
+    rendering c [
+      (check "with checkConfig off the rendered file is used as it is" (unit c "alertmanager").preStart ''
+        install -m 0400 ${toString c.services.homelab-observability.tree}/alertmanager/alertmanager.yml /tmp/alert-manager-substituted.yaml
+      '')
+    ];
 
   without-tempo =
     let

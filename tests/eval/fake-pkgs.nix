@@ -19,6 +19,7 @@ in
   runCommand = name: env: script: fakeDrv name { inherit env script; };
   jq = package "jq";
   yq = package "yq";
+  prometheus-alertmanager = package "alertmanager";
   homelab-configgen = package "configgen";
   homelab-probe = package "homelab-probe";
 }

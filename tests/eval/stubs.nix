@@ -3,7 +3,12 @@
 # see docs/nixos.md), so that lib.evalModules can evaluate the module without a
 # nixpkgs checkout. Only options the module touches are declared: setting any
 # other one is an evaluation error, as it would be against a real NixOS.
-{ lib, config, ... }:
+{
+  lib,
+  config,
+  pkgs,
+  ...
+}:
 let
   inherit (lib) mkOption mkEnableOption types;
   opt =
@@ -103,6 +108,7 @@ in
 
       alertmanager = {
         enable = mkEnableOption "alertmanager";
+        package = opt types.package pkgs.prometheus-alertmanager;
         configuration = nullOpt types.attrs;
         configText = nullOpt types.lines;
         checkConfig = opt types.bool true;
