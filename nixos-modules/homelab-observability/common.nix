@@ -5,6 +5,7 @@
 {
   config,
   lib,
+  pkgs,
   cfg,
   model,
   on,
@@ -29,7 +30,10 @@ in
     enable = true;
     listenAddress = lib.mkDefault ex.blackbox.listen_address;
     port = ports.blackbox;
-    configFile = "${tree}/blackbox/blackbox.yml";
+    # A store path of its own: upstream's config check accepts a path inside
+    # the store only when it is a whole store path (lib.isStorePath), and
+    # would otherwise try to copy it as a local file.
+    configFile = pkgs.runCommand "blackbox.yml" { } "ln -s ${tree}/blackbox/blackbox.yml $out";
   };
 
   services.cadvisor = lib.mkIf on.cadvisor {

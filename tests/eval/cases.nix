@@ -84,7 +84,10 @@ in
         "systemd"
         "processes"
       ])
-      (check "blackbox config from the tree" (toString p.exporters.blackbox.configFile) "${tree}/blackbox/blackbox.yml")
+      (holds "blackbox config is a whole store path (upstream's lib.isStorePath check)" (
+        lib.isStorePath p.exporters.blackbox.configFile
+      ))
+      (check "blackbox config from the tree" p.exporters.blackbox.configFile.script "ln -s ${tree}/blackbox/blackbox.yml $out")
       (check "blackbox on loopback" p.exporters.blackbox.listenAddress "127.0.0.1")
       (check "cadvisor" {
         inherit (c.services.cadvisor) enable listenAddress port;
