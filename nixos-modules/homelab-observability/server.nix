@@ -23,6 +23,7 @@ let
     else
       "${stateDir}/grafana-secret-key";
   alertmanager = config.services.prometheus.alertmanager;
+  alertmanagerPlaceholder = "# replaced at start by the rendered alertmanager.yml of services.homelab-observability\n";
   alertmanagerYml =
     if alertmanager.checkConfig then
       pkgs.runCommand "alertmanager-checked.yml" { nativeBuildInputs = [ alertmanager.package ]; } ''
@@ -83,7 +84,7 @@ lib.mkIf server (
         port = ports.alertmanager;
         # Satisfies the upstream module's "a configuration is required"
         # assertion; the unit runs the rendered file instead (preStart below).
-        configText = lib.mkDefault "# replaced at start by the rendered alertmanager.yml of services.homelab-observability\n";
+        configText = lib.mkDefault alertmanagerPlaceholder;
       };
       # Upstream copies its config through envsubst into this path; the rendered
       # file holds no environment references (secrets are *_file) and may hold
@@ -97,6 +98,12 @@ lib.mkIf server (
         enable = true;
         configFile = "${tree}/loki/loki.yaml";
       };
+
+      warnings =
+        lib.optional (config.services.prometheus.configText != null) "services.prometheus.configText replaces the whole generated prometheus.yml: the scrape jobs and alert rules of services.homelab-observability are not loaded."
+        ++ lib.optional (
+          alertmanager.configuration != null || alertmanager.configText != alertmanagerPlaceholder
+        ) "services.prometheus.alertmanager.configuration/configText are ignored: Alertmanager runs the alertmanager.yml rendered by services.homelab-observability (set receivers and routes there).";
 
       networking.firewall.allowedTCPPorts = lib.optionals (cfg.acceptAgents && cfg.openFirewall) (
         [

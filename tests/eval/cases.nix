@@ -492,6 +492,29 @@ in
       '')
     ];
 
+  users-own-config-texts-are-flagged =
+    let
+      c = evalHost [
+        enable
+        {
+          services.prometheus.configText = "scrape_configs: []";
+          services.prometheus.alertmanager.configuration.route.receiver = "mine";
+        }
+      ];
+    in
+    {
+      checks = [
+        (holds "warns that configText drops the homelab jobs" (
+          lib.any (lib.hasPrefix "services.prometheus.configText replaces") c.warnings
+        ))
+        (holds "warns that alertmanager's own configuration is ignored" (
+          lib.any (lib.hasPrefix "services.prometheus.alertmanager.configuration/configText are ignored") c.warnings
+        ))
+      ];
+      config = null;
+      render = false;
+    };
+
   without-tempo =
     let
       c = evalHost [
