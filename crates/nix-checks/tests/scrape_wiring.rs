@@ -28,7 +28,7 @@ fn tool(name: &str) -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "{name} is missing (CI=true)"
         );
-        eprintln!("SKIPPED: scrape wiring test: {name} not installed");
+        common::skipped(&format!("scrape wiring test: {name} not installed"));
     }
     found
 }
@@ -137,7 +137,7 @@ fn file_sd_wiring_gives_prometheus_the_same_targets_as_the_rendered_config() {
         .filter(|(path, _)| path.starts_with("prometheus/scrape/"))
         .collect();
     if fragments.is_empty() || tree.get("prometheus/prometheus.yml").is_none() {
-        eprintln!("SKIPPED: scrape wiring test: configgen renders no Prometheus config yet");
+        common::skipped("scrape wiring test: configgen renders no Prometheus config yet");
         return;
     }
     if !(tool("prometheus") && tool("jq") && tool("curl")) {

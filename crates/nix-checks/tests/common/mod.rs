@@ -6,6 +6,12 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Says SKIPPED on the real stderr: libtest captures `eprintln!`, not this.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -17,9 +23,9 @@ pub fn repo_root() -> PathBuf {
 /// None, said loudly, when NIXPKGS_LIB is not set.
 pub fn evaluate_cases(test: &str) -> Option<serde_json::Map<String, Value>> {
     let Some(lib) = std::env::var_os("NIXPKGS_LIB").filter(|v| !v.is_empty()) else {
-        eprintln!(
-            "SKIPPED: {test}: NIXPKGS_LIB not set (point it at nixpkgs' lib directory to evaluate the NixOS module)"
-        );
+        skipped(&format!(
+            "NIXPKGS_LIB not set ({test}: point it at nixpkgs' lib directory to evaluate the NixOS module)"
+        ));
         return None;
     };
     let root = repo_root();
