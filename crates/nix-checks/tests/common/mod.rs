@@ -1,0 +1,62 @@
+//! Runs the NixOS module evaluation tests of tests/eval with nixpkgs' lib.
+#![allow(dead_code)] // each test binary uses a part of these helpers
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Says SKIPPED on the real stderr: libtest captures `eprintln!`, not this.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The result of tests/eval/default.nix (case name -> checks and config), or
+/// None, said loudly, when NIXPKGS_LIB is not set.
+pub fn evaluate_cases(test: &str) -> Option<serde_json::Map<String, Value>> {
+    let Some(lib) = std::env::var_os("NIXPKGS_LIB").filter(|v| !v.is_empty()) else {
+        skipped(&format!(
+            "NIXPKGS_LIB not set ({test}: point it at nixpkgs' lib directory to evaluate the NixOS module)"
+        ));
+        return None;
+    };
+    let root = repo_root();
+    let output = Command::new("nix-instantiate")
+        .current_dir(&root)
+        .args([
+            "--eval",
+            "--strict",
+            "--json",
+            "tests/eval",
+            "--argstr",
+            "nixpkgsLib",
+        ])
+        .arg(&lib)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running nix-instantiate (NIXPKGS_LIB is set, so Nix must be on PATH): {e}")
+        });
+    assert!(
+        output.status.success(),
+        "nix-instantiate --eval tests/eval failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match serde_json::from_slice(&output.stdout).expect("nix-instantiate printed JSON") {
+        Value::Object(cases) => Some(cases),
+        other => panic!("tests/eval should give an attribute set, got {other}"),
+    }
+}
+
+/// configgen's config from the JSON the module hands to `configgen render`.
+pub fn config_of(case: &str, json: &Value) -> configgen::model::Config {
+    serde_json::from_value(json.clone())
+        .unwrap_or_else(|e| panic!("{case}: configgen rejects the module's JSON: {e}\n{json:#}"))
+}

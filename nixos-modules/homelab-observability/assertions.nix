@@ -1,0 +1,135 @@
+# Contradictory settings fail evaluation with a message naming the options.
+{
+  lib,
+  cfg,
+  model,
+  on,
+  ...
+}:
+let
+  opt = "services.homelab-observability";
+  inherit (on) server;
+
+  # Every daemon this host runs, with the port it listens on.
+  listeners = lib.filter (l: l.enabled) [
+    {
+      name = "prometheus";
+      enabled = server;
+    }
+    {
+      name = "alertmanager";
+      enabled = server;
+    }
+    {
+      name = "loki";
+      enabled = on.loki;
+    }
+    {
+      name = "lokiGrpc";
+      enabled = on.loki;
+    }
+    {
+      name = "tempo";
+      enabled = on.tempo;
+    }
+    {
+      name = "tempoOtlpGrpc";
+      enabled = on.tempo;
+    }
+    {
+      name = "grafana";
+      enabled = on.grafana;
+    }
+    {
+      name = "node";
+      enabled = on.node;
+    }
+    {
+      name = "blackbox";
+      enabled = on.blackbox;
+    }
+    {
+      name = "cadvisor";
+      enabled = on.cadvisor;
+    }
+    {
+      name = "probe";
+      enabled = on.probe;
+    }
+    {
+      name = "alloy";
+      enabled = on.alloy;
+    }
+    {
+      name = "otlpGrpc";
+      enabled = on.alloy;
+    }
+    {
+      name = "otlpHttp";
+      enabled = on.alloy;
+    }
+  ];
+  # Tempo's internal gRPC server listens on a port configgen fixes.
+  tempoGrpc = {
+    name = "tempo gRPC (9095, fixed)";
+    port = 9095;
+  };
+  portOf = l: l.port or cfg.ports.${l.name};
+  byPort = lib.groupBy (l: toString (portOf l)) (
+    listeners ++ lib.optional on.tempo tempoGrpc
+  );
+  clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
+  clashMessage =
+    port: ls:
+    "port ${port}: ${
+      lib.concatMapStringsSep ", " (l: if l ? port then l.name else "${opt}.ports.${l.name}") ls
+    }";
+
+  receiverSecrets = lib.listToAttrs (
+    lib.concatMap (
+      r:
+      map (key: lib.nameValuePair "receivers.${r.name}.${key}" r.${key}) (
+        lib.filter (key: r ? ${key}) [
+          "password_file"
+          "token_file"
+        ]
+      )
+    ) cfg.receivers
+  );
+  secretFiles = lib.filterAttrs (_: f: f != null) (
+    {
+      "grafana.adminPasswordFile" = cfg.grafana.adminPasswordFile;
+      "grafana.secretKeyFile" = cfg.grafana.secretKeyFile;
+      "grafana.smtp.passwordFile" = cfg.grafana.smtp.passwordFile;
+    }
+    // receiverSecrets
+  );
+  inStore = f: lib.hasPrefix builtins.storeDir f;
+  relative = f: !lib.hasPrefix "/" f;
+in
+{
+  assertions = [
+    {
+      assertion = server || cfg.serverAddress != null || model.host ? ship_to;
+      message = ''${opt}: role = "agent" ships everything to a server, but ${opt}.serverAddress is not set. Set it to the server's host name (the server sets ${opt}.acceptAgents = true).'';
+    }
+    {
+      assertion = server || !cfg.acceptAgents;
+      message = ''${opt}: acceptAgents = true needs role = "server"; an agent does not receive from other agents.'';
+    }
+    {
+      assertion = clashes == { };
+      message = "${opt}: two daemons on one port: ${lib.concatStringsSep "; " (lib.mapAttrsToList clashMessage clashes)}.";
+    }
+    {
+      assertion = cfg.openFirewall -> cfg.acceptAgents;
+      message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
+    }
+  ]
+  ++ lib.mapAttrsToList (name: file: {
+    assertion = !(inStore file || relative file);
+    message = "${opt}.${name} = \"${file}\": give an absolute path outside the Nix store (the store is world-readable); the file is read at run time.";
+  }) secretFiles;
+
+  warnings = lib.optional (server && cfg.serverAddress != null) "${opt}.serverAddress is set but role = \"server\": it is only used by agents and is ignored here.";
+}

@@ -1,0 +1,64 @@
+# What runs on every host, server or agent: the exporters and Alloy.
+# Ports and config files must agree with the rendered tree, so they are set
+# with normal priority (a contradicting definition is an evaluation error);
+# listen addresses and extras are defaults a user may override.
+{
+  config,
+  lib,
+  pkgs,
+  cfg,
+  model,
+  on,
+  tree,
+  docker,
+  podman,
+  ...
+}:
+let
+  inherit (cfg) ports;
+  ex = model.exporters;
+in
+{
+  services.prometheus.exporters.node = lib.mkIf on.node {
+    enable = true;
+    listenAddress = lib.mkDefault ex.node.listen_address;
+    port = ports.node;
+    enabledCollectors = ex.node.collectors;
+  };
+
+  services.prometheus.exporters.blackbox = lib.mkIf on.blackbox {
+    enable = true;
+    listenAddress = lib.mkDefault ex.blackbox.listen_address;
+    port = ports.blackbox;
+    # A store path of its own: upstream's config check accepts a path inside
+    # the store only when it is a whole store path (lib.isStorePath), and
+    # would otherwise try to copy it as a local file.
+    configFile = pkgs.runCommand "blackbox.yml" { } "ln -s ${tree}/blackbox/blackbox.yml $out";
+  };
+
+  services.cadvisor = lib.mkIf on.cadvisor {
+    enable = true;
+    listenAddress = lib.mkDefault ex.cadvisor.listen_address;
+    port = ports.cadvisor;
+    # Without it cAdvisor reports docker containers only, not systemd services.
+    extraOptions = [ "--docker_only=false" ];
+  };
+
+  services.alloy = lib.mkIf on.alloy {
+    enable = true;
+    # Every *.alloy file of that directory is loaded.
+    configPath = "${tree}/alloy";
+    extraFlags = [
+      "--server.http.listen-addr=${model.alloy.listen_address}:${toString ports.alloy}"
+      "--disable-reporting"
+    ];
+  };
+  # Reading container logs through the docker/podman API socket, and nginx's
+  # log files when they are among the shipped ones.
+  systemd.services.alloy.serviceConfig.SupplementaryGroups =
+    lib.optional (model.alloy.container_socket != null && docker) "docker"
+    ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
+    ++ lib.optional (config.services.nginx.enable && lib.any (
+      files: lib.hasPrefix "/var/log/nginx/" files.path
+    ) (model.alloy.log_files or [ ])) "nginx";
+}

@@ -1,0 +1,68 @@
+# Evaluation tests of the NixOS module, run by `cargo test -p nix-checks`:
+#   nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib /path/to/nixpkgs/lib
+# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; }
+# `config` is the JSON model handed to configgen; the Rust test renders it
+# when `render` is true.
+{ nixpkgsLib }:
+let
+  lib = import nixpkgsLib;
+  pkgs = import ./fake-pkgs.nix { inherit lib; };
+
+  evalHost =
+    modules:
+    (lib.evalModules {
+      modules = [
+        ./stubs.nix
+        ../../nixos-modules
+        { _module.args.pkgs = pkgs; }
+      ]
+      ++ modules;
+    }).config;
+
+  check = name: actual: expected: {
+    inherit name actual expected;
+    ok = actual == expected;
+  };
+  holds = name: actual: check name actual true;
+
+  failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+
+  # A case whose config must evaluate cleanly and render.
+  rendering = config: checks: {
+    checks = [ (check "no failed assertion" (failedAssertions config) [ ]) ] ++ checks;
+    config = config.services.homelab-observability.generatedConfig;
+    render = true;
+  };
+
+  # A case that must be refused with a message containing `needle`.
+  refused = needle: config: {
+    checks = [
+      (holds "an assertion says: ${needle}" (lib.any (lib.hasInfix needle) (failedAssertions config)))
+    ];
+    config = null;
+    render = false;
+  };
+
+  cases = import ./cases.nix {
+    inherit
+      lib
+      evalHost
+      check
+      holds
+      rendering
+      refused
+      ;
+  };
+in
+cases
+// {
+  flake-outputs = import ./flake-outputs.nix {
+    inherit
+      lib
+      pkgs
+      evalHost
+      check
+      holds
+      ;
+  };
+}
