@@ -186,7 +186,7 @@ pub const CATALOGUE: &[Alert] = &[
     alert("Watchdog", G::Watchdog, S::None, "",
         "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url), which alerts you when it stops."),
     alert("TargetDown", G::Targets, S::Warning, "2m",
-        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind."),
+        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out: the blackbox_exporter target stands for them."),
     alert("AgentNotReporting", G::Targets, S::Critical, "5m",
         "An agent host (series labelled host=...) sent node metrics in the last 24h but sends none now: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
     // host
@@ -616,7 +616,16 @@ mod tests {
 
     #[test]
     fn durations() {
-        for ok in ["10s", "5m", "1h30m", "250ms", "1d", "2w", "1y2w3d4h5m6s7ms"] {
+        for ok in [
+            "0s",
+            "10s",
+            "5m",
+            "1h30m",
+            "250ms",
+            "1d",
+            "2w",
+            "1y2w3d4h5m6s7ms",
+        ] {
             assert!(is_prometheus_duration(ok), "{ok}");
         }
         for bad in ["", "5", "m", "5 m", "1m1h", "1.5h", "5min", "-1m", "1s1s"] {

@@ -40,8 +40,10 @@ struct AlertVars {
 struct Vars {
     alerts: BTreeMap<&'static str, AlertVars>,
     job: BTreeMap<&'static str, &'static str>,
-    /// `blackbox_http|blackbox_tcp|...`, for `job=~`.
+    /// `blackbox_http|blackbox_tcp|...`: the service checks, for `job=~`.
     blackbox_jobs: String,
+    /// Every job scraped through blackbox_exporter's /probe.
+    probe_jobs: String,
     /// Services whose TLS expiry is not watched, as a regex alternation ("" = none).
     tls_expiry_ignored: String,
 }
@@ -81,6 +83,15 @@ fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
             job::BLACKBOX_TCP,
             job::BLACKBOX_ICMP,
             job::BLACKBOX_DNS,
+        ]
+        .join("|"),
+        probe_jobs: [
+            job::BLACKBOX_HTTP,
+            job::BLACKBOX_TCP,
+            job::BLACKBOX_ICMP,
+            job::BLACKBOX_DNS,
+            job::NETWORK,
+            job::LAN_SWEEP,
         ]
         .join("|"),
         tls_expiry_ignored: plan
