@@ -464,7 +464,9 @@ pub fn markdown() -> String {
         "# Alerts\n\n\
          Generated from `crates/configgen/src/alerts.rs` (`cargo test -p configgen --test alerts_doc` \
          fails when this file is stale; `UPDATE_DOCS=1` rewrites it). The PromQL is in \
-         `crates/configgen/rules/*.yml.j2`, the behavioural tests in `crates/configgen/rules/tests/`.\n\n\
+         `crates/configgen/rules/*.yml.j2`, the behavioural tests (`promtool test rules`, a case where \
+         each alert fires and where it stays silent) in `crates/configgen/rules/tests/`; run them with \
+         `cargo test -p configgen --test promtool_rules`.\n\n\
          Tune any alert in the config:\n\n\
          ```toml\n\
          [alerting.overrides.HostDiskAlmostFull]\n\
