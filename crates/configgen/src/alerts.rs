@@ -618,16 +618,7 @@ mod tests {
 
     #[test]
     fn durations() {
-        for ok in [
-            "0s",
-            "10s",
-            "5m",
-            "1h30m",
-            "250ms",
-            "1d",
-            "2w",
-            "1y2w3d4h5m6s7ms",
-        ] {
+        for ok in ["10s", "5m", "1h30m", "250ms", "1d", "2w", "1y2w3d4h5m6s7ms"] {
             assert!(is_prometheus_duration(ok), "{ok}");
         }
         for bad in ["", "5", "m", "5 m", "1m1h", "1.5h", "5min", "-1m", "1s1s"] {
