@@ -125,6 +125,18 @@ pub struct Threshold {
     pub meaning: &'static str,
 }
 
+impl Threshold {
+    /// The default with its unit, e.g. "5%", "0.05 s", "3".
+    pub fn display(&self) -> String {
+        let v = format_number(self.value);
+        match self.unit {
+            Unit::Percent => format!("{v}%"),
+            Unit::Count => v,
+            u => format!("{v} {}", u.symbol()),
+        }
+    }
+}
+
 /// One catalogue entry, with its documented defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Alert {
@@ -174,7 +186,9 @@ pub const CATALOGUE: &[Alert] = &[
     alert("Watchdog", G::Watchdog, S::None, "",
         "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url), which alerts you when it stops."),
     alert("TargetDown", G::Targets, S::Warning, "2m",
-        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind."),
+        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out: the blackbox_exporter target stands for them."),
+    alert("AgentNotReporting", G::Targets, S::Critical, "5m",
+        "An agent host (series labelled host=...) sent node metrics in the last 24h but sends none now: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
     // host
     alert("HostDiskFillingUp", G::Host, S::Warning, "1h",
         "A writable filesystem is low on space and, at the rate of the last 6h, will be full within 24h.")
@@ -402,7 +416,9 @@ pub fn markdown() -> String {
         "# Alerts\n\n\
          Generated from `crates/configgen/src/alerts.rs` (`cargo test -p configgen --test alerts_doc` \
          fails when this file is stale; `UPDATE_DOCS=1` rewrites it). The PromQL is in \
-         `crates/configgen/rules/*.yml.j2`, the behavioural tests in `crates/configgen/rules/tests/`.\n\n\
+         `crates/configgen/rules/*.yml.j2`, the behavioural tests (`promtool test rules`, a case where \
+         each alert fires and where it stays silent) in `crates/configgen/rules/tests/`; run them with \
+         `cargo test -p configgen --test promtool_rules`.\n\n\
          Tune any alert in the config:\n\n\
          ```toml\n\
          [alerting.overrides.HostDiskAlmostFull]\n\
@@ -417,13 +433,7 @@ pub fn markdown() -> String {
     for a in CATALOGUE {
         let threshold = match a.threshold {
             None => "–".to_string(),
-            Some(t) => format!(
-                "{} {}: {}",
-                format_number(t.value),
-                t.unit.symbol(),
-                t.meaning
-            )
-            .replace("  ", " "),
+            Some(t) => format!("{}: {}", t.display(), t.meaning),
         };
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",

@@ -296,3 +296,18 @@ fn every_alert_has_firing_and_silent_unit_tests() {
         "alerts lacking a firing or a silent test: {missing:?}"
     );
 }
+
+/// The RED alerts' minimum request rate lives in rules/red.yml.j2; the
+/// catalogue's docs must state the same number.
+#[test]
+fn red_minimum_rate_is_documented_as_rendered() {
+    let red = &rendered_rules(&Config::default())["red"];
+    for name in ["ServiceHighErrorRate", "ServiceHighLatency"] {
+        let rule = red.split(&format!("- alert: {name}\n")).nth(1).unwrap();
+        assert!(rule.contains("[5m])) > 0.1\n"), "{rule}");
+        assert!(alerts::find(name)
+            .unwrap()
+            .meaning
+            .contains("0.1 request/s"));
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -40,8 +40,10 @@ struct AlertVars {
 struct Vars {
     alerts: BTreeMap<&'static str, AlertVars>,
     job: BTreeMap<&'static str, &'static str>,
-    /// `blackbox_http|blackbox_tcp|...`, for `job=~`.
+    /// `blackbox_http|blackbox_tcp|...`: the service checks, for `job=~`.
     blackbox_jobs: String,
+    /// Every job scraped through blackbox_exporter's /probe.
+    probe_jobs: String,
     /// Services whose TLS expiry is not watched, as a regex alternation ("" = none).
     tls_expiry_ignored: String,
 }
@@ -58,6 +60,9 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
 
 /// The rule files of every group that has at least one enabled alert.
 fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
+    if let Some(issue) = alerts::check_overrides(plan.cfg).first() {
+        bail!("{}: {}", issue.path, issue.message);
+    }
     let resolved = alerts::resolve(plan.cfg);
     let ctx = Vars {
         alerts: resolved
@@ -80,12 +85,21 @@ fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
             job::BLACKBOX_DNS,
         ]
         .join("|"),
+        probe_jobs: [
+            job::BLACKBOX_HTTP,
+            job::BLACKBOX_TCP,
+            job::BLACKBOX_ICMP,
+            job::BLACKBOX_DNS,
+            job::NETWORK,
+            job::LAN_SWEEP,
+        ]
+        .join("|"),
         tls_expiry_ignored: plan
             .cfg
             .services
             .iter()
             .filter(|s| s.http.as_ref().is_some_and(|h| h.tls_expiry == Some(false)))
-            .map(|s| s.name.as_str())
+            .map(|s| regex_literal(&s.name))
             .collect::<Vec<_>>()
             .join("|"),
     };
@@ -125,6 +139,22 @@ fn environment() -> Result<Environment<'static>> {
     Ok(env)
 }
 
+/// `s` as a literal inside a PromQL regex matcher's double-quoted string.
+fn regex_literal(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '\\' => {
+                out.push_str("\\\\");
+                out.push(c);
+            }
+            '"' => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Job names as the templates see them: `job.node`, `job.blackbox_http`, ...
 fn jobs() -> BTreeMap<&'static str, &'static str> {
     [
@@ -147,4 +177,34 @@ fn jobs() -> BTreeMap<&'static str, &'static str> {
     ]
     .into_iter()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AlertOverride, Config};
+
+    #[test]
+    fn regex_literals_are_escaped_for_promql_strings() {
+        assert_eq!(regex_literal("nas-smb_2"), "nas-smb_2");
+        assert_eq!(regex_literal("a.b"), r"a\\.b");
+        assert_eq!(regex_literal(r#"q"x"#), r#"q\"x"#);
+    }
+
+    #[test]
+    fn invalid_overrides_are_an_error_not_a_broken_file() {
+        let mut cfg = Config::default();
+        cfg.alerting.overrides.insert(
+            "TargetDown".into(),
+            AlertOverride {
+                severity: Some("page".into()),
+                ..Default::default()
+            },
+        );
+        let err = render_groups(&Plan::new(&cfg)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("alerting.overrides.TargetDown.severity: "),
+            "{err}"
+        );
+    }
 }
