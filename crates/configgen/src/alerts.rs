@@ -400,7 +400,6 @@ fn unknown_alert_message(name: &str) -> String {
     }
 }
 
-
 /// Formats a threshold the way it appears in PromQL and docs (5, not 5.0).
 pub fn format_number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
