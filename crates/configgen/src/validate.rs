@@ -114,6 +114,12 @@ impl Checker {
                 self.dns(&at("dns"), dns);
             }
             if let Some(red) = &s.red {
+                if red.ports.is_empty() {
+                    self.issue(
+                        at("red.ports"),
+                        "list the local ports the service listens on",
+                    );
+                }
                 for (j, port) in red.ports.iter().enumerate() {
                     self.port(&at(&format!("red.ports[{j}]")), *port);
                 }
@@ -300,6 +306,9 @@ impl Checker {
         self.duration("alerting.repeat_interval", &a.repeat_interval, false);
         if let Some(url) = &a.watchdog_url {
             self.http_url("alerting.watchdog_url", url);
+        }
+        for (i, file) in a.extra_rule_files.iter().enumerate() {
+            self.absolute(&format!("alerting.extra_rule_files[{i}]"), file);
         }
         for (name, o) in &a.overrides {
             if let Some(for_) = &o.for_ {
