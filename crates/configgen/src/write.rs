@@ -5,7 +5,9 @@
 //! On Linux the swap is `renameat2(RENAME_EXCHANGE)`, atomic even when DIR
 //! exists. Where the filesystem refuses it, DIR is renamed aside first and the
 //! temp dir renamed in; between those two renames DIR briefly does not exist.
+//! A process killed mid-write leaves only a `.DIR.new-*` directory beside DIR.
 
+use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -79,7 +81,7 @@ fn check_out(out: &Path) -> Result<PathBuf> {
 
 fn fill(root: &Path, tree: &Tree) -> Result<()> {
     fs::set_permissions(root, fs::Permissions::from_mode(DIR_MODE))?;
-    let mut dirs = vec![root.to_path_buf()];
+    let mut dirs = BTreeSet::from([root.to_path_buf()]);
     // Tree iterates in sorted path order, so the writes are deterministic too.
     for (rel, contents) in tree.files() {
         let rel = safe_relative(rel)?;
@@ -93,7 +95,7 @@ fn fill(root: &Path, tree: &Tree) -> Result<()> {
                     .create(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
                 fs::set_permissions(&dir, fs::Permissions::from_mode(DIR_MODE))?;
-                dirs.push(dir.clone());
+                dirs.insert(dir.clone());
             }
         }
         let mut file = OpenOptions::new()
@@ -148,7 +150,9 @@ fn swap(staging: &Path, out: &Path) -> Result<()> {
 
 /// Fallback: old DIR -> aside, staging -> DIR, aside -> staging (removed by the caller).
 fn swap_by_two_renames(staging: &Path, out: &Path) -> Result<()> {
-    let aside = staging.with_extension("old");
+    let mut aside = staging.as_os_str().to_owned();
+    aside.push("-old");
+    let aside = PathBuf::from(aside);
     fs::rename(out, &aside).with_context(|| format!("cannot move {} aside", out.display()))?;
     if let Err(e) = fs::rename(staging, out) {
         let _ = fs::rename(&aside, out);
