@@ -20,7 +20,13 @@ use crate::render::Tree;
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
-/// Replaces `out` with exactly the files of `tree`.
+/// Written into every output so that a later render only ever replaces a
+/// directory configgen wrote (or an empty one), never e.g. `--out .` or `~`.
+pub const MARKER: &str = ".configgen-output";
+const MARKER_TEXT: &str =
+    "Written by `configgen render`; the whole directory is replaced on every render.\n";
+
+/// Replaces `out` with exactly the files of `tree` (plus [`MARKER`]).
 pub fn write_tree(tree: &Tree, out: &Path) -> Result<()> {
     let out = check_out(out)?;
     let parent = out
@@ -72,7 +78,19 @@ fn check_out(out: &Path) -> Result<PathBuf> {
             )
         }
         Ok(m) if !m.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
-        Ok(_) => {}
+        Ok(_) => {
+            let empty = fs::read_dir(&normal)
+                .with_context(|| format!("cannot list {}", out.display()))?
+                .next()
+                .is_none();
+            if !empty && !normal.join(MARKER).is_file() {
+                bail!(
+                    "refusing to replace {}: it is not empty and has no {MARKER}, so configgen did not write it; \
+                     remove it or choose another --out",
+                    out.display()
+                );
+            }
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", out.display())),
     }
@@ -98,21 +116,26 @@ fn fill(root: &Path, tree: &Tree) -> Result<()> {
                 dirs.insert(dir.clone());
             }
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-        file.write_all(contents.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_file(&path, contents)?;
     }
+    write_file(&root.join(MARKER), MARKER_TEXT)?;
     for dir in dirs.iter().rev() {
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A tree path must stay inside the output directory.
