@@ -21,12 +21,13 @@ enum Command {
     /// Validate the config and write the rendered tree to DIR.
     ///
     /// DIR is replaced as a whole, atomically: it ends up holding exactly the
-    /// rendered files, or (on any error) stays as it was.
+    /// rendered files, or (on any error) stays as it was. DIR must be new,
+    /// empty, or an earlier output (it then holds a .configgen-output marker).
     Render {
         /// Config file: .toml, .yaml, .yml or .json; `-` reads JSON from stdin.
         #[arg(long, value_name = "FILE")]
         config: String,
-        /// Output directory (created if missing, replaced if present).
+        /// Output directory (created if missing, replaced if an earlier output).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -96,17 +96,21 @@ pub struct Service {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct HttpCheck {
     /// http:// or https:// URL to GET.
     pub url: String,
     /// Accepted status codes; empty means any 2xx.
+    #[serde(default)]
     pub valid_status_codes: Vec<u16>,
     /// Count 401/403 as up (a login-protected service is still up). Adds 401 and 403 to the accepted codes.
+    #[serde(default)]
     pub accept_unauthorized: bool,
     /// Watch TLS certificate expiry (https only; default true for https).
+    #[serde(default)]
     pub tls_expiry: Option<bool>,
     /// Skip certificate verification (self-signed homelab certs).
+    #[serde(default)]
     pub insecure_skip_verify: bool,
 }
 
@@ -195,16 +199,60 @@ impl Listener {
             port,
         }
     }
+
+    /// This listener with the fields the user wrote replaced.
+    fn overlay<'de, D: Deserializer<'de>>(mut self, d: D) -> Result<Self, D::Error> {
+        let written = ListenerFields::deserialize(d)?;
+        self.enable = written.enable.unwrap_or(self.enable);
+        self.listen_address = written.listen_address.unwrap_or(self.listen_address);
+        self.port = written.port.unwrap_or(self.port);
+        Ok(self)
+    }
+}
+
+/// A listener as written in the config: every field left out keeps its default
+/// (enabled, 127.0.0.1, the daemon's usual port).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ListenerFields {
+    /// Default true.
+    enable: Option<bool>,
+    /// Default 127.0.0.1; 0.0.0.0 listens on every interface.
+    listen_address: Option<String>,
+    /// Default: the daemon's usual port (blackbox 9115, cAdvisor 8088, probe 9464).
+    port: Option<u16>,
+}
+
+const BLACKBOX_PORT: u16 = 9115;
+const CADVISOR_PORT: u16 = 8088;
+const PROBE_PORT: u16 = 9464;
+
+fn blackbox_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Error> {
+    Listener::on(BLACKBOX_PORT).overlay(d)
+}
+
+fn cadvisor_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Error> {
+    Listener::on(CADVISOR_PORT).overlay(d)
+}
+
+fn probe_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Error> {
+    Listener::on(PROBE_PORT).overlay(d)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Exporters {
     pub node: NodeExporter,
+    #[serde(deserialize_with = "blackbox_listener")]
+    #[schemars(with = "ListenerFields")]
     pub blackbox: Listener,
     /// cAdvisor, run with docker_only=false so systemd services show too.
+    #[serde(deserialize_with = "cadvisor_listener")]
+    #[schemars(with = "ListenerFields")]
     pub cadvisor: Listener,
     /// The eBPF RED probe's /metrics listener.
+    #[serde(deserialize_with = "probe_listener")]
+    #[schemars(with = "ListenerFields")]
     pub probe: Listener,
 }
 
@@ -212,9 +260,9 @@ impl Default for Exporters {
     fn default() -> Self {
         Exporters {
             node: NodeExporter::default(),
-            blackbox: Listener::on(9115),
-            cadvisor: Listener::on(8088),
-            probe: Listener::on(9464),
+            blackbox: Listener::on(BLACKBOX_PORT),
+            cadvisor: Listener::on(CADVISOR_PORT),
+            probe: Listener::on(PROBE_PORT),
         }
     }
 }
@@ -521,5 +569,42 @@ impl Default for Grafana {
             admin_password_file: None,
             dashboards_dir: "/etc/homelab-observability/grafana/dashboards".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partly_written_listener_keeps_its_other_defaults() {
+        let cfg: Config = toml::from_str(
+            "[exporters.probe]\nlisten_address = \"0.0.0.0\"\n[exporters.cadvisor]\nenable = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.exporters.probe,
+            Listener {
+                enable: true,
+                listen_address: "0.0.0.0".into(),
+                port: 9464
+            }
+        );
+        assert_eq!(
+            cfg.exporters.cadvisor,
+            Listener {
+                enable: false,
+                listen_address: loopback(),
+                port: 8088
+            }
+        );
+        assert_eq!(cfg.exporters.blackbox, Listener::on(9115));
+        assert!(toml::from_str::<Config>("[exporters.probe]\nprot = 1\n").is_err());
+    }
+
+    #[test]
+    fn an_http_check_needs_a_url() {
+        let err = toml::from_str::<Config>("[[services]]\nname = \"a\"\nhttp = {}\n").unwrap_err();
+        assert!(err.to_string().contains("missing field `url`"), "{err}");
     }
 }

@@ -5,7 +5,9 @@
 //! On Linux the swap is `renameat2(RENAME_EXCHANGE)`, atomic even when DIR
 //! exists. Where the filesystem refuses it, DIR is renamed aside first and the
 //! temp dir renamed in; between those two renames DIR briefly does not exist.
+//! A process killed mid-write leaves only a `.DIR.new-*` directory beside DIR.
 
+use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -18,7 +20,13 @@ use crate::render::Tree;
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
-/// Replaces `out` with exactly the files of `tree`.
+/// Written into every output so that a later render only ever replaces a
+/// directory configgen wrote (or an empty one), never e.g. `--out .` or `~`.
+pub const MARKER: &str = ".configgen-output";
+const MARKER_TEXT: &str =
+    "Written by `configgen render`; the whole directory is replaced on every render.\n";
+
+/// Replaces `out` with exactly the files of `tree` (plus [`MARKER`]).
 pub fn write_tree(tree: &Tree, out: &Path) -> Result<()> {
     let out = check_out(out)?;
     let parent = out
@@ -70,7 +78,19 @@ fn check_out(out: &Path) -> Result<PathBuf> {
             )
         }
         Ok(m) if !m.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
-        Ok(_) => {}
+        Ok(_) => {
+            let empty = fs::read_dir(&normal)
+                .with_context(|| format!("cannot list {}", out.display()))?
+                .next()
+                .is_none();
+            if !empty && !normal.join(MARKER).is_file() {
+                bail!(
+                    "refusing to replace {}: it is not empty and has no {MARKER}, so configgen did not write it; \
+                     remove it or choose another --out",
+                    out.display()
+                );
+            }
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", out.display())),
     }
@@ -79,7 +99,7 @@ fn check_out(out: &Path) -> Result<PathBuf> {
 
 fn fill(root: &Path, tree: &Tree) -> Result<()> {
     fs::set_permissions(root, fs::Permissions::from_mode(DIR_MODE))?;
-    let mut dirs = vec![root.to_path_buf()];
+    let mut dirs = BTreeSet::from([root.to_path_buf()]);
     // Tree iterates in sorted path order, so the writes are deterministic too.
     for (rel, contents) in tree.files() {
         let rel = safe_relative(rel)?;
@@ -93,24 +113,29 @@ fn fill(root: &Path, tree: &Tree) -> Result<()> {
                     .create(&dir)
                     .with_context(|| format!("cannot create {}", dir.display()))?;
                 fs::set_permissions(&dir, fs::Permissions::from_mode(DIR_MODE))?;
-                dirs.push(dir.clone());
+                dirs.insert(dir.clone());
             }
         }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
-        file.write_all(contents.as_bytes())
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_file(&path, contents)?;
     }
+    write_file(&root.join(MARKER), MARKER_TEXT)?;
     for dir in dirs.iter().rev() {
         sync_dir(dir)?;
     }
     Ok(())
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    file.set_permissions(fs::Permissions::from_mode(FILE_MODE))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// A tree path must stay inside the output directory.
@@ -148,7 +173,9 @@ fn swap(staging: &Path, out: &Path) -> Result<()> {
 
 /// Fallback: old DIR -> aside, staging -> DIR, aside -> staging (removed by the caller).
 fn swap_by_two_renames(staging: &Path, out: &Path) -> Result<()> {
-    let aside = staging.with_extension("old");
+    let mut aside = staging.as_os_str().to_owned();
+    aside.push("-old");
+    let aside = PathBuf::from(aside);
     fs::rename(out, &aside).with_context(|| format!("cannot move {} aside", out.display()))?;
     if let Err(e) = fs::rename(staging, out) {
         let _ = fs::rename(&aside, out);

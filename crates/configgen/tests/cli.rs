@@ -144,6 +144,28 @@ fn render_refuses_dangerous_outputs() {
     );
     assert_eq!(fs::read_to_string(&file).unwrap(), "keep me");
 
+    let foreign = tmp.path().join("project");
+    fs::create_dir(&foreign).unwrap();
+    fs::write(foreign.join("Cargo.toml"), "[package]").unwrap();
+    let before = snapshot(tmp.path());
+    let out = configgen(
+        &[
+            "render",
+            "--config",
+            example,
+            "--out",
+            foreign.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("configgen did not write it"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(tmp.path()), before);
+
     for root in ["/", "/tmp/.."] {
         let out = configgen(&["render", "--config", example, "--out", root], None);
         assert_eq!(out.status.code(), Some(1));

@@ -6,7 +6,7 @@ use std::fs;
 
 use common::snapshot;
 use configgen::render::Tree;
-use configgen::write::write_tree;
+use configgen::write::{write_tree, MARKER};
 
 fn tree(files: &[(&str, &str)]) -> Tree {
     let mut tree = Tree::default();
@@ -41,6 +41,7 @@ fn writes_exactly_the_tree_with_fixed_modes() {
     assert_eq!(
         listing,
         [
+            (MARKER, 0o644),
             ("README", 0o644),
             ("blackbox", 0o755),
             ("blackbox/blackbox.yml", 0o644),
@@ -65,7 +66,7 @@ fn replaces_a_previous_tree_completely() {
     fs::write(out.join("hand-edited"), "x").unwrap();
     write_tree(&tree(&[("keep.yml", "v2"), ("b/new.yml", "new")]), &out).unwrap();
     let names: Vec<String> = snapshot(&out).into_keys().collect();
-    assert_eq!(names, ["b", "b/new.yml", "keep.yml"]);
+    assert_eq!(names, [MARKER, "b", "b/new.yml", "keep.yml"]);
     assert_eq!(fs::read_to_string(out.join("keep.yml")).unwrap(), "v2");
     assert!(
         strays(tmp.path(), &["out"]).is_empty(),
@@ -104,4 +105,26 @@ fn refuses_files_symlinks_and_root() {
     assert!(write_tree(&t, std::path::Path::new("")).is_err());
     assert_eq!(fs::read_to_string(&file).unwrap(), "keep");
     assert!(fs::read_dir(&target).unwrap().next().is_none());
+}
+
+#[test]
+fn replaces_only_empty_or_own_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tree(&[("x.yml", "x")]);
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    write_tree(&t, &empty).unwrap();
+    assert_eq!(fs::read_to_string(empty.join("x.yml")).unwrap(), "x");
+
+    // Someone's directory (think `--out .` or `--out ~`) is never replaced.
+    let foreign = tmp.path().join("home");
+    fs::create_dir_all(foreign.join("Documents")).unwrap();
+    fs::write(foreign.join("notes.txt"), "precious").unwrap();
+    let before = snapshot(tmp.path());
+    let err = write_tree(&t, &foreign).unwrap_err();
+    assert!(
+        err.to_string().contains("configgen did not write it"),
+        "{err}"
+    );
+    assert_eq!(snapshot(tmp.path()), before);
 }

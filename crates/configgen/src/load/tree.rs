@@ -3,6 +3,7 @@
 //! Every front end (TOML, YAML, JSON) builds one; errors are then located by
 //! walking their field path through it.
 
+use std::cell::Cell;
 use std::fmt;
 
 /// 1-based line and column (in characters).
@@ -30,6 +31,9 @@ impl Pos {
 pub struct LineIndex<'a> {
     text: &'a str,
     line_starts: Vec<usize>,
+    /// The last answer: scans move forward, so the next column is counted
+    /// from here, which keeps one-line (minified) JSON linear.
+    last: Cell<(usize, Pos)>,
 }
 
 impl<'a> LineIndex<'a> {
@@ -37,7 +41,11 @@ impl<'a> LineIndex<'a> {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        LineIndex { text, line_starts }
+        LineIndex {
+            text,
+            line_starts,
+            last: Cell::new((0, Pos::START)),
+        }
     }
 
     pub fn pos(&self, offset: usize) -> Pos {
@@ -46,11 +54,18 @@ impl<'a> LineIndex<'a> {
             offset -= 1;
         }
         let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts[line - 1];
-        Pos {
+        let (last_offset, last) = self.last.get();
+        let (from, col) = if last.line == line && last_offset <= offset {
+            (last_offset, last.col)
+        } else {
+            (self.line_starts[line - 1], 1)
+        };
+        let pos = Pos {
             line,
-            col: self.text[start..offset].chars().count() + 1,
-        }
+            col: col + self.text[from..offset].chars().count(),
+        };
+        self.last.set((offset, pos));
+        pos
     }
 }
 
@@ -190,5 +205,10 @@ mod tests {
         assert_eq!(index.pos(8), Pos { line: 2, col: 2 });
         assert_eq!(index.pos(10), Pos { line: 2, col: 4 });
         assert_eq!(index.pos(999), Pos { line: 3, col: 1 });
+        assert_eq!(
+            index.pos(8),
+            Pos { line: 2, col: 2 },
+            "backwards after the cache"
+        );
     }
 }

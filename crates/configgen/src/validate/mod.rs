@@ -2,11 +2,16 @@
 //! durations, references between sections, secrets, listener clashes.
 //! Every problem is reported (not just the first), each with its field path.
 
+mod formats;
+mod listeners;
+
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use crate::diagnostic::ConfigIssue;
 use crate::model::*;
+use formats::{check_host_port, check_sweep_cidr, is_host_name};
+pub use formats::{is_label_name, parse_duration_ms};
 
 /// Severities an alert can carry, and so the keys `alerting.routes` accepts.
 pub const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
@@ -15,9 +20,6 @@ pub const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 const RECORD_TYPES: [&str; 10] = [
     "A", "AAAA", "CAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT",
 ];
-
-/// Largest LAN sweep: a /22 is 1,024 addresses.
-const MAX_SWEEP_PREFIX: u8 = 22;
 
 /// Every issue with `cfg`, including the alert catalogue's checks of overrides.
 pub fn validate(cfg: &Config) -> Vec<ConfigIssue> {
@@ -114,6 +116,12 @@ impl Checker {
                 self.dns(&at("dns"), dns);
             }
             if let Some(red) = &s.red {
+                if red.ports.is_empty() {
+                    self.issue(
+                        at("red.ports"),
+                        "list the local ports the service listens on",
+                    );
+                }
                 for (j, port) in red.ports.iter().enumerate() {
                     self.port(&at(&format!("red.ports[{j}]")), *port);
                 }
@@ -301,6 +309,9 @@ impl Checker {
         if let Some(url) = &a.watchdog_url {
             self.http_url("alerting.watchdog_url", url);
         }
+        for (i, file) in a.extra_rule_files.iter().enumerate() {
+            self.absolute(&format!("alerting.extra_rule_files[{i}]"), file);
+        }
         for (name, o) in &a.overrides {
             if let Some(for_) = &o.for_ {
                 self.duration(&format!("alerting.overrides.{name}.for"), for_, true);
@@ -336,53 +347,6 @@ impl Checker {
                     format!("exporters.node.collectors[{i}]"),
                     format!("`{c}` is not a node_exporter collector name"),
                 );
-            }
-        }
-    }
-
-    /// Port 0, unparsable addresses, and two daemons on one address and port.
-    /// A clash is reported on the listener the user changed from its default,
-    /// since that is the line to fix.
-    fn listeners(&mut self, cfg: &Config) {
-        let defaults = listeners(&Config::default());
-        let mut taken: Vec<(ListenerRef, IpAddr, bool)> = Vec::new();
-        for (l, default) in listeners(cfg).into_iter().zip(defaults) {
-            self.port(&l.port_path, l.port);
-            let Ok(addr) = l.address.parse::<IpAddr>() else {
-                self.issue(
-                    l.address_path.clone(),
-                    format!(
-                        "`{}` is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for all interfaces)",
-                        l.address
-                    ),
-                );
-                continue;
-            };
-            if !l.enabled || l.port == 0 {
-                continue;
-            }
-            let customized = l.port != default.port || l.address != default.address;
-            let clash = taken.iter().find(|(other, other_addr, _)| {
-                other.port == l.port
-                    && (*other_addr == addr || other_addr.is_unspecified() || addr.is_unspecified())
-            });
-            match clash {
-                Some((other, other_addr, other_customized)) => {
-                    let (blamed, blamed_addr, holder, holder_addr) =
-                        if customized || !other_customized {
-                            (&l, addr, other, *other_addr)
-                        } else {
-                            (other, *other_addr, &l, addr)
-                        };
-                    self.issue(
-                        blamed.port_path.clone(),
-                        format!(
-                            "{blamed_addr}:{} is already taken by {} ({holder_addr}:{})",
-                            blamed.port, holder.port_path, holder.port
-                        ),
-                    );
-                }
-                None => taken.push((l, addr, customized)),
             }
         }
     }
@@ -479,316 +443,5 @@ impl Checker {
                 format!("secret file `{value}` is in the world-readable Nix store; use e.g. /run/secrets/"),
             );
         }
-    }
-}
-
-struct ListenerRef {
-    port_path: String,
-    address_path: String,
-    address: String,
-    port: u16,
-    enabled: bool,
-}
-
-/// Every daemon address:port of the stack, with whether it runs on this host.
-fn listeners(cfg: &Config) -> Vec<ListenerRef> {
-    let server = cfg.host.role == Role::Server;
-    let mut out = Vec::new();
-    let mut add = |section: &str, port_field: &str, address: &str, port: u16, enabled: bool| {
-        out.push(ListenerRef {
-            port_path: format!("{section}.{port_field}"),
-            address_path: format!("{section}.listen_address"),
-            address: address.to_string(),
-            port,
-            enabled,
-        })
-    };
-    let e = &cfg.exporters;
-    add(
-        "exporters.node",
-        "port",
-        &e.node.listen_address,
-        e.node.port,
-        e.node.enable,
-    );
-    for (name, l) in [
-        ("blackbox", &e.blackbox),
-        ("cadvisor", &e.cadvisor),
-        ("probe", &e.probe),
-    ] {
-        add(
-            &format!("exporters.{name}"),
-            "port",
-            &l.listen_address,
-            l.port,
-            l.enable,
-        );
-    }
-    let (p, am) = (&cfg.prometheus, &cfg.alertmanager);
-    add("prometheus", "port", &p.listen_address, p.port, server);
-    add("alertmanager", "port", &am.listen_address, am.port, server);
-    let loki = &cfg.loki;
-    add(
-        "loki",
-        "port",
-        &loki.listen_address,
-        loki.port,
-        server && loki.enable,
-    );
-    add(
-        "loki",
-        "grpc_port",
-        &loki.listen_address,
-        loki.grpc_port,
-        server && loki.enable,
-    );
-    let alloy = &cfg.alloy;
-    add(
-        "alloy",
-        "port",
-        &alloy.listen_address,
-        alloy.port,
-        alloy.enable,
-    );
-    add(
-        "alloy",
-        "otlp_grpc_port",
-        &alloy.listen_address,
-        alloy.otlp_grpc_port,
-        alloy.enable,
-    );
-    add(
-        "alloy",
-        "otlp_http_port",
-        &alloy.listen_address,
-        alloy.otlp_http_port,
-        alloy.enable,
-    );
-    let tempo = &cfg.tempo;
-    add(
-        "tempo",
-        "port",
-        &tempo.listen_address,
-        tempo.port,
-        server && tempo.enable,
-    );
-    add(
-        "tempo",
-        "otlp_grpc_port",
-        &tempo.listen_address,
-        tempo.otlp_grpc_port,
-        server && tempo.enable,
-    );
-    let g = &cfg.grafana;
-    add(
-        "grafana",
-        "port",
-        &g.listen_address,
-        g.port,
-        server && g.enable,
-    );
-    out
-}
-
-/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Milliseconds of a Prometheus duration (`1h30m`, `14d`, `500ms`, `0`): units
-/// y w d h m s ms, each at most once and in that order. None if malformed.
-pub fn parse_duration_ms(text: &str) -> Option<u64> {
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if text == "0" {
-        return Some(0);
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    let mut total: u64 = 0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit = if rest.starts_with("ms") {
-            "ms"
-        } else {
-            rest.get(..1)?
-        };
-        let i = UNITS.iter().position(|(u, _)| *u == unit)?;
-        if i < next_unit {
-            return None;
-        }
-        next_unit = i + 1;
-        total = total.checked_add(n.checked_mul(UNITS[i].1)?)?;
-        rest = &rest[unit.len()..];
-    }
-    Some(total)
-}
-
-/// An IPv4 range of at most /22 written as its network address.
-fn check_sweep_cidr(cidr: &str) -> Result<(), String> {
-    let bad = || format!("`{cidr}` is not an IPv4 CIDR such as 192.168.1.0/24");
-    let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
-    let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
-    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
-    if prefix < MAX_SWEEP_PREFIX {
-        return Err(format!(
-            "/{prefix} has {} addresses; a LAN sweep covers at most /{MAX_SWEEP_PREFIX} (1,024 addresses)",
-            1u64 << (32 - prefix)
-        ));
-    }
-    let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-    let network = Ipv4Addr::from(u32::from(addr) & mask);
-    if network != addr {
-        return Err(format!(
-            "`{cidr}` has host bits set; did you mean {network}/{prefix}?"
-        ));
-    }
-    Ok(())
-}
-
-/// `host:port` or `[v6]:port` with a port in 1..=65535.
-fn check_host_port(value: &str) -> Result<(), String> {
-    let bad = || format!("`{value}` is not host:port (e.g. 192.168.1.20:445 or [fd00::1]:445)");
-    let (host, port) = if let Some(rest) = value.strip_prefix('[') {
-        let (v6, port) = rest.split_once("]:").ok_or_else(bad)?;
-        v6.parse::<Ipv6Addr>().map_err(|_| bad())?;
-        (None, port)
-    } else {
-        let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
-        if host.contains(':') {
-            return Err(format!(
-                "`{value}`: write IPv6 addresses in brackets, e.g. [fd00::1]:445"
-            ));
-        }
-        (Some(host), port)
-    };
-    if let Some(host) = host {
-        if host.parse::<Ipv4Addr>().is_err() && !is_host_name(host) {
-            return Err(format!(
-                "`{host}` in `{value}` is not a host name or IP address"
-            ));
-        }
-    }
-    match port.parse::<u16>() {
-        Ok(0) => Err(format!("`{value}`: port 0 is not a usable port")),
-        Ok(_) => Ok(()),
-        Err(_) => Err(format!("`{port}` in `{value}` is not a port (1-65535)")),
-    }
-}
-
-/// A DNS host name: dot-separated labels of letters, digits, '-' and '_'.
-fn is_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && label
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        for (text, ms) in [
-            ("30s", 30_000),
-            ("1h30m", 5_400_000),
-            ("500ms", 500),
-            ("0", 0),
-            ("1y2w", 0),
-        ] {
-            let parsed = parse_duration_ms(text);
-            assert!(parsed.is_some(), "{text}");
-            if ms != 0 {
-                assert_eq!(parsed, Some(ms), "{text}");
-            }
-        }
-        for text in [
-            "",
-            "30",
-            "s",
-            "1m1h",
-            "1.5h",
-            "1hh",
-            "5 m",
-            "-1s",
-            "1d1d",
-            "99999999999999999999y",
-        ] {
-            assert_eq!(parse_duration_ms(text), None, "{text}");
-        }
-    }
-
-    #[test]
-    fn host_ports() {
-        for ok in [
-            "192.168.1.20:445",
-            "nas.lan:22",
-            "[fd00::1]:53",
-            "smtp.example.org:587",
-        ] {
-            assert_eq!(check_host_port(ok), Ok(()), "{ok}");
-        }
-        for bad in [
-            "nas",
-            "nas:0",
-            "nas:http",
-            ":80",
-            "fd00::1:53",
-            "[fd00::1]",
-            "a b:1",
-            "nas:65536",
-        ] {
-            assert!(check_host_port(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn sweep_cidrs() {
-        assert_eq!(check_sweep_cidr("192.168.1.0/24"), Ok(()));
-        assert_eq!(check_sweep_cidr("10.0.0.0/22"), Ok(()));
-        assert!(check_sweep_cidr("10.0.0.0/21")
-            .unwrap_err()
-            .contains("2048 addresses"));
-        assert!(check_sweep_cidr("192.168.1.7/24")
-            .unwrap_err()
-            .contains("192.168.1.0/24"));
-        assert!(check_sweep_cidr("192.168.1.0").is_err());
-        assert!(check_sweep_cidr("fd00::/120").is_err());
-        assert!(check_sweep_cidr("10.0.0.0/33").is_err());
-    }
-
-    #[test]
-    fn label_names() {
-        assert!(is_label_name("site"));
-        assert!(is_label_name("_x1"));
-        assert!(!is_label_name("1x"));
-        assert!(!is_label_name("a-b"));
-        assert!(!is_label_name(""));
     }
 }

@@ -1,0 +1,164 @@
+//! Listeners: every daemon's address and port, checked together so that two
+//! daemons never get the same one.
+
+use std::net::IpAddr;
+
+use super::Checker;
+use crate::model::{Config, Role};
+
+impl Checker {
+    /// Port 0, unparsable addresses, and two daemons on one address and port.
+    /// A clash is reported on the listener the user changed from its default,
+    /// since that is the line to fix.
+    pub(super) fn listeners(&mut self, cfg: &Config) {
+        let defaults = listeners(&Config::default());
+        let mut taken: Vec<(ListenerRef, IpAddr, bool)> = Vec::new();
+        for (l, default) in listeners(cfg).into_iter().zip(defaults) {
+            self.port(&l.port_path, l.port);
+            let Ok(addr) = l.address.parse::<IpAddr>() else {
+                self.issue(
+                    l.address_path.clone(),
+                    format!(
+                        "`{}` is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 for all interfaces)",
+                        l.address
+                    ),
+                );
+                continue;
+            };
+            if !l.enabled || l.port == 0 {
+                continue;
+            }
+            let customized = l.port != default.port || l.address != default.address;
+            let clash = taken.iter().find(|(other, other_addr, _)| {
+                other.port == l.port
+                    && (*other_addr == addr || other_addr.is_unspecified() || addr.is_unspecified())
+            });
+            match clash {
+                Some((other, other_addr, other_customized)) => {
+                    let (blamed, blamed_addr, holder, holder_addr) =
+                        if customized || !other_customized {
+                            (&l, addr, other, *other_addr)
+                        } else {
+                            (other, *other_addr, &l, addr)
+                        };
+                    self.issue(
+                        blamed.port_path.clone(),
+                        format!(
+                            "{blamed_addr}:{} is already taken by {} ({holder_addr}:{})",
+                            blamed.port, holder.port_path, holder.port
+                        ),
+                    );
+                }
+                None => taken.push((l, addr, customized)),
+            }
+        }
+    }
+}
+
+struct ListenerRef {
+    port_path: String,
+    address_path: String,
+    address: String,
+    port: u16,
+    enabled: bool,
+}
+
+/// Every daemon address:port of the stack, with whether it runs on this host.
+fn listeners(cfg: &Config) -> Vec<ListenerRef> {
+    let server = cfg.host.role == Role::Server;
+    let mut out = Vec::new();
+    let mut add = |section: &str, port_field: &str, address: &str, port: u16, enabled: bool| {
+        out.push(ListenerRef {
+            port_path: format!("{section}.{port_field}"),
+            address_path: format!("{section}.listen_address"),
+            address: address.to_string(),
+            port,
+            enabled,
+        })
+    };
+    let e = &cfg.exporters;
+    add(
+        "exporters.node",
+        "port",
+        &e.node.listen_address,
+        e.node.port,
+        e.node.enable,
+    );
+    for (name, l) in [
+        ("blackbox", &e.blackbox),
+        ("cadvisor", &e.cadvisor),
+        ("probe", &e.probe),
+    ] {
+        add(
+            &format!("exporters.{name}"),
+            "port",
+            &l.listen_address,
+            l.port,
+            l.enable,
+        );
+    }
+    let (p, am) = (&cfg.prometheus, &cfg.alertmanager);
+    add("prometheus", "port", &p.listen_address, p.port, server);
+    add("alertmanager", "port", &am.listen_address, am.port, server);
+    let loki = &cfg.loki;
+    add(
+        "loki",
+        "port",
+        &loki.listen_address,
+        loki.port,
+        server && loki.enable,
+    );
+    add(
+        "loki",
+        "grpc_port",
+        &loki.listen_address,
+        loki.grpc_port,
+        server && loki.enable,
+    );
+    let alloy = &cfg.alloy;
+    add(
+        "alloy",
+        "port",
+        &alloy.listen_address,
+        alloy.port,
+        alloy.enable,
+    );
+    add(
+        "alloy",
+        "otlp_grpc_port",
+        &alloy.listen_address,
+        alloy.otlp_grpc_port,
+        alloy.enable,
+    );
+    add(
+        "alloy",
+        "otlp_http_port",
+        &alloy.listen_address,
+        alloy.otlp_http_port,
+        alloy.enable,
+    );
+    let tempo = &cfg.tempo;
+    add(
+        "tempo",
+        "port",
+        &tempo.listen_address,
+        tempo.port,
+        server && tempo.enable,
+    );
+    add(
+        "tempo",
+        "otlp_grpc_port",
+        &tempo.listen_address,
+        tempo.otlp_grpc_port,
+        server && tempo.enable,
+    );
+    let g = &cfg.grafana;
+    add(
+        "grafana",
+        "port",
+        &g.listen_address,
+        g.port,
+        server && g.enable,
+    );
+    out
+}

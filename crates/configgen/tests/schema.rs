@@ -1,0 +1,192 @@
+//! `configgen schema` describes what the loader accepts: the example (as
+//! written, and fully expanded) is valid against it, and typical mistakes are
+//! not. The validator below covers the JSON Schema subset schemars emits for
+//! our model; it fails loudly on any keyword it does not know.
+
+mod common;
+
+use serde_json::{json, Value};
+
+fn schema() -> Value {
+    serde_json::from_str(&configgen::schema::json_schema()).unwrap()
+}
+
+fn example() -> Value {
+    let text = std::fs::read_to_string(common::example()).unwrap();
+    serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap()
+}
+
+/// Problems with `value` against `schema`, as "path: what" strings.
+fn check(root: &Value, schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    let Some(obj) = schema.as_object() else {
+        return;
+    };
+    for key in obj.keys() {
+        let known = [
+            "$ref",
+            "$schema",
+            "$defs",
+            "title",
+            "description",
+            "default",
+            "type",
+            "format",
+            "properties",
+            "additionalProperties",
+            "required",
+            "items",
+            "oneOf",
+            "anyOf",
+            "const",
+            "enum",
+            "minimum",
+            "maximum",
+        ];
+        assert!(
+            known.contains(&key.as_str()),
+            "validator lacks keyword {key}"
+        );
+    }
+    if let Some(reference) = obj.get("$ref").and_then(Value::as_str) {
+        let name = reference.strip_prefix("#/$defs/").expect("local ref");
+        check(root, &root["$defs"][name], value, path, errors);
+    }
+    if let Some(types) = obj.get("type") {
+        let types: Vec<&str> = match types {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => panic!("bad type"),
+        };
+        let fits = |t: &str| match t {
+            "null" => value.is_null(),
+            "boolean" => value.is_boolean(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "string" => value.is_string(),
+            "array" => value.is_array(),
+            "object" => value.is_object(),
+            other => panic!("type {other}"),
+        };
+        if !types.iter().any(|t| fits(t)) {
+            errors.push(format!("{path}: {value} is not {types:?}"));
+            return;
+        }
+    }
+    if let Some(n) = value.as_f64() {
+        if obj
+            .get("minimum")
+            .and_then(Value::as_f64)
+            .is_some_and(|m| n < m)
+            || obj
+                .get("maximum")
+                .and_then(Value::as_f64)
+                .is_some_and(|m| n > m)
+        {
+            errors.push(format!("{path}: {n} out of range"));
+        }
+    }
+    if let Some(c) = obj.get("const") {
+        if c != value {
+            errors.push(format!("{path}: {value} is not {c}"));
+        }
+    }
+    if let Some(options) = obj.get("enum").and_then(Value::as_array) {
+        if !options.contains(value) {
+            errors.push(format!("{path}: {value} not in {options:?}"));
+        }
+    }
+    if let (Some(items), Some(values)) = (obj.get("items"), value.as_array()) {
+        for (i, v) in values.iter().enumerate() {
+            check(root, items, v, &format!("{path}[{i}]"), errors);
+        }
+    }
+    if let Some(map) = value.as_object() {
+        let props = obj.get("properties").and_then(Value::as_object);
+        for (k, v) in map {
+            match (
+                props.and_then(|p| p.get(k)),
+                obj.get("additionalProperties"),
+            ) {
+                (Some(s), _) => check(root, s, v, &format!("{path}.{k}"), errors),
+                (None, Some(Value::Bool(false))) => errors.push(format!("{path}: unknown key {k}")),
+                (None, Some(s)) => check(root, s, v, &format!("{path}.{k}"), errors),
+                (None, None) => {}
+            }
+        }
+        for r in obj
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if !map.contains_key(r.as_str().unwrap()) {
+                errors.push(format!("{path}: missing {r}"));
+            }
+        }
+    }
+    for (keyword, exactly_one) in [("oneOf", true), ("anyOf", false)] {
+        if let Some(options) = obj.get(keyword).and_then(Value::as_array) {
+            let fitting = options
+                .iter()
+                .filter(|o| {
+                    let mut e = Vec::new();
+                    check(root, o, value, path, &mut e);
+                    e.is_empty()
+                })
+                .count();
+            if fitting == 0 || (exactly_one && fitting > 1) {
+                errors.push(format!("{path}: {fitting} of the {keyword} options fit"));
+            }
+        }
+    }
+}
+
+fn errors(value: &Value) -> Vec<String> {
+    let schema = schema();
+    let mut errors = Vec::new();
+    check(&schema, &schema, value, "", &mut errors);
+    errors
+}
+
+#[test]
+fn the_example_is_valid_as_written_and_expanded() {
+    assert_eq!(errors(&example()), Vec::<String>::new());
+    let cfg: configgen::model::Config = serde_json::from_value(example()).unwrap();
+    assert_eq!(
+        errors(&serde_json::to_value(&cfg).unwrap()),
+        Vec::<String>::new()
+    );
+    let defaults = serde_json::to_value(configgen::model::Config::default()).unwrap();
+    assert_eq!(errors(&defaults), Vec::<String>::new());
+    assert_eq!(
+        errors(&json!({"exporters": {"probe": {"listen_address": "0.0.0.0"}}})),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_schema_rejects_what_the_loader_rejects() {
+    let mut misspelled = example();
+    misspelled["services"][0]["intervall"] = json!("15s");
+    let mut wrong_type = example();
+    wrong_type["prometheus"]["port"] = json!("9090");
+    let mut out_of_range = example();
+    out_of_range["prometheus"]["port"] = json!(70000);
+    let mut bad_receiver = example();
+    bad_receiver["alerting"]["receivers"][1]["type"] = json!("slack");
+    let mut no_url = example();
+    no_url["services"][0]["http"] = json!({});
+    for (name, value) in [
+        ("misspelled", misspelled),
+        ("wrong type", wrong_type),
+        ("out of range", out_of_range),
+        ("bad receiver", bad_receiver),
+        ("no url", no_url),
+    ] {
+        assert!(!errors(&value).is_empty(), "{name} passed the schema");
+        assert!(
+            serde_json::from_value::<configgen::model::Config>(value).is_err(),
+            "{name} passed the loader"
+        );
+    }
+}
