@@ -31,6 +31,6 @@
         default = import ./nix/devshell.nix { inherit pkgs; };
       });
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
+      formatter = forAllSystems (pkgs: pkgs.alejandra);
     };
 }

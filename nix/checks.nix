@@ -14,8 +14,9 @@ removeAttrs packages [
 ]
 // lib.optionalAttrs pkgs.stdenv.hostPlatform.isx86_64 (import ../tests/vm { inherit pkgs self; })
 // {
-  formatting = pkgs.runCommand "homelab-observability-nixfmt" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
-    find ${nixFiles} -name '*.nix' -print0 | xargs -0 nixfmt --check
+  # The flake's formatter; `cargo test -p nix-checks` checks the same with alejandra's library.
+  formatting = pkgs.runCommand "homelab-observability-alejandra" { nativeBuildInputs = [ pkgs.alejandra ]; } ''
+    alejandra --check ${nixFiles}
     touch $out
   '';
 }

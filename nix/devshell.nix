@@ -12,7 +12,7 @@ pkgs.mkShell {
     prometheus-alertmanager
     prometheus-node-exporter
     prometheus-blackbox-exporter
-    nixfmt
+    alejandra
     jq
     curl
   ];

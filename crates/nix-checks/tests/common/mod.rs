@@ -19,6 +19,28 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// Every .nix file of the repository, sorted, skipping build outputs and VCS metadata.
+pub fn nix_files(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy();
+            if path.is_dir() {
+                if !matches!(name.as_ref(), ".git" | "target" | "result" | "node_modules") {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".nix") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    files.sort();
+    files
+}
+
 /// The result of tests/eval/default.nix (case name -> checks and config), or
 /// None, said loudly, when NIXPKGS_LIB is not set.
 pub fn evaluate_cases(test: &str) -> Option<serde_json::Map<String, Value>> {
