@@ -13,12 +13,10 @@
   docker,
   podman,
   ...
-}:
-let
+}: let
   inherit (cfg) ports;
   ex = model.exporters;
-in
-{
+in {
   services.prometheus.exporters.node = lib.mkIf on.node {
     enable = true;
     listenAddress = lib.mkDefault ex.node.listen_address;
@@ -33,7 +31,7 @@ in
     # A store path of its own: upstream's config check accepts a path inside
     # the store only when it is a whole store path (lib.isStorePath), and
     # would otherwise try to copy it as a local file.
-    configFile = pkgs.runCommand "blackbox.yml" { } "ln -s ${tree}/blackbox/blackbox.yml $out";
+    configFile = pkgs.runCommand "blackbox.yml" {} "ln -s ${tree}/blackbox/blackbox.yml $out";
   };
 
   services.cadvisor = lib.mkIf on.cadvisor {
@@ -41,7 +39,7 @@ in
     listenAddress = lib.mkDefault ex.cadvisor.listen_address;
     port = ports.cadvisor;
     # Without it cAdvisor reports docker containers only, not systemd services.
-    extraOptions = [ "--docker_only=false" ];
+    extraOptions = ["--docker_only=false"];
   };
 
   services.alloy = lib.mkIf on.alloy {
@@ -58,7 +56,8 @@ in
   systemd.services.alloy.serviceConfig.SupplementaryGroups =
     lib.optional (model.alloy.container_socket != null && docker) "docker"
     ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
-    ++ lib.optional (config.services.nginx.enable && lib.any (
-      files: lib.hasPrefix "/var/log/nginx/" files.path
-    ) (model.alloy.log_files or [ ])) "nginx";
+    ++ lib.optional (config.services.nginx.enable
+      && lib.any (
+        files: lib.hasPrefix "/var/log/nginx/" files.path
+      ) (model.alloy.log_files or [])) "nginx";
 }

@@ -3,21 +3,21 @@
 # Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; }
 # `config` is the JSON model handed to configgen; the Rust test renders it
 # when `render` is true.
-{ nixpkgsLib }:
-let
+{nixpkgsLib}: let
   lib = import nixpkgsLib;
-  pkgs = import ./fake-pkgs.nix { inherit lib; };
+  pkgs = import ./fake-pkgs.nix {inherit lib;};
 
-  evalHost =
-    modules:
+  evalHost = modules:
     (lib.evalModules {
-      modules = [
-        ./stubs.nix
-        ../../nixos-modules
-        { _module.args.pkgs = pkgs; }
-      ]
-      ++ modules;
-    }).config;
+      modules =
+        [
+          ./stubs.nix
+          ../../nixos-modules
+          {_module.args.pkgs = pkgs;}
+        ]
+        ++ modules;
+    })
+    .config;
 
   check = name: actual: expected: {
     inherit name actual expected;
@@ -29,7 +29,7 @@ let
 
   # A case whose config must evaluate cleanly and render.
   rendering = config: checks: {
-    checks = [ (check "no failed assertion" (failedAssertions config) [ ]) ] ++ checks;
+    checks = [(check "no failed assertion" (failedAssertions config) [])] ++ checks;
     config = config.services.homelab-observability.generatedConfig;
     render = true;
   };
@@ -54,15 +54,15 @@ let
       ;
   };
 in
-cases
-// {
-  flake-outputs = import ./flake-outputs.nix {
-    inherit
-      lib
-      pkgs
-      evalHost
-      check
-      holds
-      ;
-  };
-}
+  cases
+  // {
+    flake-outputs = import ./flake-outputs.nix {
+      inherit
+        lib
+        pkgs
+        evalHost
+        check
+        holds
+        ;
+    };
+  }
