@@ -6,6 +6,7 @@
   holds,
   rendering,
   refused,
+  refusedByConfiggen,
 }: let
   enable = {
     services.homelab-observability.enable = true;
@@ -602,5 +603,17 @@ in {
   secret-in-store = refused "give an absolute path outside the Nix store" (evalHost [
     enable
     {services.homelab-observability.grafana.adminPasswordFile = "/nix/store/0000-grafana-password";}
+  ]);
+
+  # Only configgen knows what a valid URL or duration is: the module passes
+  # them through, and configgen's message names the field.
+  configgen-refuses-bad-values = refusedByConfiggen "services[0].http.url" (evalHost [
+    enable
+    {
+      services.homelab-observability = {
+        services.nas.http.url = "nas.lan/health";
+        settings.prometheus.evaluation_interval = "soon";
+      };
+    }
   ]);
 }

@@ -1,8 +1,9 @@
 # Evaluation tests of the NixOS module, run by `cargo test -p nix-checks`:
 #   nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib /path/to/nixpkgs/lib
-# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; }
-# `config` is the JSON model handed to configgen; the Rust test renders it
-# when `render` is true.
+# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; configgenRefuses?; }
+# `config` is the JSON model handed to configgen; the Rust test loads it with
+# configgen's validating loader and renders it when `render` is true, or
+# requires configgen's located refusal when `configgenRefuses` is set.
 {nixpkgsLib}: let
   lib = import nixpkgsLib;
   pkgs = import ./fake-pkgs.nix {inherit lib;};
@@ -43,6 +44,16 @@
     render = false;
   };
 
+  # A case the module accepts but configgen must refuse (the Rust test loads
+  # `config` with configgen's validating loader) with a located message
+  # containing `needle`.
+  refusedByConfiggen = needle: config: {
+    checks = [(check "no failed assertion" (failedAssertions config) [])];
+    config = config.services.homelab-observability.generatedConfig;
+    render = false;
+    configgenRefuses = needle;
+  };
+
   cases = import ./cases.nix {
     inherit
       lib
@@ -51,6 +62,7 @@
       holds
       rendering
       refused
+      refusedByConfiggen
       ;
   };
 in
