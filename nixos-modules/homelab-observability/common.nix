@@ -22,6 +22,9 @@ in {
     listenAddress = lib.mkDefault ex.node.listen_address;
     port = ports.node;
     enabledCollectors = ex.node.collectors;
+    # The systemd collector exports node_systemd_service_restart_total, which
+    # the HostSystemdUnitCrashLooping alert counts, only with this flag.
+    extraFlags = lib.optional (lib.elem "systemd" ex.node.collectors) "--collector.systemd.enable-restarts-metrics";
   };
 
   services.prometheus.exporters.blackbox = lib.mkIf on.blackbox {

@@ -81,6 +81,9 @@ in {
         "systemd"
         "processes"
       ])
+      (check "restart counter for HostSystemdUnitCrashLooping" p.exporters.node.extraFlags [
+        "--collector.systemd.enable-restarts-metrics"
+      ])
       (holds "blackbox config is a whole store path (upstream's lib.isStorePath check)" (
         lib.isStorePath p.exporters.blackbox.configFile
       ))
@@ -514,6 +517,17 @@ in {
       (check "no tempo" c.services.tempo.enable false)
       (check "no remote-write receiver without Tempo or agents" c.services.prometheus.extraFlags [])
       (check "tempo disabled in the config" c.services.homelab-observability.generatedConfig.tempo.enable false)
+    ];
+
+  node-without-systemd-collector = let
+    c = evalHost [
+      enable
+      {services.homelab-observability.settings.exporters.node.collectors = ["processes"];}
+    ];
+  in
+    rendering c [
+      (check "collectors from settings" c.services.prometheus.exporters.node.enabledCollectors ["processes"])
+      (check "no systemd restart flag without the systemd collector" c.services.prometheus.exporters.node.extraFlags [])
     ];
 
   settings-turn-daemons-off = let
