@@ -1,6 +1,8 @@
 # Contradictory settings fail evaluation with a message naming the options.
 {
+  options,
   lib,
+  pkgs,
   cfg,
   model,
   on,
@@ -8,6 +10,11 @@
 }: let
   opt = "services.homelab-observability";
   inherit (on) server;
+
+  # homelab-probe's BPF programs read syscall arguments from x86_64 registers.
+  inherit (pkgs.stdenv.hostPlatform) isx86_64 system;
+  probeDefaulted = options.services.homelab-observability.probe.enable.highestPrio == (lib.mkOptionDefault null).priority;
+  redServices = map (s: s.name) (lib.filter (s: s ? red) model.services);
 
   # Every daemon this host runs, with the port it listens on.
   listeners = lib.filter (l: l.enabled) [
@@ -124,6 +131,10 @@ in {
         message = "${opt}: two daemons on one port: ${lib.concatStringsSep "; " (lib.mapAttrsToList clashMessage clashes)}.";
       }
       {
+        assertion = on.probe -> isx86_64;
+        message = "${opt}.probe.enable: homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is ${system}. Set ${opt}.probe.enable = false; request rate, errors and duration (red) are then not measured.";
+      }
+      {
         assertion = cfg.openFirewall -> cfg.acceptAgents;
         message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
       }
@@ -134,5 +145,7 @@ in {
     })
     secretFiles;
 
-  warnings = lib.optional (server && cfg.serverAddress != null) "${opt}.serverAddress is set but role = \"server\": it is only used by agents and is ignored here.";
+  warnings =
+    lib.optional (server && cfg.serverAddress != null) "${opt}.serverAddress is set but role = \"server\": it is only used by agents and is ignored here."
+    ++ lib.optional (!isx86_64 && probeDefaulted && redServices != []) "${opt}.probe.enable defaults to false on ${system} (homelab-probe runs on x86_64-linux only): request rate, errors and duration of ${lib.concatStringsSep ", " redServices} are not measured. Set ${opt}.probe.enable = false to acknowledge.";
 }

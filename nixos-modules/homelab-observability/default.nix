@@ -3,6 +3,7 @@
 # Nothing here reads a build output at evaluation time (no import-from-derivation).
 {
   config,
+  options,
   lib,
   pkgs,
   ...
@@ -90,6 +91,7 @@
   shared = {
     inherit
       config
+      options
       lib
       pkgs
       cfg

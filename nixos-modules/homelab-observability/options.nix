@@ -342,8 +342,23 @@ in {
     probe = {
       enable = mkOption {
         type = types.bool;
-        default = true;
-        description = "Run the eBPF RED probe (`homelab-probe`).";
+        default = pkgs.stdenv.hostPlatform.isx86_64;
+        defaultText = lib.literalExpression "pkgs.stdenv.hostPlatform.isx86_64";
+        description = ''
+          Run the eBPF RED probe (`homelab-probe`). It runs on x86_64-linux
+          only (its BPF programs read syscall arguments from x86_64
+          registers), so it is off by default elsewhere.
+        '';
+      };
+      tls = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Also measure HTTPS served or called through a dynamically linked
+          libssl, with uprobes on `SSL_read`/`SSL_write`. The kernel's uprobe
+          PMU requires CAP_SYS_ADMIN for them, so this grants the probe
+          CAP_SYS_ADMIN; off, the probe runs with `--no-tls`.
+        '';
       };
       package = mkOption {
         type = types.package;

@@ -1,6 +1,7 @@
 # Example configurations and what the module must make of them.
 {
   lib,
+  pkgs,
   evalHost,
   check,
   holds,
@@ -17,6 +18,16 @@
       enable = true;
       virtualHosts."app.local".locations."/".proxyPass = "http://127.0.0.1:8080";
     };
+  };
+
+  onAarch64 = {
+    _module.args.pkgs = lib.mkForce (pkgs
+      // {
+        stdenv.hostPlatform = {
+          system = "aarch64-linux";
+          isx86_64 = false;
+        };
+      });
   };
 
   hasPrefixAndSuffix = prefix: suffix: s:
@@ -112,14 +123,13 @@ in {
       (check "grafana secrets generated before grafana" (unit c "homelab-observability-grafana-secrets").before [
         "grafana.service"
       ])
-      (check "probe reads the rendered probe.toml" probe.ExecStart "${toString h.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml")
+      (check "probe reads the rendered probe.toml, TLS off" probe.ExecStart "${toString h.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml --no-tls")
       (check "probe runs as a dynamic user" probe.DynamicUser true)
-      (check "probe capabilities" probe.AmbientCapabilities [
+      (check "probe capabilities, as measured by the probe" probe.AmbientCapabilities [
         "CAP_BPF"
         "CAP_PERFMON"
-        "CAP_SYS_RESOURCE"
-        "CAP_SYS_PTRACE"
         "CAP_DAC_READ_SEARCH"
+        "CAP_SYS_PTRACE"
       ])
       (check "probe capability bounding set" probe.CapabilityBoundingSet probe.AmbientCapabilities)
       (check "probe hardening" {
@@ -129,21 +139,44 @@ in {
             ProtectSystem
             ProtectHome
             PrivateTmp
+            PrivateDevices
+            ProtectKernelTunables
+            ProtectControlGroups
             MemoryDenyWriteExecute
             LockPersonality
             RestrictAddressFamilies
+            SystemCallFilter
+            SystemCallErrorNumber
             ;
         } {
           NoNewPrivileges = true;
           ProtectSystem = "strict";
           ProtectHome = true;
           PrivateTmp = true;
+          PrivateDevices = true;
+          ProtectKernelTunables = true;
+          ProtectControlGroups = true;
           MemoryDenyWriteExecute = true;
           LockPersonality = true;
           RestrictAddressFamilies = [
             "AF_INET"
             "AF_INET6"
-            "AF_UNIX"
+          ];
+          SystemCallFilter = [
+            "@system-service"
+            "bpf"
+            "perf_event_open"
+          ];
+          SystemCallErrorNumber = "EPERM";
+        })
+      (check "no memlock rlimit or CAP_SYS_RESOURCE (BPF memory is charged to the cgroup since 5.11)" (probe ? LimitMEMLOCK) false)
+      (check "probe starts after tracefs is mounted" {
+          inherit (unit c "homelab-probe") wants after;
+        } {
+          wants = ["sys-kernel-tracing.mount"];
+          after = [
+            "network.target"
+            "sys-kernel-tracing.mount"
           ];
         })
       (check "the nginx vhost is watched" (serviceNamed "app-local" c) {
@@ -629,5 +662,71 @@ in {
         settings.prometheus.evaluation_interval = "soon";
       };
     }
+  ]);
+
+  probe-with-tls = let
+    c = evalHost [
+      enable
+      {services.homelab-observability.probe.tls = true;}
+    ];
+    probe = (unit c "homelab-probe").serviceConfig;
+  in
+    rendering c [
+      (holds "libssl uprobes are attempted" (!lib.hasSuffix "--no-tls" probe.ExecStart))
+      (check "CAP_SYS_ADMIN only with TLS" probe.CapabilityBoundingSet [
+        "CAP_BPF"
+        "CAP_PERFMON"
+        "CAP_DAC_READ_SEARCH"
+        "CAP_SYS_PTRACE"
+        "CAP_SYS_ADMIN"
+      ])
+    ];
+
+  probe-disabled = let
+    c = evalHost [
+      enable
+      nginxApp
+      {services.homelab-observability.probe.enable = false;}
+    ];
+  in
+    rendering c [
+      (check "no probe unit" (c.systemd.services ? homelab-probe) false)
+      (check "configgen is told (no red_probe scrape job)" c.services.homelab-observability.generatedConfig.exporters.probe.enable false)
+      (check "no warning" c.warnings [])
+    ];
+
+  # The probe's BPF programs are x86_64-only.
+  aarch64-probe-off-by-default = let
+    c = evalHost [
+      enable
+      nginxApp
+      onAarch64
+    ];
+  in
+    rendering c [
+      (check "no probe unit" (c.systemd.services ? homelab-probe) false)
+      (check "configgen is told" c.services.homelab-observability.generatedConfig.exporters.probe.enable false)
+      (check "the unmeasured RED watches are named" c.warnings [
+        "services.homelab-observability.probe.enable defaults to false on aarch64-linux (homelab-probe runs on x86_64-linux only): request rate, errors and duration of app-local are not measured. Set services.homelab-observability.probe.enable = false to acknowledge."
+      ])
+      (check "the exporters still run" c.services.prometheus.exporters.node.enable true)
+    ];
+
+  aarch64-probe-off-acknowledged = let
+    c = evalHost [
+      enable
+      nginxApp
+      onAarch64
+      {services.homelab-observability.probe.enable = false;}
+    ];
+  in
+    rendering c [
+      (check "no warning" c.warnings [])
+    ];
+
+  aarch64-probe-on = refused "homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is aarch64-linux" (evalHost [
+    enable
+    onAarch64
+    {services.homelab-observability.probe.enable = true;}
   ]);
 }

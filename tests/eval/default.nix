@@ -57,6 +57,7 @@
   cases = import ./cases.nix {
     inherit
       lib
+      pkgs
       evalHost
       check
       holds

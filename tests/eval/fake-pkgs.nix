@@ -12,6 +12,10 @@
     };
   package = name: fakeDrv name {};
 in {
+  stdenv.hostPlatform = {
+    system = "x86_64-linux";
+    isx86_64 = true;
+  };
   writeText = name: text: fakeDrv name {inherit text;};
   runCommand = name: env: script: fakeDrv name {inherit env script;};
   jq = package "jq";

@@ -42,6 +42,7 @@
       preStart = opt types.lines "";
       script = opt types.lines "";
       wantedBy = listOfStr;
+      wants = listOfStr;
       before = listOfStr;
       after = listOfStr;
     };
