@@ -3,34 +3,33 @@
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-unstable";
 
-  outputs =
-    { self, nixpkgs }:
-    let
-      systems = [
-        "x86_64-linux"
-        "aarch64-linux"
+  outputs = {
+    self,
+    nixpkgs,
+  }: let
+    systems = [
+      "x86_64-linux"
+      "aarch64-linux"
+    ];
+    forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
+  in {
+    packages = forAllSystems (pkgs: import ./nix/packages.nix {inherit pkgs;});
+
+    overlays.default = final: _prev:
+      removeAttrs (import ./nix/packages.nix {pkgs = final;}) [
+        "configgen"
+        "default"
       ];
-      forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-    in
-    {
-      packages = forAllSystems (pkgs: import ./nix/packages.nix { inherit pkgs; });
 
-      overlays.default =
-        final: _prev:
-        removeAttrs (import ./nix/packages.nix { pkgs = final; }) [
-          "configgen"
-          "default"
-        ];
+    nixosModules.homelab-observability = import ./nix/module.nix {inherit self;};
+    nixosModules.default = self.nixosModules.homelab-observability;
 
-      nixosModules.homelab-observability = import ./nix/module.nix { inherit self; };
-      nixosModules.default = self.nixosModules.homelab-observability;
+    checks = forAllSystems (pkgs: import ./nix/checks.nix {inherit pkgs self;});
 
-      checks = forAllSystems (pkgs: import ./nix/checks.nix { inherit pkgs self; });
+    devShells = forAllSystems (pkgs: {
+      default = import ./nix/devshell.nix {inherit pkgs;};
+    });
 
-      devShells = forAllSystems (pkgs: {
-        default = import ./nix/devshell.nix { inherit pkgs; };
-      });
-
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-tree);
-    };
+    formatter = forAllSystems (pkgs: pkgs.alejandra);
+  };
 }

@@ -1,4 +1,4 @@
-{ pkgs }:
+{pkgs}:
 pkgs.mkShell {
   packages = with pkgs; [
     cargo
@@ -12,7 +12,7 @@ pkgs.mkShell {
     prometheus-alertmanager
     prometheus-node-exporter
     prometheus-blackbox-exporter
-    nixfmt
+    alejandra
     jq
     curl
   ];

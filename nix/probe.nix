@@ -34,6 +34,6 @@ rustPlatform.buildRustPackage {
     license = lib.licenses.mit;
     mainProgram = "homelab-probe";
     # build.rs targets __TARGET_ARCH_x86
-    platforms = [ "x86_64-linux" ];
+    platforms = ["x86_64-linux"];
   };
 }

@@ -1,5 +1,5 @@
 # The Cargo workspace, and nothing else, as the source of the Rust packages.
-{ lib }:
+{lib}:
 lib.fileset.toSource {
   root = ../.;
   fileset = lib.fileset.unions [

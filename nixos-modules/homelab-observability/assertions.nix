@@ -1,14 +1,20 @@
 # Contradictory settings fail evaluation with a message naming the options.
 {
+  options,
   lib,
+  pkgs,
   cfg,
   model,
   on,
   ...
-}:
-let
+}: let
   opt = "services.homelab-observability";
   inherit (on) server;
+
+  # homelab-probe's BPF programs read syscall arguments from x86_64 registers.
+  inherit (pkgs.stdenv.hostPlatform) isx86_64 system;
+  probeDefaulted = options.services.homelab-observability.probe.enable.highestPrio == (lib.mkOptionDefault null).priority;
+  redServices = map (s: s.name) (lib.filter (s: s ? red) model.services);
 
   # Every daemon this host runs, with the port it listens on.
   listeners = lib.filter (l: l.enabled) [
@@ -79,22 +85,25 @@ let
     listeners ++ lib.optional on.tempo tempoGrpc
   );
   clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
-  clashMessage =
-    port: ls:
-    "port ${port}: ${
-      lib.concatMapStringsSep ", " (l: if l ? port then l.name else "${opt}.ports.${l.name}") ls
-    }";
+  clashMessage = port: ls: "port ${port}: ${
+    lib.concatMapStringsSep ", " (l:
+      if l ? port
+      then l.name
+      else "${opt}.ports.${l.name}")
+    ls
+  }";
 
   receiverSecrets = lib.listToAttrs (
     lib.concatMap (
       r:
-      map (key: lib.nameValuePair "receivers.${r.name}.${key}" r.${key}) (
-        lib.filter (key: r ? ${key}) [
-          "password_file"
-          "token_file"
-        ]
-      )
-    ) cfg.receivers
+        map (key: lib.nameValuePair "receivers.${r.name}.${key}" r.${key}) (
+          lib.filter (key: r ? ${key}) [
+            "password_file"
+            "token_file"
+          ]
+        )
+    )
+    cfg.receivers
   );
   secretFiles = lib.filterAttrs (_: f: f != null) (
     {
@@ -106,30 +115,37 @@ let
   );
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
-in
-{
-  assertions = [
-    {
-      assertion = server || cfg.serverAddress != null || model.host ? ship_to;
-      message = ''${opt}: role = "agent" ships everything to a server, but ${opt}.serverAddress is not set. Set it to the server's host name (the server sets ${opt}.acceptAgents = true).'';
-    }
-    {
-      assertion = server || !cfg.acceptAgents;
-      message = ''${opt}: acceptAgents = true needs role = "server"; an agent does not receive from other agents.'';
-    }
-    {
-      assertion = clashes == { };
-      message = "${opt}: two daemons on one port: ${lib.concatStringsSep "; " (lib.mapAttrsToList clashMessage clashes)}.";
-    }
-    {
-      assertion = cfg.openFirewall -> cfg.acceptAgents;
-      message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
-    }
-  ]
-  ++ lib.mapAttrsToList (name: file: {
-    assertion = !(inStore file || relative file);
-    message = "${opt}.${name} = \"${file}\": give an absolute path outside the Nix store (the store is world-readable); the file is read at run time.";
-  }) secretFiles;
+in {
+  assertions =
+    [
+      {
+        assertion = server || cfg.serverAddress != null || model.host ? ship_to;
+        message = ''${opt}: role = "agent" ships everything to a server, but ${opt}.serverAddress is not set. Set it to the server's host name (the server sets ${opt}.acceptAgents = true).'';
+      }
+      {
+        assertion = server || !cfg.acceptAgents;
+        message = ''${opt}: acceptAgents = true needs role = "server"; an agent does not receive from other agents.'';
+      }
+      {
+        assertion = clashes == {};
+        message = "${opt}: two daemons on one port: ${lib.concatStringsSep "; " (lib.mapAttrsToList clashMessage clashes)}.";
+      }
+      {
+        assertion = on.probe -> isx86_64;
+        message = "${opt}.probe.enable: homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is ${system}. Set ${opt}.probe.enable = false; request rate, errors and duration (red) are then not measured.";
+      }
+      {
+        assertion = cfg.openFirewall -> cfg.acceptAgents;
+        message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
+      }
+    ]
+    ++ lib.mapAttrsToList (name: file: {
+      assertion = !(inStore file || relative file);
+      message = "${opt}.${name} = \"${file}\": give an absolute path outside the Nix store (the store is world-readable); the file is read at run time.";
+    })
+    secretFiles;
 
-  warnings = lib.optional (server && cfg.serverAddress != null) "${opt}.serverAddress is set but role = \"server\": it is only used by agents and is ignored here.";
+  warnings =
+    lib.optional (server && cfg.serverAddress != null) "${opt}.serverAddress is set but role = \"server\": it is only used by agents and is ignored here."
+    ++ lib.optional (!isx86_64 && probeDefaulted && redServices != []) "${opt}.probe.enable defaults to false on ${system} (homelab-probe runs on x86_64-linux only): request rate, errors and duration of ${lib.concatStringsSep ", " redServices} are not measured. Set ${opt}.probe.enable = false to acknowledge.";
 }

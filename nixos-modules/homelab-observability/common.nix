@@ -13,17 +13,18 @@
   docker,
   podman,
   ...
-}:
-let
+}: let
   inherit (cfg) ports;
   ex = model.exporters;
-in
-{
+in {
   services.prometheus.exporters.node = lib.mkIf on.node {
     enable = true;
     listenAddress = lib.mkDefault ex.node.listen_address;
     port = ports.node;
     enabledCollectors = ex.node.collectors;
+    # The systemd collector exports node_systemd_service_restart_total, which
+    # the HostSystemdUnitCrashLooping alert counts, only with this flag.
+    extraFlags = lib.optional (lib.elem "systemd" ex.node.collectors) "--collector.systemd.enable-restarts-metrics";
   };
 
   services.prometheus.exporters.blackbox = lib.mkIf on.blackbox {
@@ -33,7 +34,7 @@ in
     # A store path of its own: upstream's config check accepts a path inside
     # the store only when it is a whole store path (lib.isStorePath), and
     # would otherwise try to copy it as a local file.
-    configFile = pkgs.runCommand "blackbox.yml" { } "ln -s ${tree}/blackbox/blackbox.yml $out";
+    configFile = pkgs.runCommand "blackbox.yml" {} "ln -s ${tree}/blackbox/blackbox.yml $out";
   };
 
   services.cadvisor = lib.mkIf on.cadvisor {
@@ -41,7 +42,7 @@ in
     listenAddress = lib.mkDefault ex.cadvisor.listen_address;
     port = ports.cadvisor;
     # Without it cAdvisor reports docker containers only, not systemd services.
-    extraOptions = [ "--docker_only=false" ];
+    extraOptions = ["--docker_only=false"];
   };
 
   services.alloy = lib.mkIf on.alloy {
@@ -58,7 +59,8 @@ in
   systemd.services.alloy.serviceConfig.SupplementaryGroups =
     lib.optional (model.alloy.container_socket != null && docker) "docker"
     ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
-    ++ lib.optional (config.services.nginx.enable && lib.any (
-      files: lib.hasPrefix "/var/log/nginx/" files.path
-    ) (model.alloy.log_files or [ ])) "nginx";
+    ++ lib.optional (config.services.nginx.enable
+      && lib.any (
+        files: lib.hasPrefix "/var/log/nginx/" files.path
+      ) (model.alloy.log_files or [])) "nginx";
 }

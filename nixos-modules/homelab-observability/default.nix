@@ -3,34 +3,32 @@
 # Nothing here reads a build output at evaluation time (no import-from-derivation).
 {
   config,
+  options,
   lib,
   pkgs,
   ...
-}:
-let
+}: let
   cfg = config.services.homelab-observability;
 
   stateDir = "/var/lib/homelab-observability";
   dashboardsDir = "/etc/homelab-observability/grafana/dashboards";
   adminPasswordFile =
-    if cfg.grafana.adminPasswordFile != null then
-      cfg.grafana.adminPasswordFile
-    else
-      "${stateDir}/grafana-admin-password";
+    if cfg.grafana.adminPasswordFile != null
+    then cfg.grafana.adminPasswordFile
+    else "${stateDir}/grafana-admin-password";
 
   docker = config.virtualisation.docker.enable;
   podman = config.virtualisation.podman.enable;
   containerSocket =
-    if docker then
-      "/var/run/docker.sock"
-    else if podman then
-      "/run/podman/podman.sock"
-    else
-      null;
+    if docker
+    then "/var/run/docker.sock"
+    else if podman
+    then "/run/podman/podman.sock"
+    else null;
 
-  discovered = import ./discovery.nix { inherit lib; } { inherit config cfg; };
+  discovered = import ./discovery.nix {inherit lib;} {inherit config cfg;};
 
-  model = import ./model.nix { inherit lib; } {
+  model = import ./model.nix {inherit lib;} {
     inherit
       cfg
       discovered
@@ -57,7 +55,7 @@ let
 
   configFile = pkgs.writeText "homelab-observability.json" (builtins.toJSON model);
 
-  tree = pkgs.runCommand "homelab-observability-tree" { nativeBuildInputs = [ cfg.package ]; } ''
+  tree = pkgs.runCommand "homelab-observability-tree" {nativeBuildInputs = [cfg.package];} ''
     configgen render --config ${configFile} --out $out
   '';
 
@@ -67,33 +65,33 @@ let
   # promtool checks each at build time).
   # Prometheus' own default, unless the user sets another.
   scrapeTimeout =
-    if config.services.prometheus.globalConfig.scrape_timeout != null then
-      config.services.prometheus.globalConfig.scrape_timeout
-    else
-      "10s";
+    if config.services.prometheus.globalConfig.scrape_timeout != null
+    then config.services.prometheus.globalConfig.scrape_timeout
+    else "10s";
   wiring =
     pkgs.runCommand "homelab-observability-wiring"
-      {
-        nativeBuildInputs = [
-          pkgs.jq
-          pkgs.yq
-        ];
-      }
-      ''
-        shopt -s nullglob
-        mkdir -p $out/prometheus/file_sd
-        for fragment in ${tree}/prometheus/scrape/*.yml; do
-          yq . "$fragment" \
-            | jq --arg global_timeout ${scrapeTimeout} -f ${./scrape-to-file-sd.jq} \
-            > "$out/prometheus/file_sd/$(basename "$fragment" .yml).json"
-        done
-        yq -y -s '{groups: (map(.groups // []) | add // [])}' ${tree}/prometheus/rules/*.yml /dev/null \
-          > $out/prometheus/rules.yml
-      '';
+    {
+      nativeBuildInputs = [
+        pkgs.jq
+        pkgs.yq
+      ];
+    }
+    ''
+      shopt -s nullglob
+      mkdir -p $out/prometheus/file_sd
+      for fragment in ${tree}/prometheus/scrape/*.yml; do
+        yq . "$fragment" \
+          | jq --arg global_timeout ${scrapeTimeout} -f ${./scrape-to-file-sd.jq} \
+          > "$out/prometheus/file_sd/$(basename "$fragment" .yml).json"
+      done
+      yq -y -s '{groups: (map(.groups // []) | add // [])}' ${tree}/prometheus/rules/*.yml /dev/null \
+        > $out/prometheus/rules.yml
+    '';
 
   shared = {
     inherit
       config
+      options
       lib
       pkgs
       cfg
@@ -108,9 +106,8 @@ let
       podman
       ;
   };
-in
-{
-  imports = [ ./options.nix ];
+in {
+  imports = [./options.nix];
 
   config = lib.mkIf cfg.enable (
     lib.mkMerge [

@@ -1,100 +1,130 @@
 # Services found in the machine's own NixOS configuration, in the shape of
 # configgen's `[[services]]` entries, keyed by service name.
-{ lib }:
-{ config, cfg }:
-let
+{lib}: {
+  config,
+  cfg,
+}: let
   # Service names allow letters, digits, '-' and '_'.
-  serviceName = lib.stringAsChars (c: if builtins.match "[A-Za-z0-9_-]" c != null then c else "-");
+  serviceName = lib.stringAsChars (c:
+    if builtins.match "[A-Za-z0-9_-]" c != null
+    then c
+    else "-");
 
   # The local port behind a reverse proxy target such as "http://127.0.0.1:8096".
-  localPort =
-    target:
-    let
-      m = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1]):([0-9]+).*" target;
-    in
-    if m == null then null else lib.toInt (lib.elemAt m 2);
+  localPort = target: let
+    m = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1]):([0-9]+).*" target;
+  in
+    if m == null
+    then null
+    else lib.toInt (lib.elemAt m 2);
 
-  redOn = port: lib.optionalAttrs (port != null) { red.ports = [ port ]; };
+  redOn = port: lib.optionalAttrs (port != null) {red.ports = [port];};
 
   # Names that are not one concrete host (wildcards, regexes, catch-alls) cannot be probed.
   probeable = host: builtins.match "[A-Za-z0-9.-]+" host != null;
 
-  nginxService =
-    name: vhost:
-    let
-      nginx = config.services.nginx;
-      host = if vhost.serverName != null then vhost.serverName else name;
-      https = vhost.onlySSL || vhost.forceSSL;
-      listenPorts = map (l: l.port) (lib.filter (l: l.port != null && (l.ssl or false) == https) vhost.listen);
-      port =
-        if listenPorts != [ ] then
-          lib.head listenPorts
-        else if https then
-          nginx.defaultSSLListenPort
-        else
-          nginx.defaultHTTPListenPort;
-      defaultPort = if https then 443 else 80;
-      authority = host + lib.optionalString (port != defaultPort) ":${toString port}";
-      root = vhost.locations."/" or { proxyPass = null; };
-      backend = if root.proxyPass != null then localPort root.proxyPass else null;
-    in
+  nginxService = name: vhost: let
+    nginx = config.services.nginx;
+    host =
+      if vhost.serverName != null
+      then vhost.serverName
+      else name;
+    https = vhost.onlySSL || vhost.forceSSL;
+    listenPorts = map (l: l.port) (lib.filter (l: l.port != null && (l.ssl or false) == https) vhost.listen);
+    port =
+      if listenPorts != []
+      then lib.head listenPorts
+      else if https
+      then nginx.defaultSSLListenPort
+      else nginx.defaultHTTPListenPort;
+    defaultPort =
+      if https
+      then 443
+      else 80;
+    authority = host + lib.optionalString (port != defaultPort) ":${toString port}";
+    root = vhost.locations."/" or {proxyPass = null;};
+    backend =
+      if root.proxyPass != null
+      then localPort root.proxyPass
+      else null;
+  in
     {
       name = serviceName host;
-      http.url = "${if https then "https" else "http"}://${authority}/";
+      http.url = "${
+        if https
+        then "https"
+        else "http"
+      }://${authority}/";
       labels.discovered_from = "nginx";
     }
     // redOn backend;
 
-  caddyService =
-    name: vhost:
-    let
-      addr = vhost.hostName;
-      plainHttp = lib.hasPrefix "http://" addr;
-      hostPort = lib.removePrefix "http://" (lib.removePrefix "https://" addr);
-      # ":8080" serves every name on that port, over plain HTTP.
-      anyHost = lib.hasPrefix ":" hostPort;
-      https = !plainHttp && !anyHost;
-      local = builtins.match "(localhost|127\\.0\\.0\\.1)(:[0-9]+)?" hostPort != null;
-      proxied = builtins.match ".*reverse_proxy[[:space:]]+([^[:space:]]+).*" vhost.extraConfig;
-    in
+  caddyService = name: vhost: let
+    addr = vhost.hostName;
+    plainHttp = lib.hasPrefix "http://" addr;
+    hostPort = lib.removePrefix "http://" (lib.removePrefix "https://" addr);
+    # ":8080" serves every name on that port, over plain HTTP.
+    anyHost = lib.hasPrefix ":" hostPort;
+    https = !plainHttp && !anyHost;
+    local = builtins.match "(localhost|127\\.0\\.0\\.1)(:[0-9]+)?" hostPort != null;
+    proxied = builtins.match ".*reverse_proxy[[:space:]]+([^[:space:]]+).*" vhost.extraConfig;
+  in
     {
-      name = serviceName (if anyHost then "caddy${hostPort}" else hostPort);
-      http = {
-        url = "${if https then "https" else "http"}://${if anyHost then "127.0.0.1${hostPort}" else hostPort}/";
-      }
-      # Caddy serves localhost with its own internal CA.
-      // lib.optionalAttrs (https && local) { insecure_skip_verify = true; };
+      name = serviceName (
+        if anyHost
+        then "caddy${hostPort}"
+        else hostPort
+      );
+      http =
+        {
+          url = "${
+            if https
+            then "https"
+            else "http"
+          }://${
+            if anyHost
+            then "127.0.0.1${hostPort}"
+            else hostPort
+          }/";
+        }
+        # Caddy serves localhost with its own internal CA.
+        // lib.optionalAttrs (https && local) {insecure_skip_verify = true;};
       labels.discovered_from = "caddy";
     }
-    // redOn (if proxied == null then null else localPort (lib.head proxied));
+    // redOn (
+      if proxied == null
+      then null
+      else localPort (lib.head proxied)
+    );
 
   # "8080:80", "127.0.0.1:8080:80", "8080:80/tcp" -> host address and port; null for
   # UDP, ranges and unpublished ports.
-  publishedPort =
-    spec:
-    let
-      m = builtins.match "((.*):)?([0-9]+):([0-9]+)(/tcp)?" spec;
-      addr = if m == null then null else lib.elemAt m 1;
-    in
-    if m == null then
-      null
-    else
-      {
-        address = if addr == null || addr == "" || addr == "0.0.0.0" || addr == "[::]" then "127.0.0.1" else addr;
-        port = lib.elemAt m 2;
-      };
+  publishedPort = spec: let
+    m = builtins.match "((.*):)?([0-9]+):([0-9]+)(/tcp)?" spec;
+    addr =
+      if m == null
+      then null
+      else lib.elemAt m 1;
+  in
+    if m == null
+    then null
+    else {
+      address =
+        if addr == null || addr == "" || addr == "0.0.0.0" || addr == "[::]"
+        then "127.0.0.1"
+        else addr;
+      port = lib.elemAt m 2;
+    };
 
-  containerService =
-    name: container:
-    let
-      published = lib.filter (p: p != null) (map publishedPort container.ports);
-    in
+  containerService = name: container: let
+    published = lib.filter (p: p != null) (map publishedPort container.ports);
+  in
     {
       name = serviceName name;
       logs.container = name;
       labels.discovered_from = "oci-containers";
     }
-    // lib.optionalAttrs (published != [ ]) {
+    // lib.optionalAttrs (published != []) {
       tcp = with lib.head published; "${address}:${port}";
     };
 
@@ -103,8 +133,14 @@ let
   nginx = lib.optionals (cfg.discovery.nginx && config.services.nginx.enable) (
     lib.mapAttrsToList nginxService (
       lib.filterAttrs (
-        name: vhost: probeable (if vhost.serverName != null then vhost.serverName else name)
-      ) config.services.nginx.virtualHosts
+        name: vhost:
+          probeable (
+            if vhost.serverName != null
+            then vhost.serverName
+            else name
+          )
+      )
+      config.services.nginx.virtualHosts
     )
   );
   caddy = lib.optionals (cfg.discovery.caddy && config.services.caddy.enable) (
@@ -114,4 +150,4 @@ let
     lib.mapAttrsToList containerService config.virtualisation.oci-containers.containers
   );
 in
-byName (containers ++ caddy ++ nginx)
+  byName (containers ++ caddy ++ nginx)

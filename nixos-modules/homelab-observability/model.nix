@@ -1,7 +1,6 @@
 # The typed options -> configgen's config model (crates/configgen/src/model.rs),
 # as a plain attribute set that becomes the JSON handed to `configgen render`.
-{ lib }:
-{
+{lib}: {
   cfg,
   # name -> service, in the model's shape (from ./discovery.nix)
   discovered,
@@ -11,42 +10,50 @@
   dashboardsDir,
   # file Grafana reads its admin password from
   adminPasswordFile,
-}:
-let
+}: let
   inherit (cfg) ports;
   loopback = "127.0.0.1";
   # Daemons agents push to listen on every address when the server accepts agents.
-  inbound = if cfg.acceptAgents then "0.0.0.0" else loopback;
+  inbound =
+    if cfg.acceptAgents
+    then "0.0.0.0"
+    else loopback;
 
   dropNulls = lib.filterAttrs (_: v: v != null);
 
-  declared = lib.mapAttrs (
-    name: svc:
-    dropNulls svc
-    // {
-      inherit name;
-    }
-    // lib.optionalAttrs (svc.http != null) { http = dropNulls svc.http; }
-  ) cfg.services;
+  declared =
+    lib.mapAttrs (
+      name: svc:
+        dropNulls svc
+        // {
+          inherit name;
+        }
+        // lib.optionalAttrs (svc.http != null) {http = dropNulls svc.http;}
+    )
+    cfg.services;
 
   # Declared services win over discovered ones of the same name; the list is
   # ordered by name.
-  services = lib.attrValues (discovered // declared) ++ cfg.settings.services or [ ];
+  services = lib.attrValues (discovered // declared) ++ cfg.settings.services or [];
 
   shipTo = lib.optionalAttrs (cfg.role == "agent" && cfg.serverAddress != null) {
     ship_to = {
       prometheus_remote_write = "http://${cfg.serverAddress}:${toString ports.prometheus}/api/v1/write";
       loki_push = "http://${cfg.serverAddress}:${toString ports.loki}/loki/api/v1/push";
-      otlp_grpc = if cfg.tempo.enable then "${cfg.serverAddress}:${toString ports.tempoOtlpGrpc}" else null;
+      otlp_grpc =
+        if cfg.tempo.enable
+        then "${cfg.serverAddress}:${toString ports.tempoOtlpGrpc}"
+        else null;
     };
   };
 
   typed = {
-    host = {
-      name = cfg.hostName;
-      inherit (cfg) role labels;
-    }
-    // shipTo;
+    host =
+      {
+        name = cfg.hostName;
+        inherit (cfg) role labels;
+      }
+      // shipTo;
     inherit services;
     exporters = {
       node = {
@@ -116,4 +123,4 @@ let
     };
   };
 in
-lib.recursiveUpdate typed (removeAttrs cfg.settings [ "services" ])
+  lib.recursiveUpdate typed (removeAttrs cfg.settings ["services"])

@@ -3,8 +3,7 @@
   lib,
   pkgs,
   ...
-}:
-let
+}: let
   inherit (lib) mkOption mkEnableOption types;
   cfg = config.services.homelab-observability;
 
@@ -22,16 +21,14 @@ let
   );
   jsonAttrs = types.attrsOf jsonValue;
 
-  port =
-    default: what:
+  port = default: what:
     mkOption {
       type = types.port;
       inherit default;
       description = "Port of ${what}.";
     };
 
-  secretFile =
-    what:
+  secretFile = what:
     mkOption {
       type = types.nullOr types.str;
       default = null;
@@ -43,85 +40,84 @@ let
     };
 
   serviceModule = {
-      freeformType = jsonAttrs;
-      options = {
-        http = mkOption {
-          type = types.nullOr (
-            types.submodule {
-              freeformType = jsonAttrs;
-              options.url = mkOption {
-                type = types.str;
-                description = "http:// or https:// URL to GET.";
-              };
-            }
-          );
-          default = null;
-          example = {
-            url = "https://photos.example.org/";
-            accept_unauthorized = true;
-          };
-          description = ''
-            HTTP probe: `url` plus configgen's other keys (`valid_status_codes`,
-            `accept_unauthorized`, `tls_expiry`, `insecure_skip_verify`).
-          '';
+    freeformType = jsonAttrs;
+    options = {
+      http = mkOption {
+        type = types.nullOr (
+          types.submodule {
+            freeformType = jsonAttrs;
+            options.url = mkOption {
+              type = types.str;
+              description = "http:// or https:// URL to GET.";
+            };
+          }
+        );
+        default = null;
+        example = {
+          url = "https://photos.example.org/";
+          accept_unauthorized = true;
         };
-        tcp = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-          example = "192.168.1.20:445";
-          description = "TCP connect probe, `host:port`.";
+        description = ''
+          HTTP probe: `url` plus configgen's other keys (`valid_status_codes`,
+          `accept_unauthorized`, `tls_expiry`, `insecure_skip_verify`).
+        '';
+      };
+      tcp = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "192.168.1.20:445";
+        description = "TCP connect probe, `host:port`.";
+      };
+      icmp = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        description = "ICMP echo probe, a host name or address.";
+      };
+      red = mkOption {
+        type = types.nullOr (
+          types.submodule {
+            options.ports = mkOption {
+              type = types.listOf types.port;
+              description = "Local TCP ports the service listens on.";
+            };
+            options.routes = mkOption {
+              type = types.listOf types.str;
+              default = [];
+              example = ["/Items/{id}"];
+              description = "Route templates for the `http_route` label.";
+            };
+          }
+        );
+        default = null;
+        description = "Ports whose HTTP traffic the eBPF RED probe measures.";
+      };
+      logs = mkOption {
+        type = types.nullOr (
+          types.attrTag {
+            unit = mkOption {
+              type = types.str;
+              description = "A systemd unit, e.g. `jellyfin.service`.";
+            };
+            container = mkOption {
+              type = types.str;
+              description = "A docker/podman container name.";
+            };
+          }
+        );
+        default = null;
+        example = {
+          unit = "jellyfin.service";
         };
-        icmp = mkOption {
-          type = types.nullOr types.str;
-          default = null;
-          description = "ICMP echo probe, a host name or address.";
-        };
-        red = mkOption {
-          type = types.nullOr (
-            types.submodule {
-              options.ports = mkOption {
-                type = types.listOf types.port;
-                description = "Local TCP ports the service listens on.";
-              };
-              options.routes = mkOption {
-                type = types.listOf types.str;
-                default = [ ];
-                example = [ "/Items/{id}" ];
-                description = "Route templates for the `http_route` label.";
-              };
-            }
-          );
-          default = null;
-          description = "Ports whose HTTP traffic the eBPF RED probe measures.";
-        };
-        logs = mkOption {
-          type = types.nullOr (
-            types.attrTag {
-              unit = mkOption {
-                type = types.str;
-                description = "A systemd unit, e.g. `jellyfin.service`.";
-              };
-              container = mkOption {
-                type = types.str;
-                description = "A docker/podman container name.";
-              };
-            }
-          );
-          default = null;
-          example = {
-            unit = "jellyfin.service";
-          };
-          description = "Where the service's logs come from.";
-        };
-        labels = mkOption {
-          type = types.attrsOf types.str;
-          default = { };
-          description = "Extra labels on this service's probe series.";
-        };
+        description = "Where the service's logs come from.";
+      };
+      labels = mkOption {
+        type = types.attrsOf types.str;
+        default = {};
+        description = "Extra labels on this service's probe series.";
       };
     };
-in
-{
+  };
+in {
   options.services.homelab-observability = {
     enable = mkEnableOption "the homelab observability stack (metrics, logs, traces, alerts, dashboards)";
 
@@ -154,7 +150,7 @@ in
 
     labels = mkOption {
       type = types.attrsOf types.str;
-      default = { };
+      default = {};
       example = {
         site = "home";
       };
@@ -232,7 +228,7 @@ in
 
     services = mkOption {
       type = types.attrsOf (types.submodule serviceModule);
-      default = { };
+      default = {};
       example = lib.literalExpression ''
         {
           jellyfin = {
@@ -267,7 +263,7 @@ in
           };
         }
       );
-      default = [ ];
+      default = [];
       example = [
         {
           type = "ntfy";
@@ -283,7 +279,7 @@ in
 
     defaultReceivers = mkOption {
       type = types.listOf types.str;
-      default = [ ];
+      default = [];
       description = "Receivers for alerts no severity route takes.";
     };
 
@@ -298,20 +294,24 @@ in
         default = "localhost";
         description = "Public domain Grafana is served under.";
       };
-      adminPasswordFile = secretFile "Grafana admin password" // {
-        description = ''
-          File holding the Grafana admin password. When null, a random one is
-          generated on first start in
-          `/var/lib/homelab-observability/grafana-admin-password` (root only).
-        '';
-      };
-      secretKeyFile = secretFile "Grafana secret key" // {
-        description = ''
-          File holding Grafana's `secret_key` (signs cookies, encrypts
-          datasource secrets). When null, a random one is generated on first
-          start in `/var/lib/homelab-observability/grafana-secret-key`.
-        '';
-      };
+      adminPasswordFile =
+        secretFile "Grafana admin password"
+        // {
+          description = ''
+            File holding the Grafana admin password. When null, a random one is
+            generated on first start in
+            `/var/lib/homelab-observability/grafana-admin-password` (root only).
+          '';
+        };
+      secretKeyFile =
+        secretFile "Grafana secret key"
+        // {
+          description = ''
+            File holding Grafana's `secret_key` (signs cookies, encrypts
+            datasource secrets). When null, a random one is generated on first
+            start in `/var/lib/homelab-observability/grafana-secret-key`.
+          '';
+        };
       smtp = {
         enable = mkEnableOption "e-mail from Grafana";
         host = mkOption {
@@ -342,8 +342,23 @@ in
     probe = {
       enable = mkOption {
         type = types.bool;
-        default = true;
-        description = "Run the eBPF RED probe (`homelab-probe`).";
+        default = pkgs.stdenv.hostPlatform.isx86_64;
+        defaultText = lib.literalExpression "pkgs.stdenv.hostPlatform.isx86_64";
+        description = ''
+          Run the eBPF RED probe (`homelab-probe`). It runs on x86_64-linux
+          only (its BPF programs read syscall arguments from x86_64
+          registers), so it is off by default elsewhere.
+        '';
+      };
+      tls = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Also measure HTTPS served or called through a dynamically linked
+          libssl, with uprobes on `SSL_read`/`SSL_write`. The kernel's uprobe
+          PMU requires CAP_SYS_ADMIN for them, so this grants the probe
+          CAP_SYS_ADMIN; off, the probe runs with `--no-tls`.
+        '';
       };
       package = mkOption {
         type = types.package;
@@ -381,10 +396,10 @@ in
 
     settings = mkOption {
       type = jsonAttrs;
-      default = { };
+      default = {};
       example = {
         network.gateway = "192.168.1.1";
-        alerting.routes.critical = [ "phone" ];
+        alerting.routes.critical = ["phone"];
       };
       description = ''
         Anything else of configgen's config (see `configgen schema`), handed

@@ -1,66 +1,87 @@
-# The eBPF RED probe: its own unit, with only the privileges eBPF tracing needs.
+# The eBPF RED probe: its own unit, with only the privileges it needs. The
+# capabilities are those the probe was measured to need (crates/probe's
+# docs/probe.md, "Capabilities"); how each directive was checked is listed in
+# docs/nixos.md.
 {
   lib,
   cfg,
   on,
   tree,
   ...
-}:
-let
-  capabilities = [
-    "CAP_BPF" # load BPF programs and maps
-    "CAP_PERFMON" # attach to tracepoints and uprobes, read kernel memory through BPF
-    "CAP_SYS_RESOURCE" # raise RLIMIT_MEMLOCK for BPF maps on kernels older than 5.11
-    "CAP_SYS_PTRACE" # read /proc/<pid>/fd and /proc/<pid>/exe of other users' processes
-    "CAP_DAC_READ_SEARCH" # enter those /proc directories
-  ];
+}: let
+  capabilities =
+    [
+      "CAP_BPF" # load the BPF programs and maps
+      "CAP_PERFMON" # attach them to the syscall tracepoints
+      "CAP_DAC_READ_SEARCH" # tracefs event ids (mode 0700), other users' /proc/<pid>/fd, Docker's container configs
+      "CAP_SYS_PTRACE" # readlink of other users' /proc/<pid>/fd: connections open before the probe started
+    ]
+    # libssl uprobes: the uprobe PMU refuses CAP_PERFMON alone
+    ++ lib.optional cfg.probe.tls "CAP_SYS_ADMIN";
 in
-lib.mkIf on.probe {
-  systemd.services.homelab-probe = {
-    description = "homelab-observability eBPF RED probe";
-    wantedBy = [ "multi-user.target" ];
-    after = [ "network.target" ];
-    serviceConfig = {
-      ExecStart = "${cfg.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml";
-      Restart = "on-failure";
-      RestartSec = 5;
-
-      DynamicUser = true;
-      AmbientCapabilities = capabilities;
-      CapabilityBoundingSet = capabilities;
-      LimitMEMLOCK = "infinity";
-      NoNewPrivileges = true;
-
-      ProtectSystem = "strict";
-      ProtectHome = true;
-      PrivateTmp = true;
-      PrivateDevices = true;
-      # Not PrivateUsers: capabilities in a user namespace do not cover bpf().
-      # Not ProtectProc=invisible: the probe names processes of every user.
-      ProtectHostname = true;
-      ProtectClock = true;
-      ProtectKernelTunables = true;
-      ProtectKernelModules = true;
-      ProtectKernelLogs = true;
-      ProtectControlGroups = true;
-      RestrictAddressFamilies = [
-        "AF_INET"
-        "AF_INET6"
-        "AF_UNIX"
+  lib.mkIf on.probe {
+    systemd.services.homelab-probe = {
+      description = "homelab-observability eBPF RED probe";
+      wantedBy = ["multi-user.target"];
+      # Tracepoint ids are read from tracefs; the probe cannot mount it itself
+      # here (/sys is read-only, no CAP_SYS_ADMIN, no mount()).
+      wants = ["sys-kernel-tracing.mount"];
+      after = [
+        "network.target"
+        "sys-kernel-tracing.mount"
       ];
-      RestrictNamespaces = true;
-      RestrictRealtime = true;
-      RestrictSUIDSGID = true;
-      LockPersonality = true;
-      MemoryDenyWriteExecute = true;
-      RemoveIPC = true;
-      SystemCallArchitectures = "native";
-      SystemCallFilter = [
-        "@system-service"
-        "bpf"
-        "perf_event_open"
-      ];
-      UMask = "0077";
+      serviceConfig = {
+        ExecStart =
+          "${cfg.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml"
+          + lib.optionalString (!cfg.probe.tls) " --no-tls";
+        Restart = "on-failure";
+        RestartSec = 5;
+
+        DynamicUser = true;
+        AmbientCapabilities = capabilities;
+        CapabilityBoundingSet = capabilities;
+        NoNewPrivileges = true;
+
+        ProtectSystem = "strict";
+        ProtectHome = true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        # Not PrivateUsers: capabilities inside a user namespace do not count
+        # for bpf() and perf_event_open() on the host.
+        ProtectHostname = true;
+        ProtectClock = true;
+        # /sys (with /sys/kernel/tracing and /sys/kernel/btf) read-only: enough
+        # to read tracepoint ids and BTF.
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        # Read-only /sys/fs/cgroup, same cgroup namespace: the cgroup ids of
+        # watched units match what BPF sees (not "private"/"strict").
+        ProtectControlGroups = true;
+        # Its only sockets: the metrics listener (tokio's signal pipe is a
+        # socketpair(), which this does not restrict).
+        RestrictAddressFamilies = [
+          "AF_INET"
+          "AF_INET6"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        MemoryDenyWriteExecute = true;
+        RemoveIPC = true;
+        SystemCallArchitectures = "native";
+        # bpf is in @privileged, perf_event_open in @debug: neither is in
+        # @system-service.
+        SystemCallFilter = [
+          "@system-service"
+          "bpf"
+          "perf_event_open"
+        ];
+        # A filtered call (e.g. mount) fails with EPERM, which the probe
+        # reports, instead of killing it with SIGSYS.
+        SystemCallErrorNumber = "EPERM";
+        UMask = "0077";
+      };
     };
-  };
-}
+  }

@@ -12,173 +12,175 @@
   dashboardsDir,
   adminPasswordFile,
   ...
-}:
-let
+}: let
   inherit (cfg) ports;
   inherit (on) server grafana tempo;
   fileRef = path: "$__file{${path}}";
   secretKeyFile =
-    if cfg.grafana.secretKeyFile != null then
-      cfg.grafana.secretKeyFile
-    else
-      "${stateDir}/grafana-secret-key";
+    if cfg.grafana.secretKeyFile != null
+    then cfg.grafana.secretKeyFile
+    else "${stateDir}/grafana-secret-key";
   alertmanager = config.services.prometheus.alertmanager;
   alertmanagerPlaceholder = "# replaced at start by the rendered alertmanager.yml of services.homelab-observability\n";
   alertmanagerYml =
-    if alertmanager.checkConfig then
-      pkgs.runCommand "alertmanager-checked.yml" { nativeBuildInputs = [ alertmanager.package ]; } ''
+    if alertmanager.checkConfig
+    then
+      pkgs.runCommand "alertmanager-checked.yml" {nativeBuildInputs = [alertmanager.package];} ''
         amtool check-config ${tree}/alertmanager/alertmanager.yml
         ln -s ${tree}/alertmanager/alertmanager.yml $out
       ''
-    else
-      "${tree}/alertmanager/alertmanager.yml";
-  remoteWrite = model.prometheus.remote_write or [ ];
+    else "${tree}/alertmanager/alertmanager.yml";
+  remoteWrite = model.prometheus.remote_write or [];
   # promtool's full check opens credential files, which the build sandbox cannot see.
   remoteWriteSecrets = lib.any (rw: rw ? bearer_token_file || rw ? basic_auth) remoteWrite;
 in
-lib.mkIf server (
-  lib.mkMerge [
-    {
-      services.prometheus = {
-        enable = true;
-        listenAddress = lib.mkDefault model.prometheus.listen_address;
-        port = ports.prometheus;
-        retentionTime = lib.mkDefault model.prometheus.retention;
-        globalConfig = {
-          scrape_interval = lib.mkDefault model.prometheus.scrape_interval;
-          evaluation_interval = lib.mkDefault (model.prometheus.evaluation_interval or "30s");
-          external_labels = {
-            host = model.host.name;
-          }
-          // model.host.labels;
-        };
-        # One scrape config carries every rendered job: each file_sd target
-        # group sets its own job label (see ./scrape-to-file-sd.jq).
-        scrapeConfigs = [
-          {
-            job_name = "homelab-observability";
-            file_sd_configs = [ { files = [ "${wiring}/prometheus/file_sd/*.json" ]; } ];
-          }
-        ];
-        ruleFiles = [ "${wiring}/prometheus/rules.yml" ];
-        alertmanagers = [
-          { static_configs = [ { targets = [ "127.0.0.1:${toString ports.alertmanager}" ]; } ]; }
-        ];
-        remoteWrite = map (
-          rw:
-          lib.filterAttrs (_: v: v != null) {
-            inherit (rw) url;
-            name = rw.name or null;
-            bearer_token_file = rw.bearer_token_file or null;
-            basic_auth = rw.basic_auth or null;
-          }
-        ) remoteWrite;
-        # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
-        extraFlags = lib.optional (cfg.acceptAgents || tempo) "--web.enable-remote-write-receiver";
-        checkConfig = lib.mkIf remoteWriteSecrets (lib.mkDefault "syntax-only");
-      };
-
-      services.prometheus.alertmanager = {
-        enable = true;
-        listenAddress = lib.mkDefault model.alertmanager.listen_address;
-        port = ports.alertmanager;
-        # Satisfies the upstream module's "a configuration is required"
-        # assertion; the unit runs the rendered file instead (preStart below).
-        configText = lib.mkDefault alertmanagerPlaceholder;
-      };
-      # Upstream copies its config through envsubst into this path; the rendered
-      # file holds no environment references (secrets are *_file) and may hold
-      # a literal `$` in templates, so it is copied as it is (amtool-checked at
-      # build time, like upstream's own, unless checkConfig is off).
-      systemd.services.alertmanager.preStart = lib.mkForce ''
-        install -m 0400 ${alertmanagerYml} /tmp/alert-manager-substituted.yaml
-      '';
-
-      services.loki = lib.mkIf on.loki {
-        enable = true;
-        configFile = "${tree}/loki/loki.yaml";
-      };
-
-      warnings =
-        lib.optional (config.services.prometheus.configText != null) "services.prometheus.configText replaces the whole generated prometheus.yml: the scrape jobs and alert rules of services.homelab-observability are not loaded."
-        ++ lib.optional (
-          alertmanager.configuration != null || alertmanager.configText != alertmanagerPlaceholder
-        ) "services.prometheus.alertmanager.configuration/configText are ignored: Alertmanager runs the alertmanager.yml rendered by services.homelab-observability (set receivers and routes there).";
-
-      networking.firewall.allowedTCPPorts = lib.optionals (cfg.acceptAgents && cfg.openFirewall) (
-        [
-          ports.prometheus
-        ]
-        ++ lib.optional on.loki ports.loki
-        ++ lib.optional tempo ports.tempoOtlpGrpc
-      );
-    }
-
-    (lib.mkIf tempo {
-      services.tempo = {
-        enable = true;
-        configFile = "${tree}/tempo/tempo.yaml";
-      };
-    })
-
-    (lib.mkIf grafana {
-      services.grafana = {
-        enable = true;
-        settings = {
-          server = {
-            http_addr = lib.mkDefault model.grafana.listen_address;
-            http_port = ports.grafana;
-            domain = lib.mkDefault model.grafana.domain;
-          };
-          security = {
-            admin_password = fileRef adminPasswordFile;
-            secret_key = fileRef secretKeyFile;
-          };
-          analytics.reporting_enabled = lib.mkDefault false;
-          smtp = lib.mkIf cfg.grafana.smtp.enable {
-            enabled = true;
-            inherit (cfg.grafana.smtp) host user;
-            from_address = cfg.grafana.smtp.fromAddress;
-            password = lib.mkIf (cfg.grafana.smtp.passwordFile != null) (
-              fileRef cfg.grafana.smtp.passwordFile
-            );
-          };
-        };
-        provision = {
+  lib.mkIf server (
+    lib.mkMerge [
+      {
+        services.prometheus = {
           enable = true;
-          datasources.path = "${tree}/grafana/provisioning/datasources";
-          dashboards.path = "${tree}/grafana/provisioning/dashboards";
+          listenAddress = lib.mkDefault model.prometheus.listen_address;
+          port = ports.prometheus;
+          retentionTime = lib.mkDefault model.prometheus.retention;
+          globalConfig = {
+            scrape_interval = lib.mkDefault model.prometheus.scrape_interval;
+            evaluation_interval = lib.mkDefault (model.prometheus.evaluation_interval or "30s");
+            external_labels =
+              {
+                host = model.host.name;
+              }
+              // model.host.labels;
+          };
+          # One scrape config carries every rendered job: each file_sd target
+          # group sets its own job label (see ./scrape-to-file-sd.jq).
+          scrapeConfigs = [
+            {
+              job_name = "homelab-observability";
+              file_sd_configs = [{files = ["${wiring}/prometheus/file_sd/*.json"];}];
+            }
+          ];
+          ruleFiles = ["${wiring}/prometheus/rules.yml"];
+          alertmanagers = [
+            {static_configs = [{targets = ["127.0.0.1:${toString ports.alertmanager}"];}];}
+          ];
+          remoteWrite =
+            map (
+              rw:
+                lib.filterAttrs (_: v: v != null) {
+                  inherit (rw) url;
+                  name = rw.name or null;
+                  bearer_token_file = rw.bearer_token_file or null;
+                  basic_auth = rw.basic_auth or null;
+                }
+            )
+            remoteWrite;
+          # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
+          extraFlags = lib.optional (cfg.acceptAgents || tempo) "--web.enable-remote-write-receiver";
+          checkConfig = lib.mkIf remoteWriteSecrets (lib.mkDefault "syntax-only");
         };
-      };
-      # The dashboard provider of the rendered tree reads this directory.
-      environment.etc.${lib.removePrefix "/etc/" dashboardsDir}.source = "${tree}/grafana/dashboards";
 
-      # Secrets Grafana needs and the user did not provide: generated once, on
-      # the machine, never in the store.
-      systemd.services.homelab-observability-grafana-secrets =
-        lib.mkIf (cfg.grafana.adminPasswordFile == null || cfg.grafana.secretKeyFile == null)
+        services.prometheus.alertmanager = {
+          enable = true;
+          listenAddress = lib.mkDefault model.alertmanager.listen_address;
+          port = ports.alertmanager;
+          # Satisfies the upstream module's "a configuration is required"
+          # assertion; the unit runs the rendered file instead (preStart below).
+          configText = lib.mkDefault alertmanagerPlaceholder;
+        };
+        # Upstream copies its config through envsubst into this path; the rendered
+        # file holds no environment references (secrets are *_file) and may hold
+        # a literal `$` in templates, so it is copied as it is (amtool-checked at
+        # build time, like upstream's own, unless checkConfig is off).
+        systemd.services.alertmanager.preStart = lib.mkForce ''
+          install -m 0400 ${alertmanagerYml} /tmp/alert-manager-substituted.yaml
+        '';
+
+        services.loki = lib.mkIf on.loki {
+          enable = true;
+          configFile = "${tree}/loki/loki.yaml";
+        };
+
+        warnings =
+          lib.optional (config.services.prometheus.configText != null) "services.prometheus.configText replaces the whole generated prometheus.yml: the scrape jobs and alert rules of services.homelab-observability are not loaded."
+          ++ lib.optional (
+            alertmanager.configuration != null || alertmanager.configText != alertmanagerPlaceholder
+          ) "services.prometheus.alertmanager.configuration/configText are ignored: Alertmanager runs the alertmanager.yml rendered by services.homelab-observability (set receivers and routes there).";
+
+        networking.firewall.allowedTCPPorts = lib.optionals (cfg.acceptAgents && cfg.openFirewall) (
+          [
+            ports.prometheus
+          ]
+          ++ lib.optional on.loki ports.loki
+          ++ lib.optional tempo ports.tempoOtlpGrpc
+        );
+      }
+
+      (lib.mkIf tempo {
+        services.tempo = {
+          enable = true;
+          configFile = "${tree}/tempo/tempo.yaml";
+        };
+      })
+
+      (lib.mkIf grafana {
+        services.grafana = {
+          enable = true;
+          settings = {
+            server = {
+              http_addr = lib.mkDefault model.grafana.listen_address;
+              http_port = ports.grafana;
+              domain = lib.mkDefault model.grafana.domain;
+            };
+            security = {
+              admin_password = fileRef adminPasswordFile;
+              secret_key = fileRef secretKeyFile;
+            };
+            analytics.reporting_enabled = lib.mkDefault false;
+            smtp = lib.mkIf cfg.grafana.smtp.enable {
+              enabled = true;
+              inherit (cfg.grafana.smtp) host user;
+              from_address = cfg.grafana.smtp.fromAddress;
+              password = lib.mkIf (cfg.grafana.smtp.passwordFile != null) (
+                fileRef cfg.grafana.smtp.passwordFile
+              );
+            };
+          };
+          provision = {
+            enable = true;
+            datasources.path = "${tree}/grafana/provisioning/datasources";
+            dashboards.path = "${tree}/grafana/provisioning/dashboards";
+          };
+        };
+        # The dashboard provider of the rendered tree reads this directory.
+        environment.etc.${lib.removePrefix "/etc/" dashboardsDir}.source = "${tree}/grafana/dashboards";
+
+        # Secrets Grafana needs and the user did not provide: generated once, on
+        # the machine, never in the store.
+        systemd.services.homelab-observability-grafana-secrets =
+          lib.mkIf (cfg.grafana.adminPasswordFile == null || cfg.grafana.secretKeyFile == null)
           {
             description = "Generate Grafana secrets of homelab-observability";
-            wantedBy = [ "grafana.service" ];
-            before = [ "grafana.service" ];
+            wantedBy = ["grafana.service"];
+            before = ["grafana.service"];
             serviceConfig = {
               Type = "oneshot";
               RemainAfterExit = true;
               UMask = "0077";
               StateDirectory = "homelab-observability";
             };
-            script = lib.concatMapStrings (file: ''
-              if [ ! -s ${file} ]; then
-                head -c 32 /dev/urandom | base64 -w0 > ${file}.new
-                mv ${file}.new ${file}
-              fi
-              chown grafana: ${file}
-              chmod 0400 ${file}
-            '') (
-              lib.optional (cfg.grafana.adminPasswordFile == null) adminPasswordFile
-              ++ lib.optional (cfg.grafana.secretKeyFile == null) secretKeyFile
-            );
+            script =
+              lib.concatMapStrings (file: ''
+                if [ ! -s ${file} ]; then
+                  head -c 32 /dev/urandom | base64 -w0 > ${file}.new
+                  mv ${file}.new ${file}
+                fi
+                chown grafana: ${file}
+                chmod 0400 ${file}
+              '') (
+                lib.optional (cfg.grafana.adminPasswordFile == null) adminPasswordFile
+                ++ lib.optional (cfg.grafana.secretKeyFile == null) secretKeyFile
+              );
           };
-    })
-  ]
-)
+      })
+    ]
+  )

@@ -1,13 +1,14 @@
 # Example configurations and what the module must make of them.
 {
   lib,
+  pkgs,
   evalHost,
   check,
   holds,
   rendering,
   refused,
-}:
-let
+  refusedByConfiggen,
+}: let
   enable = {
     services.homelab-observability.enable = true;
   };
@@ -19,28 +20,35 @@ let
     };
   };
 
-  hasPrefixAndSuffix =
-    prefix: suffix: s:
+  onAarch64 = {
+    _module.args.pkgs = lib.mkForce (pkgs
+      // {
+        stdenv.hostPlatform = {
+          system = "aarch64-linux";
+          isx86_64 = false;
+        };
+      });
+  };
+
+  hasPrefixAndSuffix = prefix: suffix: s:
     lib.hasPrefix prefix s && lib.hasSuffix suffix s;
   serviceNamed = name: config: lib.findFirst (s: s.name == name) null config.services.homelab-observability.generatedConfig.services;
   unit = config: name: config.systemd.services.${name};
-in
-{
-  one-switch-server =
-    let
-      c = evalHost [
-        enable
-        nginxApp
-        { networking.hostName = "nas"; }
-      ];
-      h = c.services.homelab-observability;
-      tree = toString h.tree;
-      p = c.services.prometheus;
-      g = c.services.grafana;
-      probe = (unit c "homelab-probe").serviceConfig;
-      amConfig = lib.head (builtins.match "install -m 0400 ([^ ]+) .*" (unit c "alertmanager").preStart);
-      json = builtins.toJSON h.generatedConfig;
-    in
+in {
+  one-switch-server = let
+    c = evalHost [
+      enable
+      nginxApp
+      {networking.hostName = "nas";}
+    ];
+    h = c.services.homelab-observability;
+    tree = toString h.tree;
+    p = c.services.prometheus;
+    g = c.services.grafana;
+    probe = (unit c "homelab-probe").serviceConfig;
+    amConfig = lib.head (builtins.match "install -m 0400 ([^ ]+) .*" (unit c "alertmanager").preStart);
+    json = builtins.toJSON h.generatedConfig;
+  in
     rendering c [
       (holds "the tree runs configgen render on the JSON config" (
         lib.hasInfix "configgen render --config /nix/store/" h.tree.script
@@ -54,8 +62,8 @@ in
       (check "remote-write receiver for Tempo's span metrics" p.extraFlags [
         "--web.enable-remote-write-receiver"
       ])
-      (check "external labels" p.globalConfig.external_labels { host = "nas"; })
-      (check "one scrape config" (map (s: s.job_name) p.scrapeConfigs) [ "homelab-observability" ])
+      (check "external labels" p.globalConfig.external_labels {host = "nas";})
+      (check "one scrape config" (map (s: s.job_name) p.scrapeConfigs) ["homelab-observability"])
       (holds "jobs come from the rendered fragments as file_sd" (
         hasPrefixAndSuffix "/nix/store/" "-homelab-observability-wiring/prometheus/file_sd/*.json" (
           lib.head (lib.head (lib.head p.scrapeConfigs).file_sd_configs).files
@@ -67,22 +75,25 @@ in
         )
       ))
       (check "alerts go to the local alertmanager" p.alertmanagers [
-        { static_configs = [ { targets = [ "127.0.0.1:9093" ]; } ]; }
+        {static_configs = [{targets = ["127.0.0.1:9093"];}];}
       ])
       (check "alertmanager on loopback" c.services.prometheus.alertmanager.listenAddress "127.0.0.1")
       (holds "alertmanager runs the rendered file, amtool-checked, not upstream's" (
         hasPrefixAndSuffix "/nix/store/" "-alertmanager-checked.yml" amConfig
       ))
       (check "node exporter" {
-        inherit (p.exporters.node) enable listenAddress port;
-      } {
-        enable = true;
-        listenAddress = "127.0.0.1";
-        port = 9100;
-      })
+          inherit (p.exporters.node) enable listenAddress port;
+        } {
+          enable = true;
+          listenAddress = "127.0.0.1";
+          port = 9100;
+        })
       (check "node collectors" p.exporters.node.enabledCollectors [
         "systemd"
         "processes"
+      ])
+      (check "restart counter for HostSystemdUnitCrashLooping" p.exporters.node.extraFlags [
+        "--collector.systemd.enable-restarts-metrics"
       ])
       (holds "blackbox config is a whole store path (upstream's lib.isStorePath check)" (
         lib.isStorePath p.exporters.blackbox.configFile
@@ -90,12 +101,12 @@ in
       (check "blackbox config from the tree" p.exporters.blackbox.configFile.script "ln -s ${tree}/blackbox/blackbox.yml $out")
       (check "blackbox on loopback" p.exporters.blackbox.listenAddress "127.0.0.1")
       (check "cadvisor" {
-        inherit (c.services.cadvisor) enable listenAddress port;
-      } {
-        enable = true;
-        listenAddress = "127.0.0.1";
-        port = 8088;
-      })
+          inherit (c.services.cadvisor) enable listenAddress port;
+        } {
+          enable = true;
+          listenAddress = "127.0.0.1";
+          port = 8088;
+        })
       (check "loki config from the tree" (toString c.services.loki.configFile) "${tree}/loki/loki.yaml")
       (check "tempo config from the tree" (toString c.services.tempo.configFile) "${tree}/tempo/tempo.yaml")
       (check "alloy config dir from the tree" (toString c.services.alloy.configPath) "${tree}/alloy")
@@ -105,70 +116,93 @@ in
       (check "grafana secret key from a file" g.settings.security.secret_key "$__file{/var/lib/homelab-observability/grafana-secret-key}")
       (check "grafana datasources from the tree" (toString g.provision.datasources.path) "${tree}/grafana/provisioning/datasources")
       (check "grafana dashboard providers from the tree" (toString g.provision.dashboards.path) "${tree}/grafana/provisioning/dashboards")
-      (check "dashboards installed where the provider looks" (toString
+      (check "dashboards installed where the provider looks" (
+        toString
         c.environment.etc."homelab-observability/grafana/dashboards".source
       ) "${tree}/grafana/dashboards")
       (check "grafana secrets generated before grafana" (unit c "homelab-observability-grafana-secrets").before [
         "grafana.service"
       ])
-      (check "probe reads the rendered probe.toml" probe.ExecStart "${toString h.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml")
+      (check "probe reads the rendered probe.toml, TLS off" probe.ExecStart "${toString h.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml --no-tls")
       (check "probe runs as a dynamic user" probe.DynamicUser true)
-      (check "probe capabilities" probe.AmbientCapabilities [
+      (check "probe capabilities, as measured by the probe" probe.AmbientCapabilities [
         "CAP_BPF"
         "CAP_PERFMON"
-        "CAP_SYS_RESOURCE"
-        "CAP_SYS_PTRACE"
         "CAP_DAC_READ_SEARCH"
+        "CAP_SYS_PTRACE"
       ])
       (check "probe capability bounding set" probe.CapabilityBoundingSet probe.AmbientCapabilities)
       (check "probe hardening" {
-        inherit (probe)
-          NoNewPrivileges
-          ProtectSystem
-          ProtectHome
-          PrivateTmp
-          MemoryDenyWriteExecute
-          LockPersonality
-          RestrictAddressFamilies
-          ;
-      } {
-        NoNewPrivileges = true;
-        ProtectSystem = "strict";
-        ProtectHome = true;
-        PrivateTmp = true;
-        MemoryDenyWriteExecute = true;
-        LockPersonality = true;
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-          "AF_UNIX"
-        ];
-      })
+          inherit
+            (probe)
+            NoNewPrivileges
+            ProtectSystem
+            ProtectHome
+            PrivateTmp
+            PrivateDevices
+            ProtectKernelTunables
+            ProtectControlGroups
+            MemoryDenyWriteExecute
+            LockPersonality
+            RestrictAddressFamilies
+            SystemCallFilter
+            SystemCallErrorNumber
+            ;
+        } {
+          NoNewPrivileges = true;
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          ProtectKernelTunables = true;
+          ProtectControlGroups = true;
+          MemoryDenyWriteExecute = true;
+          LockPersonality = true;
+          RestrictAddressFamilies = [
+            "AF_INET"
+            "AF_INET6"
+          ];
+          SystemCallFilter = [
+            "@system-service"
+            "bpf"
+            "perf_event_open"
+          ];
+          SystemCallErrorNumber = "EPERM";
+        })
+      (check "no memlock rlimit or CAP_SYS_RESOURCE (BPF memory is charged to the cgroup since 5.11)" (probe ? LimitMEMLOCK) false)
+      (check "probe starts after tracefs is mounted" {
+          inherit (unit c "homelab-probe") wants after;
+        } {
+          wants = ["sys-kernel-tracing.mount"];
+          after = [
+            "network.target"
+            "sys-kernel-tracing.mount"
+          ];
+        })
       (check "the nginx vhost is watched" (serviceNamed "app-local" c) {
         name = "app-local";
         http.url = "http://app.local/";
-        red.ports = [ 8080 ];
+        red.ports = [8080];
         labels.discovered_from = "nginx";
       })
       (holds "no password value in the config, only *_file paths" (!lib.hasInfix "\"password\":" json))
-      (check "no firewall port opened" c.networking.firewall.allowedTCPPorts [ ])
-      (check "no warning" c.warnings [ ])
+      (check "no firewall port opened" c.networking.firewall.allowedTCPPorts [])
+      (check "no warning" c.warnings [])
     ];
 
-  agent =
-    let
-      c = evalHost [
-        enable
-        {
-          networking.hostName = "media";
-          services.homelab-observability = {
-            role = "agent";
-            serverAddress = "monitor.lan";
-          };
-        }
-      ];
-      m = c.services.homelab-observability.generatedConfig;
-    in
+  agent = let
+    c = evalHost [
+      enable
+      {
+        networking.hostName = "media";
+        services.homelab-observability = {
+          role = "agent";
+          serverAddress = "monitor.lan";
+        };
+      }
+    ];
+    m = c.services.homelab-observability.generatedConfig;
+  in
     rendering c [
       (check "role" m.host.role "agent")
       (check "ships to the server" m.host.ship_to {
@@ -177,132 +211,130 @@ in
         otlp_grpc = "monitor.lan:4327";
       })
       (check "no server daemons" (map (s: s.enable) [
-        c.services.prometheus
-        c.services.prometheus.alertmanager
-        c.services.loki
-        c.services.tempo
-        c.services.grafana
-      ]) [
-        false
-        false
-        false
-        false
-        false
-      ])
+          c.services.prometheus
+          c.services.prometheus.alertmanager
+          c.services.loki
+          c.services.tempo
+          c.services.grafana
+        ]) [
+          false
+          false
+          false
+          false
+          false
+        ])
       (check "exporters, alloy and the probe run" (map (s: s.enable) [
-        c.services.prometheus.exporters.node
-        c.services.prometheus.exporters.blackbox
-        c.services.cadvisor
-        c.services.alloy
-      ]) [
-        true
-        true
-        true
-        true
-      ])
+          c.services.prometheus.exporters.node
+          c.services.prometheus.exporters.blackbox
+          c.services.cadvisor
+          c.services.alloy
+        ]) [
+          true
+          true
+          true
+          true
+        ])
       (holds "probe unit" (c.systemd.services ? homelab-probe))
     ];
 
-  server-accepting-agents =
-    let
-      c = evalHost [
-        enable
-        {
-          services.homelab-observability = {
-            acceptAgents = true;
-            openFirewall = true;
-          };
-        }
-      ];
-      m = c.services.homelab-observability.generatedConfig;
-    in
+  server-accepting-agents = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability = {
+          acceptAgents = true;
+          openFirewall = true;
+        };
+      }
+    ];
+    m = c.services.homelab-observability.generatedConfig;
+  in
     rendering c [
-      (check "remote-write receiver" c.services.prometheus.extraFlags [ "--web.enable-remote-write-receiver" ])
+      (check "remote-write receiver" c.services.prometheus.extraFlags ["--web.enable-remote-write-receiver"])
       (check "prometheus listens for agents" c.services.prometheus.listenAddress "0.0.0.0")
       (check "rendered listeners for agents" [
-        m.prometheus.listen_address
-        m.loki.listen_address
-        m.tempo.listen_address
-      ] [
-        "0.0.0.0"
-        "0.0.0.0"
-        "0.0.0.0"
-      ])
+          m.prometheus.listen_address
+          m.loki.listen_address
+          m.tempo.listen_address
+        ] [
+          "0.0.0.0"
+          "0.0.0.0"
+          "0.0.0.0"
+        ])
       (check "firewall opens the push ports" c.networking.firewall.allowedTCPPorts [
         9090
         3100
         4327
       ])
       (check "the rest stays on loopback" [
-        m.alertmanager.listen_address
-        m.grafana.listen_address
-        m.exporters.node.listen_address
-      ] [
-        "127.0.0.1"
-        "127.0.0.1"
-        "127.0.0.1"
-      ])
+          m.alertmanager.listen_address
+          m.grafana.listen_address
+          m.exporters.node.listen_address
+        ] [
+          "127.0.0.1"
+          "127.0.0.1"
+          "127.0.0.1"
+        ])
     ];
 
-  discovery =
-    let
-      c = evalHost [
-        enable
-        {
-          virtualisation.docker.enable = true;
-          services.nginx = {
-            enable = true;
-            virtualHosts = {
-              "jellyfin.example.org" = {
-                forceSSL = true;
-                locations."/".proxyPass = "http://127.0.0.1:8096";
-              };
-              "static.lan" = {
-                listen = [
-                  {
-                    addr = "0.0.0.0";
-                    port = 8081;
-                  }
-                ];
-              };
-              "~^(?<sub>.+)\\.wild\\.org$" = { };
-              "_" = { };
+  discovery = let
+    c = evalHost [
+      enable
+      {
+        virtualisation.docker.enable = true;
+        services.nginx = {
+          enable = true;
+          virtualHosts = {
+            "jellyfin.example.org" = {
+              forceSSL = true;
+              locations."/".proxyPass = "http://127.0.0.1:8096";
             };
-          };
-          services.caddy = {
-            enable = true;
-            virtualHosts = {
-              "photos.example.org".extraConfig = "reverse_proxy localhost:2283";
-              "http://wiki.lan".extraConfig = "reverse_proxy 127.0.0.1:3001";
-              ":8082".extraConfig = "respond 200";
-            };
-          };
-          virtualisation.oci-containers.containers = {
-            immich_server = {
-              image = "ghcr.io/immich-app/immich-server";
-              ports = [ "127.0.0.1:2283:3001" ];
-            };
-            pihole = {
-              image = "pihole/pihole";
-              ports = [
-                "53:53/udp"
-                "8053:80"
+            "static.lan" = {
+              listen = [
+                {
+                  addr = "0.0.0.0";
+                  port = 8081;
+                }
               ];
             };
-            worker = {
-              image = "busybox";
-            };
+            "~^(?<sub>.+)\\.wild\\.org$" = {};
+            "_" = {};
           };
-          # A declared service replaces the discovered one of the same name.
-          services.homelab-observability.services.static-lan = {
-            http.url = "http://static.lan:8081/health";
-            logs.unit = "nginx.service";
+        };
+        services.caddy = {
+          enable = true;
+          virtualHosts = {
+            "photos.example.org".extraConfig = "reverse_proxy localhost:2283";
+            "http://wiki.lan".extraConfig = "reverse_proxy 127.0.0.1:3001";
+            ":8082".extraConfig = "respond 200";
           };
-        }
-      ];
-      m = c.services.homelab-observability.generatedConfig;
-      svc = name: serviceNamed name c;
-    in
+        };
+        virtualisation.oci-containers.containers = {
+          immich_server = {
+            image = "ghcr.io/immich-app/immich-server";
+            ports = ["127.0.0.1:2283:3001"];
+          };
+          pihole = {
+            image = "pihole/pihole";
+            ports = [
+              "53:53/udp"
+              "8053:80"
+            ];
+          };
+          worker = {
+            image = "busybox";
+          };
+        };
+        # A declared service replaces the discovered one of the same name.
+        services.homelab-observability.services.static-lan = {
+          http.url = "http://static.lan:8081/health";
+          logs.unit = "nginx.service";
+        };
+      }
+    ];
+    m = c.services.homelab-observability.generatedConfig;
+    svc = name: serviceNamed name c;
+  in
     rendering c [
       (check "service names, ordered" (map (s: s.name) m.services) [
         "caddy-8082"
@@ -317,19 +349,19 @@ in
       (check "https nginx vhost with RED on its backend" (svc "jellyfin-example-org") {
         name = "jellyfin-example-org";
         http.url = "https://jellyfin.example.org/";
-        red.ports = [ 8096 ];
+        red.ports = [8096];
         labels.discovered_from = "nginx";
       })
       (check "declared service wins" (svc "static-lan") {
         name = "static-lan";
         http.url = "http://static.lan:8081/health";
         logs.unit = "nginx.service";
-        labels = { };
+        labels = {};
       })
       (check "caddy https vhost" (svc "photos-example-org") {
         name = "photos-example-org";
         http.url = "https://photos.example.org/";
-        red.ports = [ 2283 ];
+        red.ports = [2283];
         labels.discovered_from = "caddy";
       })
       (check "caddy plain http vhost" (svc "wiki-lan").http.url "http://wiki.lan/")
@@ -352,43 +384,41 @@ in
       ])
     ];
 
-  discovery-off =
-    let
-      c = evalHost [
-        enable
-        nginxApp
-        {
-          services.homelab-observability.discovery.enable = false;
-        }
-      ];
-    in
+  discovery-off = let
+    c = evalHost [
+      enable
+      nginxApp
+      {
+        services.homelab-observability.discovery.enable = false;
+      }
+    ];
+  in
     rendering c [
-      (check "nothing discovered" c.services.homelab-observability.generatedConfig.services [ ])
+      (check "nothing discovered" c.services.homelab-observability.generatedConfig.services [])
       (check "no container socket without docker or podman" c.services.homelab-observability.generatedConfig.alloy.container_socket null)
     ];
 
-  users-own-prometheus-settings =
-    let
-      c = evalHost [
-        enable
-        {
-          services.prometheus = {
-            retentionTime = "1y";
-            globalConfig.scrape_interval = "15s";
-            scrapeConfigs = [
-              {
-                job_name = "my-router";
-                static_configs = [ { targets = [ "192.168.1.1:9100" ]; } ];
-              }
-            ];
-            ruleFiles = [ "/etc/prometheus/my-rules.yml" ];
-            extraFlags = [ "--web.enable-admin-api" ];
-            globalConfig.external_labels.site = "home";
-          };
-        }
-      ];
-      p = c.services.prometheus;
-    in
+  users-own-prometheus-settings = let
+    c = evalHost [
+      enable
+      {
+        services.prometheus = {
+          retentionTime = "1y";
+          globalConfig.scrape_interval = "15s";
+          scrapeConfigs = [
+            {
+              job_name = "my-router";
+              static_configs = [{targets = ["192.168.1.1:9100"];}];
+            }
+          ];
+          ruleFiles = ["/etc/prometheus/my-rules.yml"];
+          extraFlags = ["--web.enable-admin-api"];
+          globalConfig.external_labels.site = "home";
+        };
+      }
+    ];
+    p = c.services.prometheus;
+  in
     rendering c [
       (check "user's scrape job kept" (map (s: s.job_name) p.scrapeConfigs) [
         "homelab-observability"
@@ -407,68 +437,66 @@ in
       })
     ];
 
-  settings-pass-through =
-    let
-      c = evalHost [
-        enable
-        {
-          services.homelab-observability = {
-            receivers = [
+  settings-pass-through = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability = {
+          receivers = [
+            {
+              type = "webhook";
+              name = "hook";
+              url = "http://127.0.0.1:9999/alerts";
+            }
+          ];
+          defaultReceivers = ["hook"];
+          settings = {
+            network.gateway = "192.168.1.1";
+            alerting.routes.critical = ["hook"];
+            prometheus.evaluation_interval = "15s";
+            services = [
               {
-                type = "webhook";
-                name = "hook";
-                url = "http://127.0.0.1:9999/alerts";
+                name = "printer";
+                icmp = "192.168.1.30";
               }
             ];
-            defaultReceivers = [ "hook" ];
-            settings = {
-              network.gateway = "192.168.1.1";
-              alerting.routes.critical = [ "hook" ];
-              prometheus.evaluation_interval = "15s";
-              services = [
-                {
-                  name = "printer";
-                  icmp = "192.168.1.30";
-                }
-              ];
-            };
           };
-        }
-      ];
-      m = c.services.homelab-observability.generatedConfig;
-    in
+        };
+      }
+    ];
+    m = c.services.homelab-observability.generatedConfig;
+  in
     rendering c [
       (check "network from settings" m.network.gateway "192.168.1.1")
       (check "typed and free alerting keys merged" {
-        inherit (m.alerting) routes default_receivers;
-      } {
-        routes.critical = [ "hook" ];
-        default_receivers = [ "hook" ];
-      })
-      (check "settings services added" (map (s: s.name) m.services) [ "printer" ])
+          inherit (m.alerting) routes default_receivers;
+        } {
+          routes.critical = ["hook"];
+          default_receivers = ["hook"];
+        })
+      (check "settings services added" (map (s: s.name) m.services) ["printer"])
       (check "evaluation interval reaches prometheus" c.services.prometheus.globalConfig.evaluation_interval "15s")
       (check "typed prometheus keys kept beside settings" m.prometheus.port 9090)
     ];
 
-  grafana-secrets-from-files =
-    let
-      c = evalHost [
-        enable
-        {
-          services.homelab-observability.grafana = {
-            adminPasswordFile = "/run/secrets/grafana-admin";
-            secretKeyFile = "/run/secrets/grafana-key";
-            smtp = {
-              enable = true;
-              host = "smtp.example.org:587";
-              user = "homelab";
-              passwordFile = "/run/secrets/smtp";
-            };
+  grafana-secrets-from-files = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability.grafana = {
+          adminPasswordFile = "/run/secrets/grafana-admin";
+          secretKeyFile = "/run/secrets/grafana-key";
+          smtp = {
+            enable = true;
+            host = "smtp.example.org:587";
+            user = "homelab";
+            passwordFile = "/run/secrets/smtp";
           };
-        }
-      ];
-      s = c.services.grafana.settings;
-    in
+        };
+      }
+    ];
+    s = c.services.grafana.settings;
+  in
     rendering c [
       (check "admin password" s.security.admin_password "$__file{/run/secrets/grafana-admin}")
       (check "secret key" s.security.secret_key "$__file{/run/secrets/grafana-key}")
@@ -477,90 +505,95 @@ in
       (check "nothing to generate" (c.systemd.services ? homelab-observability-grafana-secrets) false)
     ];
 
-  homelab = rendering (evalHost [ ./homelab.nix ]) [ ];
+  homelab = rendering (evalHost [./homelab.nix]) [];
 
-  alertmanager-unchecked =
-    let
-      c = evalHost [
-        enable
-        { services.prometheus.alertmanager.checkConfig = false; }
-      ];
-    in
+  alertmanager-unchecked = let
+    c = evalHost [
+      enable
+      {services.prometheus.alertmanager.checkConfig = false;}
+    ];
+  in
     rendering c [
       (check "with checkConfig off the rendered file is used as it is" (unit c "alertmanager").preStart ''
         install -m 0400 ${toString c.services.homelab-observability.tree}/alertmanager/alertmanager.yml /tmp/alert-manager-substituted.yaml
       '')
     ];
 
-  users-own-config-texts-are-flagged =
-    let
-      c = evalHost [
-        enable
-        {
-          services.prometheus.configText = "scrape_configs: []";
-          services.prometheus.alertmanager.configuration.route.receiver = "mine";
-        }
-      ];
-    in
-    {
-      checks = [
-        (holds "warns that configText drops the homelab jobs" (
-          lib.any (lib.hasPrefix "services.prometheus.configText replaces") c.warnings
-        ))
-        (holds "warns that alertmanager's own configuration is ignored" (
-          lib.any (lib.hasPrefix "services.prometheus.alertmanager.configuration/configText are ignored") c.warnings
-        ))
-      ];
-      config = null;
-      render = false;
-    };
+  users-own-config-texts-are-flagged = let
+    c = evalHost [
+      enable
+      {
+        services.prometheus.configText = "scrape_configs: []";
+        services.prometheus.alertmanager.configuration.route.receiver = "mine";
+      }
+    ];
+  in {
+    checks = [
+      (holds "warns that configText drops the homelab jobs" (
+        lib.any (lib.hasPrefix "services.prometheus.configText replaces") c.warnings
+      ))
+      (holds "warns that alertmanager's own configuration is ignored" (
+        lib.any (lib.hasPrefix "services.prometheus.alertmanager.configuration/configText are ignored") c.warnings
+      ))
+    ];
+    config = null;
+    render = false;
+  };
 
-  without-tempo =
-    let
-      c = evalHost [
-        enable
-        { services.homelab-observability.tempo.enable = false; }
-      ];
-    in
+  without-tempo = let
+    c = evalHost [
+      enable
+      {services.homelab-observability.tempo.enable = false;}
+    ];
+  in
     rendering c [
       (check "no tempo" c.services.tempo.enable false)
-      (check "no remote-write receiver without Tempo or agents" c.services.prometheus.extraFlags [ ])
+      (check "no remote-write receiver without Tempo or agents" c.services.prometheus.extraFlags [])
       (check "tempo disabled in the config" c.services.homelab-observability.generatedConfig.tempo.enable false)
     ];
 
-  settings-turn-daemons-off =
-    let
-      c = evalHost [
-        enable
-        {
-          services.homelab-observability.settings = {
-            exporters.cadvisor.enable = false;
-            loki.enable = false;
-          };
-        }
-      ];
-    in
+  node-without-systemd-collector = let
+    c = evalHost [
+      enable
+      {services.homelab-observability.settings.exporters.node.collectors = ["processes"];}
+    ];
+  in
+    rendering c [
+      (check "collectors from settings" c.services.prometheus.exporters.node.enabledCollectors ["processes"])
+      (check "no systemd restart flag without the systemd collector" c.services.prometheus.exporters.node.extraFlags [])
+    ];
+
+  settings-turn-daemons-off = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability.settings = {
+          exporters.cadvisor.enable = false;
+          loki.enable = false;
+        };
+      }
+    ];
+  in
     rendering c [
       (check "no cadvisor" c.services.cadvisor.enable false)
       (check "no loki" c.services.loki.enable false)
-      (check "no firewall port for loki" c.networking.firewall.allowedTCPPorts [ ])
+      (check "no firewall port for loki" c.networking.firewall.allowedTCPPorts [])
     ];
 
-  nginx-logs =
-    let
-      c = evalHost [
-        enable
-        nginxApp
-        {
-          services.homelab-observability.settings.alloy.log_files = [
-            {
-              job = "nginx";
-              path = "/var/log/nginx/*access.log";
-            }
-          ];
-        }
-      ];
-    in
+  nginx-logs = let
+    c = evalHost [
+      enable
+      nginxApp
+      {
+        services.homelab-observability.settings.alloy.log_files = [
+          {
+            job = "nginx";
+            path = "/var/log/nginx/*access.log";
+          }
+        ];
+      }
+    ];
+  in
     rendering c [
       (check "alloy may read nginx's logs" c.systemd.services.alloy.serviceConfig.SupplementaryGroups [
         "nginx"
@@ -569,17 +602,17 @@ in
 
   tempo-grpc-clash = refused "port 9095: services.homelab-observability.ports.lokiGrpc, tempo gRPC (9095, fixed)" (evalHost [
     enable
-    { services.homelab-observability.ports.lokiGrpc = 9095; }
+    {services.homelab-observability.ports.lokiGrpc = 9095;}
   ]);
 
   agent-without-server = refused "serverAddress is not set" (evalHost [
     enable
-    { services.homelab-observability.role = "agent"; }
+    {services.homelab-observability.role = "agent";}
   ]);
 
   port-clash = refused "port 9100: services.homelab-observability.ports.node, services.homelab-observability.ports.cadvisor" (evalHost [
     enable
-    { services.homelab-observability.ports.cadvisor = 9100; }
+    {services.homelab-observability.ports.cadvisor = 9100;}
   ]);
 
   agent-accepting-agents = refused "acceptAgents = true needs role = \"server\"" (evalHost [
@@ -595,7 +628,7 @@ in
 
   firewall-without-agents = refused "openFirewall = true opens the ports agents push to" (evalHost [
     enable
-    { services.homelab-observability.openFirewall = true; }
+    {services.homelab-observability.openFirewall = true;}
   ]);
 
   receiver-secret-relative = refused "receivers.mail.password_file = \"secrets/smtp\": give an absolute path outside the Nix store" (evalHost [
@@ -616,6 +649,84 @@ in
 
   secret-in-store = refused "give an absolute path outside the Nix store" (evalHost [
     enable
-    { services.homelab-observability.grafana.adminPasswordFile = "/nix/store/0000-grafana-password"; }
+    {services.homelab-observability.grafana.adminPasswordFile = "/nix/store/0000-grafana-password";}
+  ]);
+
+  # Only configgen knows what a valid URL or duration is: the module passes
+  # them through, and configgen's message names the field.
+  configgen-refuses-bad-values = refusedByConfiggen "services[0].http.url" (evalHost [
+    enable
+    {
+      services.homelab-observability = {
+        services.nas.http.url = "nas.lan/health";
+        settings.prometheus.evaluation_interval = "soon";
+      };
+    }
+  ]);
+
+  probe-with-tls = let
+    c = evalHost [
+      enable
+      {services.homelab-observability.probe.tls = true;}
+    ];
+    probe = (unit c "homelab-probe").serviceConfig;
+  in
+    rendering c [
+      (holds "libssl uprobes are attempted" (!lib.hasSuffix "--no-tls" probe.ExecStart))
+      (check "CAP_SYS_ADMIN only with TLS" probe.CapabilityBoundingSet [
+        "CAP_BPF"
+        "CAP_PERFMON"
+        "CAP_DAC_READ_SEARCH"
+        "CAP_SYS_PTRACE"
+        "CAP_SYS_ADMIN"
+      ])
+    ];
+
+  probe-disabled = let
+    c = evalHost [
+      enable
+      nginxApp
+      {services.homelab-observability.probe.enable = false;}
+    ];
+  in
+    rendering c [
+      (check "no probe unit" (c.systemd.services ? homelab-probe) false)
+      (check "configgen is told (no red_probe scrape job)" c.services.homelab-observability.generatedConfig.exporters.probe.enable false)
+      (check "no warning" c.warnings [])
+    ];
+
+  # The probe's BPF programs are x86_64-only.
+  aarch64-probe-off-by-default = let
+    c = evalHost [
+      enable
+      nginxApp
+      onAarch64
+    ];
+  in
+    rendering c [
+      (check "no probe unit" (c.systemd.services ? homelab-probe) false)
+      (check "configgen is told" c.services.homelab-observability.generatedConfig.exporters.probe.enable false)
+      (check "the unmeasured RED watches are named" c.warnings [
+        "services.homelab-observability.probe.enable defaults to false on aarch64-linux (homelab-probe runs on x86_64-linux only): request rate, errors and duration of app-local are not measured. Set services.homelab-observability.probe.enable = false to acknowledge."
+      ])
+      (check "the exporters still run" c.services.prometheus.exporters.node.enable true)
+    ];
+
+  aarch64-probe-off-acknowledged = let
+    c = evalHost [
+      enable
+      nginxApp
+      onAarch64
+      {services.homelab-observability.probe.enable = false;}
+    ];
+  in
+    rendering c [
+      (check "no warning" c.warnings [])
+    ];
+
+  aarch64-probe-on = refused "homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is aarch64-linux" (evalHost [
+    enable
+    onAarch64
+    {services.homelab-observability.probe.enable = true;}
   ]);
 }

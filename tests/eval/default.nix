@@ -1,23 +1,24 @@
 # Evaluation tests of the NixOS module, run by `cargo test -p nix-checks`:
 #   nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib /path/to/nixpkgs/lib
-# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; }
-# `config` is the JSON model handed to configgen; the Rust test renders it
-# when `render` is true.
-{ nixpkgsLib }:
-let
+# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; configgenRefuses?; }
+# `config` is the JSON model handed to configgen; the Rust test loads it with
+# configgen's validating loader and renders it when `render` is true, or
+# requires configgen's located refusal when `configgenRefuses` is set.
+{nixpkgsLib}: let
   lib = import nixpkgsLib;
-  pkgs = import ./fake-pkgs.nix { inherit lib; };
+  pkgs = import ./fake-pkgs.nix {inherit lib;};
 
-  evalHost =
-    modules:
+  evalHost = modules:
     (lib.evalModules {
-      modules = [
-        ./stubs.nix
-        ../../nixos-modules
-        { _module.args.pkgs = pkgs; }
-      ]
-      ++ modules;
-    }).config;
+      modules =
+        [
+          ./stubs.nix
+          ../../nixos-modules
+          {_module.args.pkgs = pkgs;}
+        ]
+        ++ modules;
+    })
+    .config;
 
   check = name: actual: expected: {
     inherit name actual expected;
@@ -29,7 +30,7 @@ let
 
   # A case whose config must evaluate cleanly and render.
   rendering = config: checks: {
-    checks = [ (check "no failed assertion" (failedAssertions config) [ ]) ] ++ checks;
+    checks = [(check "no failed assertion" (failedAssertions config) [])] ++ checks;
     config = config.services.homelab-observability.generatedConfig;
     render = true;
   };
@@ -43,26 +44,38 @@ let
     render = false;
   };
 
-  cases = import ./cases.nix {
-    inherit
-      lib
-      evalHost
-      check
-      holds
-      rendering
-      refused
-      ;
+  # A case the module accepts but configgen must refuse (the Rust test loads
+  # `config` with configgen's validating loader) with a located message
+  # containing `needle`.
+  refusedByConfiggen = needle: config: {
+    checks = [(check "no failed assertion" (failedAssertions config) [])];
+    config = config.services.homelab-observability.generatedConfig;
+    render = false;
+    configgenRefuses = needle;
   };
-in
-cases
-// {
-  flake-outputs = import ./flake-outputs.nix {
+
+  cases = import ./cases.nix {
     inherit
       lib
       pkgs
       evalHost
       check
       holds
+      rendering
+      refused
+      refusedByConfiggen
       ;
   };
-}
+in
+  cases
+  // {
+    flake-outputs = import ./flake-outputs.nix {
+      inherit
+        lib
+        pkgs
+        evalHost
+        check
+        holds
+        ;
+    };
+  }

@@ -1,22 +1,23 @@
 # The few pkgs functions the module calls, returning derivation-shaped
 # attribute sets with the inputs kept, so that evaluation tests can inspect
 # what would be built. Nothing is built.
-{ lib }:
-let
+{lib}: let
   storePath = name: seed: "/nix/store/${lib.substring 0 32 (builtins.hashString "sha256" seed)}-${name}";
-  fakeDrv =
-    name: attrs:
+  fakeDrv = name: attrs:
     attrs
     // {
       type = "derivation";
       inherit name;
-      outPath = storePath name (builtins.toJSON (builtins.removeAttrs attrs [ "passAsFile" ]));
+      outPath = storePath name (builtins.toJSON (builtins.removeAttrs attrs ["passAsFile"]));
     };
-  package = name: fakeDrv name { };
-in
-{
-  writeText = name: text: fakeDrv name { inherit text; };
-  runCommand = name: env: script: fakeDrv name { inherit env script; };
+  package = name: fakeDrv name {};
+in {
+  stdenv.hostPlatform = {
+    system = "x86_64-linux";
+    isx86_64 = true;
+  };
+  writeText = name: text: fakeDrv name {inherit text;};
+  runCommand = name: env: script: fakeDrv name {inherit env script;};
   jq = package "jq";
   yq = package "yq";
   prometheus-alertmanager = package "alertmanager";

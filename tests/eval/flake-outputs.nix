@@ -6,14 +6,12 @@
   evalHost,
   check,
   holds,
-}:
-let
+}: let
   systems = [
     "x86_64-linux"
     "aarch64-linux"
   ];
-  pkgsFor =
-    system:
+  pkgsFor = system:
     pkgs
     // {
       inherit lib;
@@ -21,13 +19,13 @@ let
         inherit system;
         isx86_64 = system == "x86_64-linux";
       };
-      callPackage = file: _args: pkgs.runCommand (baseNameOf (toString file)) { } "";
+      callPackage = file: _args: pkgs.runCommand (baseNameOf (toString file)) {} "";
     };
   nixpkgs = {
     inherit lib;
     legacyPackages = lib.genAttrs systems pkgsFor;
   };
-  self = (import ../../flake.nix).outputs { inherit self nixpkgs; };
+  self = (import ../../flake.nix).outputs {inherit self nixpkgs;};
 
   fromFlakeModule = evalHost [
     self.nixosModules.default
@@ -36,8 +34,7 @@ let
       _module.args.pkgs = lib.mkForce (pkgsFor "x86_64-linux");
     }
   ];
-in
-{
+in {
   checks = [
     (check "outputs" (lib.attrNames self) [
       "checks"
@@ -62,7 +59,7 @@ in
       "default"
       "homelab-observability"
     ])
-    (check "overlay" (lib.attrNames (self.overlays.default (pkgsFor "x86_64-linux") { })) [
+    (check "overlay" (lib.attrNames (self.overlays.default (pkgsFor "x86_64-linux") {})) [
       "homelab-configgen"
       "homelab-probe"
     ])

@@ -15,7 +15,7 @@
         labels.category = "media";
         http.url = "http://127.0.0.1:8096/health";
         red = {
-          ports = [ 8096 ];
+          ports = [8096];
           routes = [
             "/Items/{id}"
             "/Videos/{id}/stream"
@@ -29,7 +29,7 @@
           url = "https://photos.example.org/";
           accept_unauthorized = true;
         };
-        red.ports = [ 2283 ];
+        red.ports = [2283];
         logs.container = "immich_server";
       };
       nas-smb = {
@@ -78,7 +78,7 @@
         url = "https://ntfy.sh/my-homelab-alerts";
       }
     ];
-    defaultReceivers = [ "phone" ];
+    defaultReceivers = ["phone"];
 
     grafana = {
       domain = "grafana.example.org";
@@ -103,8 +103,8 @@
             "mail"
             "phone"
           ];
-          warning = [ "phone" ];
-          info = [ ];
+          warning = ["phone"];
+          info = [];
         };
         group_wait = "30s";
         group_interval = "5m";

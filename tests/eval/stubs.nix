@@ -8,24 +8,21 @@
   config,
   pkgs,
   ...
-}:
-let
+}: let
   inherit (lib) mkOption mkEnableOption types;
-  opt =
-    type: default:
+  opt = type: default:
     mkOption {
       inherit type default;
     };
   nullOpt = type: opt (types.nullOr type) null;
   str = opt types.str;
   port = opt types.port;
-  listOfStr = opt (types.listOf types.str) [ ];
-  submodule = options: types.submodule { inherit options; };
+  listOfStr = opt (types.listOf types.str) [];
+  submodule = options: types.submodule {inherit options;};
   json = types.attrsOf types.anything;
 
   # services.prometheus.exporters.<name>: mkExporterOpts in exporters.nix
-  exporter =
-    defaultPort: extra:
+  exporter = defaultPort: extra:
     opt (submodule (
       {
         enable = mkEnableOption "exporter";
@@ -35,34 +32,34 @@ let
         openFirewall = opt types.bool false;
       }
       // extra
-    )) { };
+    )) {};
 
   # systemd.services.<name>: only the attributes the module uses.
   unit = types.submodule {
     freeformType = types.attrsOf types.anything;
     options = {
-      serviceConfig = opt (types.attrsOf types.anything) { };
+      serviceConfig = opt (types.attrsOf types.anything) {};
       preStart = opt types.lines "";
       script = opt types.lines "";
       wantedBy = listOfStr;
+      wants = listOfStr;
       before = listOfStr;
       after = listOfStr;
     };
   };
-in
-{
+in {
   options = {
-    assertions = opt (types.listOf types.unspecified) [ ];
-    warnings = opt (types.listOf types.str) [ ];
+    assertions = opt (types.listOf types.unspecified) [];
+    warnings = opt (types.listOf types.str) [];
 
     networking.hostName = str "nixos";
-    networking.firewall.allowedTCPPorts = opt (types.listOf types.port) [ ];
+    networking.firewall.allowedTCPPorts = opt (types.listOf types.port) [];
 
     environment.etc = opt (types.attrsOf (submodule {
       source = opt types.path null;
-    })) { };
+    })) {};
 
-    systemd.services = opt (types.attrsOf unit) { };
+    systemd.services = opt (types.attrsOf unit) {};
 
     services.prometheus = {
       enable = mkEnableOption "prometheus";
@@ -70,7 +67,7 @@ in
       listenAddress = str "0.0.0.0";
       extraFlags = listOfStr;
       retentionTime = nullOpt types.str;
-      checkConfig = opt (types.either types.bool (types.enum [ "syntax-only" ])) true;
+      checkConfig = opt (types.either types.bool (types.enum ["syntax-only"])) true;
       configText = nullOpt types.lines;
       globalConfig = opt (submodule {
         scrape_interval = nullOpt types.str;
@@ -78,33 +75,33 @@ in
         evaluation_interval = nullOpt types.str;
         external_labels = nullOpt (types.attrsOf types.str);
         query_log_file = nullOpt types.str;
-      }) { };
+      }) {};
       scrapeConfigs = opt (types.listOf (submodule {
-        job_name = mkOption { type = types.str; };
+        job_name = mkOption {type = types.str;};
         scrape_interval = nullOpt types.str;
         metrics_path = nullOpt types.str;
         file_sd_configs = nullOpt (types.listOf (submodule {
-          files = mkOption { type = types.listOf types.str; };
+          files = mkOption {type = types.listOf types.str;};
           refresh_interval = nullOpt types.str;
         }));
         static_configs = nullOpt (types.listOf (submodule {
-          targets = mkOption { type = types.listOf types.str; };
-          labels = opt (types.attrsOf types.str) { };
+          targets = mkOption {type = types.listOf types.str;};
+          labels = opt (types.attrsOf types.str) {};
         }));
-      })) [ ];
+      })) [];
       rules = listOfStr;
-      ruleFiles = opt (types.listOf types.path) [ ];
-      alertmanagers = opt (types.listOf types.attrs) [ ];
+      ruleFiles = opt (types.listOf types.path) [];
+      alertmanagers = opt (types.listOf types.attrs) [];
       remoteWrite = opt (types.listOf (submodule {
-        url = mkOption { type = types.str; };
+        url = mkOption {type = types.str;};
         name = nullOpt types.str;
         bearer_token_file = nullOpt types.str;
         basic_auth = nullOpt (submodule {
-          username = mkOption { type = types.str; };
+          username = mkOption {type = types.str;};
           password = nullOpt types.str;
           password_file = nullOpt types.str;
         });
-      })) [ ];
+      })) [];
 
       alertmanager = {
         enable = mkEnableOption "alertmanager";
@@ -123,10 +120,10 @@ in
           disabledCollectors = listOfStr;
         };
         blackbox = exporter 9115 {
-          configFile = mkOption { type = types.path; };
+          configFile = mkOption {type = types.path;};
           enableConfigCheck = opt types.bool true;
         };
-      }) { };
+      }) {};
     };
 
     services.cadvisor = {
@@ -139,7 +136,7 @@ in
     services.loki = {
       enable = mkEnableOption "loki";
       dataDir = opt types.path "/var/lib/loki";
-      configuration = opt json { };
+      configuration = opt json {};
       configFile = nullOpt types.path;
       extraFlags = listOfStr;
     };
@@ -153,7 +150,7 @@ in
 
     services.tempo = {
       enable = mkEnableOption "tempo";
-      settings = opt json { };
+      settings = opt json {};
       configFile = nullOpt types.path;
       extraFlags = listOfStr;
     };
@@ -161,17 +158,17 @@ in
     services.grafana = {
       enable = mkEnableOption "grafana";
       # freeform INI sections; the real type also declares many keys
-      settings = opt (types.submodule { freeformType = types.attrsOf (types.attrsOf types.anything); }) { };
+      settings = opt (types.submodule {freeformType = types.attrsOf (types.attrsOf types.anything);}) {};
       provision = {
         enable = mkEnableOption "provision";
         datasources = opt (submodule {
           settings = nullOpt types.attrs;
           path = nullOpt types.path;
-        }) { };
+        }) {};
         dashboards = opt (submodule {
           settings = nullOpt types.attrs;
           path = nullOpt types.path;
-        }) { };
+        }) {};
       };
     };
 
@@ -182,26 +179,26 @@ in
       virtualHosts = opt (types.attrsOf (submodule {
         serverName = nullOpt types.str;
         listen = opt (types.listOf (submodule {
-          addr = mkOption { type = types.str; };
+          addr = mkOption {type = types.str;};
           port = nullOpt types.port;
           ssl = opt types.bool false;
-        })) [ ];
+        })) [];
         addSSL = opt types.bool false;
         onlySSL = opt types.bool false;
         forceSSL = opt types.bool false;
         locations = opt (types.attrsOf (submodule {
           proxyPass = nullOpt types.str;
-        })) { };
-      })) { };
+        })) {};
+      })) {};
     };
 
     services.caddy = {
       enable = mkEnableOption "caddy";
-      virtualHosts = opt (types.attrsOf (types.submodule ({ name, ... }: {
+      virtualHosts = opt (types.attrsOf (types.submodule ({name, ...}: {
         options.hostName = str name;
         options.serverAliases = listOfStr;
         options.extraConfig = opt types.lines "";
-      }))) { };
+      }))) {};
     };
 
     virtualisation.docker.enable = mkEnableOption "docker";
@@ -212,9 +209,9 @@ in
         "docker"
       ]) "podman";
       containers = opt (types.attrsOf (submodule {
-        image = mkOption { type = types.str; };
+        image = mkOption {type = types.str;};
         ports = listOfStr;
-      })) { };
+      })) {};
     };
   };
 

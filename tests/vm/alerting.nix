@@ -1,7 +1,6 @@
 # Stopping the virtual host's backend fires ServiceProbeFailed to a webhook
 # receiver; starting it again resolves the alert.
-{ pkgs, ... }:
-let
+{pkgs, ...}: let
   # Prints every notification it receives, one JSON document per line.
   sink = pkgs.writeText "alert-sink.py" ''
     import http.server, sys
@@ -15,10 +14,9 @@ let
 
     http.server.HTTPServer(("127.0.0.1", 9999), Sink).serve_forever()
   '';
-in
-{
+in {
   nodes.machine = {
-    imports = [ ./app.nix ];
+    imports = [./app.nix];
     services.homelab-observability = {
       enable = true;
       scrapeInterval = "5s";
@@ -29,7 +27,7 @@ in
           url = "http://127.0.0.1:9999/";
         }
       ];
-      defaultReceivers = [ "sink" ];
+      defaultReceivers = ["sink"];
       settings = {
         prometheus.evaluation_interval = "5s";
         alerting = {
@@ -40,7 +38,7 @@ in
       };
     };
     systemd.services.alert-sink = {
-      wantedBy = [ "multi-user.target" ];
+      wantedBy = ["multi-user.target"];
       serviceConfig = {
         ExecStart = "${pkgs.python3}/bin/python3 ${sink}";
         DynamicUser = true;

@@ -1,6 +1,5 @@
 # An agent's metrics and logs arrive at the server.
-{ ... }:
-{
+{...}: {
   nodes.server = {
     services.homelab-observability = {
       enable = true;

@@ -104,4 +104,9 @@ with subtest("a journal line reaches Loki"):
     )
 
 with subtest("probe hardening"):
+    # Exactly CAP_BPF (39), CAP_PERFMON (38), CAP_SYS_PTRACE (19), CAP_DAC_READ_SEARCH (2).
+    machine.succeed(
+        "grep -x 'CapEff:\\s*000000c000080004' "
+        "/proc/$(systemctl show -p MainPID --value homelab-probe.service)/status"
+    )
     machine.log(machine.succeed("systemd-analyze security homelab-probe.service | tail -1"))

@@ -1,8 +1,7 @@
 # The eBPF probe measures the requests curl sends through the virtual host.
-{ ... }:
-{
+{...}: {
   nodes.machine = {
-    imports = [ ./app.nix ];
+    imports = [./app.nix];
     services.homelab-observability = {
       enable = true;
       scrapeInterval = "5s";
@@ -10,8 +9,8 @@
       services.app-local = {
         http.url = "http://app.local/";
         red = {
-          ports = [ 8080 ];
-          routes = [ "/red/{name}" ];
+          ports = [8080];
+          routes = ["/red/{name}"];
         };
       };
     };

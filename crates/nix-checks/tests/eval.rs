@@ -1,5 +1,8 @@
 //! NixOS module evaluation: every case of tests/eval holds, and the JSON the
-//! module hands to configgen renders. Needs NIXPKGS_LIB and `nix-instantiate`.
+//! module hands to configgen passes configgen's loader and validation (as in
+//! `configgen render`) and renders; a case marked `configgenRefuses` must be
+//! refused with configgen's located message. Needs NIXPKGS_LIB and
+//! `nix-instantiate`.
 
 mod common;
 
@@ -11,7 +14,7 @@ fn module_evaluation_cases_hold_and_render() {
         return;
     };
     let mut failures = Vec::new();
-    let (mut checks, mut rendered) = (0, 0);
+    let (mut checks, mut rendered, mut refused) = (0, 0, 0);
     for (case, result) in &cases {
         for check in result["checks"].as_array().expect("checks list") {
             checks += 1;
@@ -24,26 +27,65 @@ fn module_evaluation_cases_hold_and_render() {
                 ));
             }
         }
+        if let Some(needle) = result["configgenRefuses"].as_str() {
+            refused += 1;
+            match common::load_config(case, &result["config"]) {
+                Ok(_) => failures.push(format!("{case}: configgen accepted the config")),
+                Err(e) if located(case, needle, &e) => {
+                    let prefix = format!("{case}/homelab-observability.json:");
+                    for message in e.lines().filter(|l| l.starts_with(&prefix)) {
+                        println!("refused: {message}");
+                    }
+                }
+                Err(e) => failures.push(format!(
+                    "{case}: no located message `{case}/homelab-observability.json:LINE:COL: ...{needle}...`:\n{e}"
+                )),
+            }
+        }
         if result["render"] == Value::Bool(true) {
-            let cfg = common::config_of(case, &result["config"]);
-            let tree = configgen::render::render(&cfg).unwrap_or_else(|e| {
-                panic!("{case}: configgen cannot render the module's config: {e:#}")
-            });
-            rendered += 1;
-            println!("{case}: rendered {} files", tree.files().count());
+            let cfg = match common::load_config(case, &result["config"]) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    failures.push(format!(
+                        "{case}: configgen refuses the module's config:\n{e}"
+                    ));
+                    continue;
+                }
+            };
+            match configgen::render::render(&cfg) {
+                Ok(tree) => {
+                    rendered += 1;
+                    println!("{case}: rendered {} files", tree.files().count());
+                }
+                Err(e) => failures.push(format!("{case}: configgen cannot render: {e:#}")),
+            }
         }
     }
     println!(
-        "{} cases, {checks} checks, {rendered} configs rendered",
+        "{} cases, {checks} checks, {rendered} configs loaded, validated and rendered by configgen, {refused} refused by configgen",
         cases.len()
     );
     assert!(
         cases.len() >= 10,
         "expected the cases of tests/eval/cases.nix"
     );
+    assert!(refused >= 1, "expected a case refused by configgen");
     assert!(
         failures.is_empty(),
         "failed checks:\n{}",
         failures.join("\n")
     );
+}
+
+/// Whether some line of configgen's messages is `CASE/homelab-observability.json:LINE:COL: ...`
+/// and contains `needle`.
+fn located(case: &str, needle: &str, messages: &str) -> bool {
+    let prefix = format!("{case}/homelab-observability.json:");
+    messages.lines().any(|line| {
+        line.strip_prefix(&prefix).is_some_and(|rest| {
+            let mut parts = rest.splitn(3, ':');
+            let number = |p: Option<&str>| p.is_some_and(|p| p.parse::<u32>().is_ok());
+            number(parts.next()) && number(parts.next()) && rest.contains(needle)
+        })
+    })
 }

@@ -17,10 +17,7 @@ fn toml_example_and_nixos_module_render_the_same_tree() {
     else {
         return;
     };
-    let toml_path = common::repo_root().join("examples/homelab.toml");
-    let text = std::fs::read_to_string(&toml_path).unwrap();
-    let from_toml: Config =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", toml_path.display()));
+    let from_toml = common::load_file(&common::repo_root().join("examples/homelab.toml"));
     let from_nix = common::config_of("homelab", &cases["homelab"]["config"]);
 
     let (from_toml, from_nix) = (by_service_name(from_toml), by_service_name(from_nix));

@@ -1,28 +1,10 @@
 //! Every .nix file of the repository must parse. Runs anywhere: needs only cargo.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use rnix::ParseError;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// All .nix files below `dir`, skipping build outputs and VCS metadata.
-fn nix_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    for entry in entries {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy();
-        if path.is_dir() {
-            if !matches!(name.as_ref(), ".git" | "target" | "result" | "node_modules") {
-                nix_files(&path, out);
-            }
-        } else if name.ends_with(".nix") {
-            out.push(path);
-        }
-    }
-}
 
 /// Byte offset of the error, when rnix gives one.
 fn offset(err: &ParseError) -> Option<usize> {
@@ -57,10 +39,8 @@ fn syntax_errors(path: &Path, text: &str) -> Vec<String> {
 
 #[test]
 fn every_nix_file_parses() {
-    let root = repo_root().canonicalize().unwrap();
-    let mut files = Vec::new();
-    nix_files(&root, &mut files);
-    files.sort();
+    let root = common::repo_root();
+    let files = common::nix_files(&root);
     assert!(
         files.iter().any(|f| f.ends_with("flake.nix")),
         "flake.nix not found below {}",

@@ -129,8 +129,7 @@ fn file_sd(fragment: &str, jq_program: &Path) -> Value {
 #[test]
 fn file_sd_wiring_gives_prometheus_the_same_targets_as_the_rendered_config() {
     let root = common::repo_root();
-    let text = std::fs::read_to_string(root.join("examples/homelab.toml")).unwrap();
-    let cfg: configgen::model::Config = toml::from_str(&text).unwrap();
+    let cfg = common::load_file(&root.join("examples/homelab.toml"));
     let tree = configgen::render::render(&cfg).unwrap();
     let fragments: Vec<(&str, &str)> = tree
         .files()

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use configgen::load::{Format, Source};
 use serde_json::Value;
 
 /// Says SKIPPED on the real stderr: libtest captures `eprintln!`, not this.
@@ -17,6 +18,28 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
+}
+
+/// Every .nix file of the repository, sorted, skipping build outputs and VCS metadata.
+pub fn nix_files(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy();
+            if path.is_dir() {
+                if !matches!(name.as_ref(), ".git" | "target" | "result" | "node_modules") {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".nix") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    files.sort();
+    files
 }
 
 /// The result of tests/eval/default.nix (case name -> checks and config), or
@@ -55,8 +78,43 @@ pub fn evaluate_cases(test: &str) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-/// configgen's config from the JSON the module hands to `configgen render`.
+/// configgen's config from the JSON the module hands to `configgen render`,
+/// through configgen's own loader and semantic validation (what `configgen
+/// render` does), or configgen's located messages. The JSON is pretty-printed
+/// so that `LINE:COL` points at one key; the message ends with it, numbered.
+pub fn load_config(case: &str, json: &Value) -> Result<configgen::model::Config, String> {
+    let text = serde_json::to_string_pretty(json).unwrap();
+    let src = Source::new(
+        format!("{case}/homelab-observability.json"),
+        text.clone(),
+        Format::Json,
+    );
+    configgen::load::load(&src).map_err(|diagnostics| {
+        let messages: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        let numbered: Vec<String> = text
+            .lines()
+            .enumerate()
+            .map(|(i, line)| format!("{:>4} {line}", i + 1))
+            .collect();
+        format!(
+            "{}\n  (the JSON configgen was given:)\n{}",
+            messages.join("\n"),
+            numbered.join("\n")
+        )
+    })
+}
+
+/// [`load_config`] for a case that must load.
 pub fn config_of(case: &str, json: &Value) -> configgen::model::Config {
-    serde_json::from_value(json.clone())
-        .unwrap_or_else(|e| panic!("{case}: configgen rejects the module's JSON: {e}\n{json:#}"))
+    load_config(case, json)
+        .unwrap_or_else(|e| panic!("{case}: configgen refuses the module's config:\n{e}"))
+}
+
+/// A config file of the repository through configgen's loader and validation.
+pub fn load_file(path: &Path) -> configgen::model::Config {
+    let src = Source::read(path.to_str().unwrap()).unwrap_or_else(|d| panic!("{d}"));
+    configgen::load::load(&src).unwrap_or_else(|diagnostics| {
+        let messages: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        panic!("{}", messages.join("\n"))
+    })
 }
