@@ -1,0 +1,478 @@
+//! Connection table: one HTTP parser per watched connection, fed by kernel events, turning
+//! completed exchanges into metrics. Bounded: the least recently active connections are
+//! evicted when it is full.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
+
+use homelab_ebpf::{self as abi, Event, EventHdr};
+
+use crate::{
+    flow::{method_label, Direction, Exchange, Parser, Router, Segment, Side},
+    metrics::Metrics,
+};
+
+/// Label value for routes beyond the per-service cap.
+pub const ROUTE_OVERFLOW: &str = "_OTHER";
+
+pub struct WatchInfo {
+    /// Configured service name; None = name each process after its unit/container/comm.
+    pub service: Option<String>,
+    pub router: Router,
+}
+
+/// Remote end of a client connection: server_address, server_port labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub address: String,
+    pub port: u16,
+}
+
+struct ConnState {
+    watch: u32,
+    side: Side,
+    service: Arc<str>,
+    peer: Option<Peer>,
+    parser: Parser,
+    last_ns: u64,
+    bytes: u64,
+    active: i64,
+    /// Plaintext comes from libssl uprobes; syscall bytes are ciphertext.
+    tls: bool,
+    /// TLS seen on the socket but no plaintext (yet): ignore the bytes.
+    opaque: bool,
+    error_counted: bool,
+}
+
+pub type Namer = Box<dyn FnMut(u32) -> String + Send>;
+
+pub struct Table {
+    conns: HashMap<u64, ConnState>,
+    capacity: usize,
+    watches: Vec<WatchInfo>,
+    names: HashMap<u32, Arc<str>>,
+    namer: Namer,
+    routes_seen: HashMap<Arc<str>, HashSet<String>>,
+    max_routes: usize,
+    metrics: Arc<Metrics>,
+    out: Vec<Exchange>,
+}
+
+pub fn conn_key(tgid: u32, fd: i32) -> u64 {
+    (u64::from(tgid) << 32) | u64::from(fd as u32)
+}
+
+fn side_of(raw: u8) -> Side {
+    if raw == abi::SIDE_CLIENT {
+        Side::Client
+    } else {
+        Side::Server
+    }
+}
+
+pub fn peer_of(hdr: &EventHdr) -> Peer {
+    let address = match hdr.family {
+        2 => IpAddr::V4(Ipv4Addr::new(
+            hdr.raddr[0],
+            hdr.raddr[1],
+            hdr.raddr[2],
+            hdr.raddr[3],
+        )),
+        _ => {
+            let v6 = Ipv6Addr::from(hdr.raddr);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+    };
+    Peer {
+        address: address.to_string(),
+        port: hdr.rport,
+    }
+}
+
+impl Table {
+    pub fn new(
+        watches: Vec<WatchInfo>,
+        capacity: usize,
+        max_routes: usize,
+        metrics: Arc<Metrics>,
+        namer: Namer,
+    ) -> Self {
+        Table {
+            conns: HashMap::new(),
+            capacity: capacity.max(16),
+            watches,
+            names: HashMap::new(),
+            namer,
+            routes_seen: HashMap::new(),
+            max_routes,
+            metrics,
+            out: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    #[cfg(test)]
+    pub fn contains(&self, tgid: u32, fd: i32) -> bool {
+        self.conns.contains_key(&conn_key(tgid, fd))
+    }
+
+    fn service(&mut self, tgid: u32, watch: u32) -> Arc<str> {
+        if let Some(name) = self
+            .watches
+            .get(watch as usize)
+            .and_then(|w| w.service.as_deref())
+        {
+            return name.into();
+        }
+        if let Some(n) = self.names.get(&tgid) {
+            return n.clone();
+        }
+        let n: Arc<str> = (self.namer)(tgid).into();
+        self.names.insert(tgid, n.clone());
+        n
+    }
+
+    /// Starts following a connection (accept/connect seen, or seeded from /proc).
+    pub fn open(
+        &mut self,
+        tgid: u32,
+        fd: i32,
+        watch: u32,
+        side: Side,
+        peer: Option<Peer>,
+        ts: u64,
+    ) {
+        let key = conn_key(tgid, fd);
+        if self.conns.contains_key(&key) {
+            self.finish(key, ts);
+        } else if self.conns.len() >= self.capacity {
+            self.evict();
+        }
+        let service = self.service(tgid, watch);
+        self.conns.insert(
+            key,
+            ConnState {
+                watch,
+                side,
+                service,
+                peer,
+                parser: Parser::new(side),
+                last_ns: ts,
+                bytes: 0,
+                active: 0,
+                tls: false,
+                opaque: false,
+                error_counted: false,
+            },
+        );
+        self.metrics
+            .tracked_connections
+            .set(self.conns.len() as i64);
+    }
+
+    pub fn on_event(&mut self, ev: &Event<'_>) {
+        self.metrics.events.inc();
+        let h = &ev.hdr;
+        let key = conn_key(h.tgid, h.fd);
+        match h.kind {
+            abi::EV_OPEN => {
+                let side = side_of(h.side);
+                let peer = (side == Side::Client).then(|| peer_of(h));
+                self.open(h.tgid, h.fd, h.watch_id, side, peer, h.ts_ns);
+            }
+            abi::EV_DATA => {
+                if !self.conns.contains_key(&key) {
+                    // The open was missed (ring full, or before start): follow from here.
+                    self.open(h.tgid, h.fd, h.watch_id, side_of(h.side), None, h.ts_ns);
+                }
+                self.data(key, ev);
+            }
+            abi::EV_CLOSE => {
+                self.finish(key, h.ts_ns);
+                self.metrics
+                    .tracked_connections
+                    .set(self.conns.len() as i64);
+            }
+            _ => {}
+        }
+    }
+
+    fn data(&mut self, key: u64, ev: &Event<'_>) {
+        let h = &ev.hdr;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        c.last_ns = h.ts_ns;
+        let from_tls = h.flags & abi::F_TLS != 0;
+        if from_tls && !c.tls {
+            c.tls = true;
+            c.opaque = false;
+            c.parser = Parser::new(c.side);
+        } else if !from_tls && c.tls {
+            return;
+        }
+        if !from_tls && c.bytes == 0 && ev.head.starts_with(&[0x16, 0x03]) {
+            c.opaque = true; // TLS handshake: plaintext only through the libssl uprobes
+        }
+        c.bytes += h.len;
+        if c.opaque {
+            return;
+        }
+        let dir = if h.dir == abi::DIR_WRITE {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        let seg = Segment {
+            len: usize::try_from(h.len).unwrap_or(usize::MAX),
+            head: ev.head,
+            tail: ev.tail,
+            ts_ns: h.ts_ns,
+        };
+        c.parser.on_segment(dir, seg, &mut self.out);
+        if c.parser.failed() && !c.error_counted {
+            c.error_counted = true;
+            self.metrics.parse_errors.inc();
+        }
+        self.after_parse(key);
+    }
+
+    /// Updates the active-requests gauge of a connection and records its exchanges.
+    fn after_parse(&mut self, key: u64) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            if c.side == Side::Server {
+                let now = c.parser.active_requests() as i64;
+                if now != c.active {
+                    self.metrics
+                        .server_active
+                        .with_label_values(&[&c.service])
+                        .add(now - c.active);
+                    c.active = now;
+                }
+            }
+        }
+        if self.out.is_empty() {
+            return;
+        }
+        let out = std::mem::take(&mut self.out);
+        for ex in &out {
+            self.record(key, ex);
+        }
+        self.out = out;
+        self.out.clear();
+    }
+
+    fn record(&mut self, key: u64, ex: &Exchange) {
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        let method = method_label(&ex.method);
+        let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
+        let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
+        match c.side {
+            Side::Server => {
+                let raw = self
+                    .watches
+                    .get(c.watch as usize)
+                    .map(|w| w.router.route(&ex.target))
+                    .unwrap_or_default();
+                let seen = self.routes_seen.entry(c.service.clone()).or_default();
+                let route = if seen.contains(&raw) {
+                    raw
+                } else if seen.len() < self.max_routes {
+                    seen.insert(raw.clone());
+                    raw
+                } else {
+                    ROUTE_OVERFLOW.to_string()
+                };
+                self.metrics
+                    .server_duration
+                    .with_label_values(&[&*c.service, &method, &status, &route])
+                    .observe(seconds);
+            }
+            Side::Client => {
+                let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
+                    (p.address.clone(), p.port.to_string())
+                });
+                self.metrics
+                    .client_duration
+                    .with_label_values(&[&*c.service, &method, &status, &addr, &port])
+                    .observe(seconds);
+            }
+        }
+    }
+
+    /// Ends a connection: exchanges cut off by the close are reported (status "0").
+    fn finish(&mut self, key: u64, ts: u64) {
+        let Some(mut c) = self.conns.remove(&key) else {
+            return;
+        };
+        c.parser.on_close(ts, &mut self.out);
+        if c.active != 0 {
+            self.metrics
+                .server_active
+                .with_label_values(&[&c.service])
+                .sub(c.active);
+            c.active = 0;
+        }
+        if !self.out.is_empty() {
+            // Re-insert briefly so `record` finds the connection's labels.
+            self.conns.insert(key, c);
+            self.after_parse(key);
+            self.conns.remove(&key);
+        }
+    }
+
+    /// Drops the least recently active sixteenth of the table.
+    fn evict(&mut self) {
+        let n = (self.capacity / 16).max(1);
+        let mut ages: Vec<(u64, u64)> = self.conns.iter().map(|(k, c)| (c.last_ns, *k)).collect();
+        if ages.len() > n {
+            ages.select_nth_unstable(n);
+            ages.truncate(n);
+        }
+        for (_, key) in ages {
+            if let Some(c) = self.conns.remove(&key) {
+                if c.active != 0 {
+                    self.metrics
+                        .server_active
+                        .with_label_values(&[&c.service])
+                        .sub(c.active);
+                }
+                self.metrics.evicted_connections.inc();
+            }
+        }
+    }
+
+    /// Forgets processes that exited; returns their tgids (to clean the kernel maps).
+    pub fn prune(&mut self, alive: &dyn Fn(u32) -> bool, ts: u64) -> Vec<u32> {
+        let mut tgids: Vec<u32> = self.conns.keys().map(|k| (k >> 32) as u32).collect();
+        tgids.extend(self.names.keys().copied());
+        tgids.sort_unstable();
+        tgids.dedup();
+        let dead: Vec<u32> = tgids.into_iter().filter(|t| !alive(*t)).collect();
+        for &t in &dead {
+            let keys: Vec<u64> = self
+                .conns
+                .keys()
+                .filter(|k| (*k >> 32) as u32 == t)
+                .copied()
+                .collect();
+            for k in keys {
+                self.finish(k, ts);
+            }
+            self.names.remove(&t);
+        }
+        self.metrics
+            .tracked_connections
+            .set(self.conns.len() as i64);
+        dead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(cap: usize) -> (Table, Arc<Metrics>) {
+        let m = Arc::new(Metrics::new());
+        let watches = vec![WatchInfo {
+            service: None,
+            router: Router::new(&[]),
+        }];
+        let t = Table::new(
+            watches,
+            cap,
+            10,
+            m.clone(),
+            Box::new(|pid| format!("proc{pid}")),
+        );
+        (t, m)
+    }
+
+    fn hdr(kind: u8, tgid: u32, fd: i32, ts: u64) -> EventHdr {
+        EventHdr {
+            kind,
+            tgid,
+            fd,
+            ts_ns: ts,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn open_data_close_tracks_connections() {
+        let (mut t, m) = table(100);
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_OPEN, 7, 3, 1),
+            head: &[],
+            tail: &[],
+        });
+        assert!(t.contains(7, 3));
+        let mut d = hdr(abi::EV_DATA, 7, 4, 2);
+        d.len = 3;
+        t.on_event(&Event {
+            hdr: d,
+            head: b"GET",
+            tail: &[],
+        });
+        assert_eq!(t.len(), 2, "data on an unseen fd starts following it");
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 7, 3, 3),
+            head: &[],
+            tail: &[],
+        });
+        assert!(!t.contains(7, 3));
+        assert_eq!(m.tracked_connections.get(), 1);
+        assert_eq!(m.events.get(), 3);
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest() {
+        let (mut t, m) = table(32);
+        for fd in 0..32 {
+            t.open(1, fd, 0, Side::Server, None, fd as u64);
+        }
+        t.open(1, 100, 0, Side::Server, None, 1000);
+        assert!(t.len() <= 32);
+        assert!(!t.contains(1, 0), "oldest evicted");
+        assert!(t.contains(1, 31));
+        assert!(t.contains(1, 100));
+        assert_eq!(m.evicted_connections.get(), 2);
+    }
+
+    #[test]
+    fn prune_forgets_dead_processes() {
+        let (mut t, _) = table(100);
+        t.open(1, 3, 0, Side::Server, None, 0);
+        t.open(2, 3, 0, Side::Server, None, 0);
+        let dead = t.prune(&|tgid| tgid == 1, 5);
+        assert_eq!(dead, vec![2]);
+        assert!(t.contains(1, 3) && !t.contains(2, 3));
+    }
+
+    #[test]
+    fn peer_address_decoding() {
+        let mut h = hdr(abi::EV_OPEN, 1, 1, 0);
+        h.family = 2;
+        h.raddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        h.rport = 8080;
+        assert_eq!(
+            peer_of(&h),
+            Peer {
+                address: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
+        h.family = 10;
+        h.raddr = Ipv6Addr::LOCALHOST.octets();
+        assert_eq!(peer_of(&h).address, "::1");
+    }
+}
