@@ -4,6 +4,59 @@
 //! The observer may capture only part of each read or write: a [`Segment`]
 //! carries the full length of the syscall's data, the captured head and a
 //! short captured tail.
+//!
+//! [`Connection`] follows one TCP connection (server or client side) and
+//! reports completed [`Exchange`]s: keep-alive, pipelining (responses paired
+//! with requests in order), Content-Length and chunked bodies (extensions,
+//! trailers) in both directions, HEAD/204/304 without body, interim 1xx
+//! responses, `101 Switching Protocols` and CONNECT tunnels (tracking ends),
+//! responses delimited by the close. Messages are framed by a state machine,
+//! never by looking for `HTTP/1.` in the data, so a body that contains a
+//! status line is still a body. Memory per connection is bounded by
+//! [`Limits`]; data that is not HTTP/1.x makes the connection [`Mode::NotHttp`].
+//!
+//! # Heuristics for what the capture missed
+//!
+//! Bytes that were not captured (between a segment's head and tail) are
+//! accounted for by length; the framing survives them when they fall inside
+//! a Content-Length body or inside one chunk's data. Otherwise:
+//!
+//! - A head cut by the capture (or longer than [`Limits::max_head_bytes`]):
+//!   method, target (as far as seen) and status come from its start line,
+//!   Content-Length / Transfer-Encoding from the complete header lines seen.
+//!   Its end is the first empty line in later captured bytes (e.g. a
+//!   segment's tail ending in CRLF CRLF). A request head missing those fields
+//!   is taken to have no body; a response head missing them has an unknown
+//!   body (next item). Counted in [`Stats::partial_heads`].
+//! - A body whose framing is unknown (chunk framing in uncaptured bytes,
+//!   malformed chunks, framing fields not captured) ends when the last
+//!   captured bytes of a segment in its direction end with the last chunk
+//!   (`CRLF 0 CRLF CRLF`); a response body also ends when the next request
+//!   begins, and a request body when a response begins; otherwise at the
+//!   close. Counted in [`Stats::resyncs`].
+//! - A response beginning while no request is waiting and a request head is
+//!   still incomplete completes that request head (servers answer only once
+//!   they have read the head, or reject it).
+//! - A message boundary in uncaptured bytes puts the direction out of sync:
+//!   the next message is looked for at the start of the following segments
+//!   (writes and reads usually begin with a message), and captured data that
+//!   does not begin one is skipped ([`Stats::skipped_segments`]).
+//!
+//! [`normalize_method`] and [`RouteMatcher`] produce the metric labels.
+
+mod body;
+mod connection;
+mod head;
+mod method;
+mod route;
+mod stream;
+
+pub use connection::{Connection, Limits, Mode, Stats};
+pub use method::normalize_method;
+pub use route::{
+    RouteError, RouteMatcher, ASTERISK_ROUTE, ID_SEGMENT, NON_PATH_ROUTE, OVERFLOW_ROUTE,
+    REST_SEGMENT,
+};
 
 /// Which end of the connection the watched process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

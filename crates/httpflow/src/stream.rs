@@ -1,0 +1,349 @@
+//! One direction of a connection: a sequence of messages of one kind
+//! (requests or responses), each a head and a body.
+
+use crate::body::{looks_like_chunked_end, Body, Fed};
+use crate::head::{self, EndScanner, HeadInfo, Kind, Verdict};
+use crate::{Limits, Stats};
+
+/// Buffers larger than this are freed once their head is parsed.
+const KEEP_BUFFER: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Between messages.
+    Idle,
+    /// Reading a head; the bytes seen so far are in `Stream::buf` (a head
+    /// that arrives whole in one segment is parsed in place instead).
+    Head,
+    /// The head was cut (by the capture or the cap): what could be read of
+    /// it, while waiting for the empty line that ends it.
+    HeadLost(HeadInfo),
+    Body(Body),
+}
+
+/// What happened in the stream, for the connection to act on.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// A message began in the current segment.
+    Start,
+    /// The head ended; the connection must call [`Stream::start_body`].
+    Head(HeadInfo),
+    /// The body ended.
+    Done,
+    /// The data is not HTTP.
+    Invalid,
+}
+
+#[derive(Debug)]
+pub(crate) struct Stream {
+    kind: Kind,
+    pub state: State,
+    buf: Vec<u8>,
+    scanner: EndScanner,
+    /// The buffered start of the head passed [`head::check_start`].
+    start_ok: bool,
+    /// The current message began while out of sync: if it turns out not to
+    /// be HTTP, skip it instead of giving up on the connection.
+    tentative: bool,
+    /// Out of sync (bytes were lost between messages): a message may only
+    /// begin at the first byte of a segment, and data that does not look
+    /// like one is skipped.
+    pub resync: bool,
+    /// Time of the current message's first byte.
+    pub start_ns: u64,
+    /// Time of the last segment in this direction.
+    pub last_ns: u64,
+}
+
+impl Stream {
+    pub fn new(kind: Kind, resync: bool) -> Self {
+        Stream {
+            kind,
+            state: State::Idle,
+            buf: Vec::new(),
+            scanner: EndScanner::default(),
+            start_ok: false,
+            tentative: false,
+            resync,
+            start_ns: 0,
+            last_ns: 0,
+        }
+    }
+
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// Consumes a prefix of `data` (captured bytes of a segment received at
+    /// `ts`); `at_seg_start` when `data` begins at the segment's first byte.
+    /// Returns how many bytes were used and what happened.
+    pub fn step(
+        &mut self,
+        data: &[u8],
+        ts: u64,
+        at_seg_start: bool,
+        limits: &Limits,
+        stats: &mut Stats,
+    ) -> (usize, Option<Event>) {
+        match &mut self.state {
+            State::Idle => self.start(data, ts, at_seg_start, stats),
+            State::Head => self.feed_head(data, at_seg_start, limits, stats),
+            State::HeadLost(_) => match self.scanner.scan(data) {
+                Some(end) => {
+                    let info = self.take_lost();
+                    (end, Some(self.head_done(info)))
+                }
+                None => (data.len(), None),
+            },
+            State::Body(body) => match body.feed(data) {
+                Fed::More => (data.len(), None),
+                Fed::Done(n) => {
+                    self.state = State::Idle;
+                    (n, Some(Event::Done))
+                }
+                Fed::Malformed => {
+                    stats.parse_errors += 1;
+                    stats.resyncs += 1;
+                    (data.len(), None)
+                }
+            },
+        }
+    }
+
+    /// Accounts for `n` bytes that were not captured. Returns how many were
+    /// used (fewer only when a body ended inside them) and what happened.
+    pub fn skip(&mut self, n: u64, limits: &Limits, stats: &mut Stats) -> (u64, Option<Event>) {
+        match &mut self.state {
+            State::Idle => {
+                self.resync = true;
+                (n, None)
+            }
+            State::Head => {
+                stats.partial_heads += 1;
+                self.scanner.gap();
+                match self.lenient_head(limits) {
+                    Some(info) => self.state = State::HeadLost(info),
+                    None => {
+                        // Too little seen to tell what the message is.
+                        stats.resyncs += 1;
+                        self.abandon();
+                    }
+                }
+                self.release_buffer();
+                (n, None)
+            }
+            State::HeadLost(_) => {
+                self.scanner.gap();
+                (n, None)
+            }
+            State::Body(body) => {
+                let (used, lost) = body.skip(n);
+                if lost {
+                    stats.resyncs += 1;
+                }
+                if body.is_done() {
+                    self.state = State::Idle;
+                    return (used, Some(Event::Done));
+                }
+                (used, None)
+            }
+        }
+    }
+
+    /// Sets the body that follows the head just reported (None: no body).
+    pub fn start_body(&mut self, body: Option<Body>) {
+        self.state = match body {
+            Some(Body::Length(0)) | None => State::Idle,
+            Some(b) => State::Body(b),
+        };
+    }
+
+    /// Whether a head is being read (whole or cut).
+    pub fn in_head(&self) -> bool {
+        matches!(self.state, State::Head | State::HeadLost(_))
+    }
+
+    pub fn in_lost_body(&self) -> bool {
+        self.state == State::Body(Body::Lost)
+    }
+
+    /// Stops reading the current message; the next one will be looked for
+    /// at the start of a segment.
+    pub fn abandon(&mut self) {
+        self.state = State::Idle;
+        self.resync = true;
+        self.release_buffer();
+    }
+
+    /// Ends the head being read, returning what could be read of it, and
+    /// abandons the message.
+    pub fn take_partial_head(&mut self, limits: &Limits) -> Option<HeadInfo> {
+        let info = match &self.state {
+            State::Head => self.lenient_head(limits),
+            State::HeadLost(_) => Some(self.take_lost()),
+            _ => return None,
+        };
+        self.abandon();
+        info
+    }
+
+    /// Heuristic end of a body whose framing was lost: the last captured
+    /// bytes of a segment (`whole`: all of it) look like the last chunk.
+    pub fn check_lost_end(&mut self, end: &[u8], whole: bool) -> Option<Event> {
+        if self.in_lost_body() && looks_like_chunked_end(end, whole) {
+            self.abandon();
+            return Some(Event::Done);
+        }
+        None
+    }
+
+    fn start(
+        &mut self,
+        data: &[u8],
+        ts: u64,
+        at_seg_start: bool,
+        stats: &mut Stats,
+    ) -> (usize, Option<Event>) {
+        // RFC 9112 section 2.2: empty lines before a request line are ignored
+        // (and some clients send CRLF after a body).
+        let n = data
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        if n == data.len() {
+            return (n, None);
+        }
+        if self.resync
+            && (!at_seg_start || head::check_start(self.kind, &data[n..]) == Verdict::Invalid)
+        {
+            stats.skipped_segments += 1;
+            return (data.len(), None);
+        }
+        self.tentative = self.resync;
+        self.state = State::Head;
+        self.buf.clear();
+        self.scanner = EndScanner::default();
+        self.start_ok = false;
+        self.start_ns = ts;
+        (n, Some(Event::Start))
+    }
+
+    fn feed_head(
+        &mut self,
+        data: &[u8],
+        at_seg_start: bool,
+        limits: &Limits,
+        stats: &mut Stats,
+    ) -> (usize, Option<Event>) {
+        let end = self.scanner.scan(data);
+        let take = end.unwrap_or(data.len());
+        if let (true, Some(end)) = (self.buf.is_empty(), end) {
+            if end <= limits.max_head_bytes {
+                // The whole head is in this segment: parse it in place.
+                return self.complete_head(&data[..end], end, data.len(), limits, stats);
+            }
+        }
+        let earlier = self.buf.len();
+        let room = limits.max_head_bytes.saturating_sub(earlier);
+        let overflow = take > room;
+        self.buf.extend_from_slice(&data[..take.min(room)]);
+        if !self.start_ok {
+            match head::check_start(self.kind, &self.buf) {
+                Verdict::Invalid if self.tentative && at_seg_start && earlier > 0 => {
+                    // What came before was not a message; this segment may begin one.
+                    stats.skipped_segments += 1;
+                    self.abandon();
+                    return (0, None);
+                }
+                Verdict::Invalid => return self.invalid(data.len(), stats),
+                Verdict::Plausible => self.start_ok = true,
+                Verdict::NeedMore => {}
+            }
+        }
+        if !overflow {
+            if end.is_none() {
+                return (data.len(), None);
+            }
+            let buf = std::mem::take(&mut self.buf);
+            let result = self.complete_head(&buf, take, data.len(), limits, stats);
+            self.buf = buf;
+            self.release_buffer();
+            return result;
+        }
+        // Longer than the cap: read what fits, then wait for the end.
+        stats.partial_heads += 1;
+        let Some(info) = head::parse_lenient(self.kind, &self.buf, limits.max_target_bytes) else {
+            return self.invalid(data.len(), stats);
+        };
+        self.release_buffer();
+        if end.is_some() {
+            (take, Some(self.head_done(info)))
+        } else {
+            self.state = State::HeadLost(info);
+            (data.len(), None)
+        }
+    }
+
+    /// Parses a complete head; `used` bytes of the `avail` given are its.
+    fn complete_head(
+        &mut self,
+        head: &[u8],
+        used: usize,
+        avail: usize,
+        limits: &Limits,
+        stats: &mut Stats,
+    ) -> (usize, Option<Event>) {
+        if head::check_start(self.kind, head) == Verdict::Invalid {
+            return self.invalid(avail, stats);
+        }
+        match head::parse_complete(
+            self.kind,
+            head,
+            limits.max_target_bytes,
+            &mut stats.parse_errors,
+        ) {
+            Some(info) => (used, Some(self.head_done(info))),
+            None => self.invalid(avail, stats),
+        }
+    }
+
+    fn head_done(&mut self, info: HeadInfo) -> Event {
+        self.state = State::Idle;
+        self.resync = false;
+        self.tentative = false;
+        Event::Head(info)
+    }
+
+    fn invalid(&mut self, avail: usize, stats: &mut Stats) -> (usize, Option<Event>) {
+        if self.tentative {
+            stats.skipped_segments += 1;
+            self.abandon();
+            return (avail, None);
+        }
+        (avail, Some(Event::Invalid))
+    }
+
+    /// What can be read of the buffered, incomplete head; nothing when the
+    /// message began out of sync and its start was not yet confirmed.
+    fn lenient_head(&self, limits: &Limits) -> Option<HeadInfo> {
+        if self.tentative && !self.start_ok {
+            return None;
+        }
+        head::parse_lenient(self.kind, &self.buf, limits.max_target_bytes)
+    }
+
+    fn take_lost(&mut self) -> HeadInfo {
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::HeadLost(info) => info,
+            _ => HeadInfo::default(),
+        }
+    }
+
+    fn release_buffer(&mut self) {
+        if self.buf.capacity() > KEEP_BUFFER {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+    }
+}
