@@ -208,7 +208,11 @@ static __always_inline int track_open(long fd, __u8 side)
 	} else {
 		BPF_CORE_READ_INTO(&ev->hdr.raddr, sk, __sk_common.skc_v6_daddr);
 	}
-	emit(ev, sizeof(ev->hdr));
+	/* The process name travels with the open: short-lived clients are gone from /proc
+	 * by the time userspace names them. */
+	bpf_get_current_comm(ev->data, 16);
+	ev->hdr.head_len = 16;
+	emit(ev, sizeof(ev->hdr) + 16);
 	return 0;
 }
 

@@ -22,7 +22,7 @@ struct hl_event_hdr {
 	__u32 tgid;
 	__s32 fd;
 	__u32 watch_id;   /* index of the watch rule that matched at open */
-	__u16 head_len;   /* DATA: bytes captured at data[0..] */
+	__u16 head_len;   /* DATA: bytes captured at data[0..]; OPEN: 16, the process name */
 	__u16 tail_len;   /* DATA: bytes captured at data[HL_HEAD_MAX..] (last bytes of the data) */
 	__u8 kind;
 	__u8 dir;

@@ -85,7 +85,10 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 pub fn parse_file(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
     let de = toml::Deserializer::new(text);
     let cfg: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = e
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let inner = e.into_inner();
         let (line, col) = inner.span().map_or((1, 1), |s| line_col(text, s.start));
         ConfigError {

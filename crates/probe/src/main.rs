@@ -3,7 +3,6 @@
 
 mod collector;
 mod config;
-mod flow;
 mod http;
 mod loader;
 mod metrics;
@@ -22,11 +21,11 @@ use std::{
 use anyhow::{Context, Result};
 use clap::Parser as _;
 use homelab_ebpf as abi;
+use httpflow::Side;
 
 use crate::{
     collector::{CgroupSelector, Collector},
     config::{Overrides, Settings},
-    flow::{Router, Side},
     table::{Table, WatchInfo},
 };
 
@@ -185,7 +184,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         .iter()
         .map(|w| WatchInfo {
             service: w.service.clone(),
-            router: Router::new(&w.routes),
+            routes: w.routes.clone(),
         })
         .collect();
     let table = Table::new(
@@ -227,9 +226,16 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         // BPF_NOEXIST: an accept seen since attaching is more accurate than the seed.
         if collector.maps.conns.insert(key, value, 1).is_ok() {
             let _ = collector.maps.tgids.insert(s.tgid, 1, 0);
-            collector
-                .table
-                .open(s.tgid, s.fd, s.watch, s.side, s.peer.clone(), now);
+            collector.table.open(
+                s.tgid,
+                s.fd,
+                s.watch,
+                s.side,
+                s.peer.clone(),
+                now,
+                true,
+                None,
+            );
         }
     }
 

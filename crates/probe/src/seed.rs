@@ -7,8 +7,9 @@ use std::{
     path::Path,
 };
 
+use httpflow::Side;
+
 use crate::{
-    flow::Side,
     procfs::{self, TcpSocket, TCP_ESTABLISHED, TCP_LISTEN},
     table::Peer,
 };

@@ -40,13 +40,16 @@ fn is_container_id(s: &str) -> bool {
 }
 
 /// The name the metrics use for a process: unit (without ".service"), container name
-/// (or short id when the runtime's files are unreadable), else the process name.
-pub fn service_name(pid: u32) -> String {
+/// (or short id when the runtime's files are unreadable), else the process name (from /proc,
+/// else `comm` as the kernel reported it when the process already exited).
+pub fn service_name(pid: u32, comm: Option<&str>) -> String {
     let from_cgroup = procfs::cgroup_path(pid).and_then(|p| identity_from_cgroup(&p));
     match from_cgroup {
         Some(Identity::Unit(u)) => u.trim_end_matches(".service").to_string(),
         Some(Identity::Container(id)) => container_name(&id).unwrap_or_else(|| id[..12].into()),
-        None => procfs::comm(pid).unwrap_or_else(|| format!("pid-{pid}")),
+        None => procfs::comm(pid)
+            .or_else(|| comm.map(String::from))
+            .unwrap_or_else(|| format!("pid-{pid}")),
     }
 }
 

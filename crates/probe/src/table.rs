@@ -3,25 +3,24 @@
 //! evicted when it is full.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::Arc,
 };
 
 use homelab_ebpf::{self as abi, Event, EventHdr};
 
-use crate::{
-    flow::{method_label, Direction, Exchange, Parser, Router, Segment, Side},
-    metrics::Metrics,
+use httpflow::{
+    normalize_method, Connection, Direction, Exchange, Limits, RouteMatcher, Segment, Side,
 };
 
-/// Label value for routes beyond the per-service cap.
-pub const ROUTE_OVERFLOW: &str = "_OTHER";
+use crate::metrics::Metrics;
 
 pub struct WatchInfo {
     /// Configured service name; None = name each process after its unit/container/comm.
     pub service: Option<String>,
-    pub router: Router,
+    /// Route templates (validated by the config loader).
+    pub routes: Vec<String>,
 }
 
 /// Remote end of a client connection: server_address, server_port labels.
@@ -36,7 +35,7 @@ struct ConnState {
     side: Side,
     service: Arc<str>,
     peer: Option<Peer>,
-    parser: Parser,
+    parser: Connection,
     last_ns: u64,
     bytes: u64,
     active: i64,
@@ -44,10 +43,12 @@ struct ConnState {
     tls: bool,
     /// TLS seen on the socket but no plaintext (yet): ignore the bytes.
     opaque: bool,
-    error_counted: bool,
+    /// Parse errors of this connection already exported.
+    errors_seen: u64,
 }
 
-pub type Namer = Box<dyn FnMut(u32) -> String + Send>;
+/// Names the service of a process: (tgid, process name sent by the kernel at open).
+pub type Namer = Box<dyn FnMut(u32, Option<&str>) -> String + Send>;
 
 pub struct Table {
     conns: HashMap<u64, ConnState>,
@@ -55,7 +56,8 @@ pub struct Table {
     watches: Vec<WatchInfo>,
     names: HashMap<u32, Arc<str>>,
     namer: Namer,
-    routes_seen: HashMap<Arc<str>, HashSet<String>>,
+    /// One matcher per (watch, service): the heuristic's route cap is per service.
+    routers: HashMap<(u32, Arc<str>), RouteMatcher>,
     max_routes: usize,
     metrics: Arc<Metrics>,
     out: Vec<Exchange>,
@@ -106,7 +108,7 @@ impl Table {
             watches,
             names: HashMap::new(),
             namer,
-            routes_seen: HashMap::new(),
+            routers: HashMap::new(),
             max_routes,
             metrics,
             out: Vec::new(),
@@ -123,7 +125,7 @@ impl Table {
         self.conns.contains_key(&conn_key(tgid, fd))
     }
 
-    fn service(&mut self, tgid: u32, watch: u32) -> Arc<str> {
+    fn service(&mut self, tgid: u32, watch: u32, comm: Option<&str>) -> Arc<str> {
         if let Some(name) = self
             .watches
             .get(watch as usize)
@@ -134,12 +136,14 @@ impl Table {
         if let Some(n) = self.names.get(&tgid) {
             return n.clone();
         }
-        let n: Arc<str> = (self.namer)(tgid).into();
+        let n: Arc<str> = (self.namer)(tgid, comm).into();
         self.names.insert(tgid, n.clone());
         n
     }
 
-    /// Starts following a connection (accept/connect seen, or seeded from /proc).
+    /// Starts following a connection: from its first byte (accept/connect seen) or
+    /// `mid_stream` (already open at start, or its open event was lost).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         &mut self,
         tgid: u32,
@@ -148,6 +152,8 @@ impl Table {
         side: Side,
         peer: Option<Peer>,
         ts: u64,
+        mid_stream: bool,
+        comm: Option<&str>,
     ) {
         let key = conn_key(tgid, fd);
         if self.conns.contains_key(&key) {
@@ -155,7 +161,7 @@ impl Table {
         } else if self.conns.len() >= self.capacity {
             self.evict();
         }
-        let service = self.service(tgid, watch);
+        let service = self.service(tgid, watch, comm);
         self.conns.insert(
             key,
             ConnState {
@@ -163,13 +169,17 @@ impl Table {
                 side,
                 service,
                 peer,
-                parser: Parser::new(side),
+                parser: if mid_stream {
+                    Connection::mid_stream(side, Limits::default())
+                } else {
+                    Connection::new(side)
+                },
                 last_ns: ts,
                 bytes: 0,
                 active: 0,
                 tls: false,
                 opaque: false,
-                error_counted: false,
+                errors_seen: 0,
             },
         );
         self.metrics
@@ -185,12 +195,17 @@ impl Table {
             abi::EV_OPEN => {
                 let side = side_of(h.side);
                 let peer = (side == Side::Client).then(|| peer_of(h));
-                self.open(h.tgid, h.fd, h.watch_id, side, peer, h.ts_ns);
+                let comm = std::str::from_utf8(ev.head)
+                    .ok()
+                    .map(|c| c.trim_end_matches('\0'))
+                    .filter(|c| !c.is_empty());
+                self.open(h.tgid, h.fd, h.watch_id, side, peer, h.ts_ns, false, comm);
             }
             abi::EV_DATA => {
                 if !self.conns.contains_key(&key) {
                     // The open was missed (ring full, or before start): follow from here.
-                    self.open(h.tgid, h.fd, h.watch_id, side_of(h.side), None, h.ts_ns);
+                    let side = side_of(h.side);
+                    self.open(h.tgid, h.fd, h.watch_id, side, None, h.ts_ns, true, None);
                 }
                 self.data(key, ev);
             }
@@ -214,7 +229,7 @@ impl Table {
         if from_tls && !c.tls {
             c.tls = true;
             c.opaque = false;
-            c.parser = Parser::new(c.side);
+            c.parser = Connection::new(c.side);
         } else if !from_tls && c.tls {
             return;
         }
@@ -237,16 +252,17 @@ impl Table {
             ts_ns: h.ts_ns,
         };
         c.parser.on_segment(dir, seg, &mut self.out);
-        if c.parser.failed() && !c.error_counted {
-            c.error_counted = true;
-            self.metrics.parse_errors.inc();
-        }
         self.after_parse(key);
     }
 
     /// Updates the active-requests gauge of a connection and records its exchanges.
     fn after_parse(&mut self, key: u64) {
         if let Some(c) = self.conns.get_mut(&key) {
+            let errors = c.parser.parse_errors();
+            if errors > c.errors_seen {
+                self.metrics.parse_errors.inc_by(errors - c.errors_seen);
+                c.errors_seen = errors;
+            }
             if c.side == Side::Server {
                 let now = c.parser.active_requests() as i64;
                 if now != c.active {
@@ -273,28 +289,27 @@ impl Table {
         let Some(c) = self.conns.get(&key) else {
             return;
         };
-        let method = method_label(&ex.method);
+        let method = normalize_method(&ex.method);
         let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
         let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
         match c.side {
             Side::Server => {
-                let raw = self
-                    .watches
-                    .get(c.watch as usize)
-                    .map(|w| w.router.route(&ex.target))
-                    .unwrap_or_default();
-                let seen = self.routes_seen.entry(c.service.clone()).or_default();
-                let route = if seen.contains(&raw) {
-                    raw
-                } else if seen.len() < self.max_routes {
-                    seen.insert(raw.clone());
-                    raw
-                } else {
-                    ROUTE_OVERFLOW.to_string()
-                };
+                let router = self
+                    .routers
+                    .entry((c.watch, c.service.clone()))
+                    .or_insert_with(|| {
+                        let templates = self
+                            .watches
+                            .get(c.watch as usize)
+                            .map_or(&[][..], |w| &w.routes[..]);
+                        RouteMatcher::new(templates)
+                            .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
+                            .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
+                    });
+                let route = router.route(&ex.target);
                 self.metrics
                     .server_duration
-                    .with_label_values(&[&*c.service, &method, &status, &route])
+                    .with_label_values(&[&*c.service, method, &status, route])
                     .observe(seconds);
             }
             Side::Client => {
@@ -303,7 +318,7 @@ impl Table {
                 });
                 self.metrics
                     .client_duration
-                    .with_label_values(&[&*c.service, &method, &status, &addr, &port])
+                    .with_label_values(&[&*c.service, method, &status, &addr, &port])
                     .observe(seconds);
             }
         }
@@ -315,6 +330,10 @@ impl Table {
             return;
         };
         c.parser.on_close(ts, &mut self.out);
+        let errors = c.parser.parse_errors();
+        if errors > c.errors_seen {
+            self.metrics.parse_errors.inc_by(errors - c.errors_seen);
+        }
         if c.active != 0 {
             self.metrics
                 .server_active
@@ -385,14 +404,14 @@ mod tests {
         let m = Arc::new(Metrics::new());
         let watches = vec![WatchInfo {
             service: None,
-            router: Router::new(&[]),
+            routes: vec![],
         }];
         let t = Table::new(
             watches,
             cap,
             10,
             m.clone(),
-            Box::new(|pid| format!("proc{pid}")),
+            Box::new(|pid, _| format!("proc{pid}")),
         );
         (t, m)
     }
@@ -438,9 +457,9 @@ mod tests {
     fn full_table_evicts_the_oldest() {
         let (mut t, m) = table(32);
         for fd in 0..32 {
-            t.open(1, fd, 0, Side::Server, None, fd as u64);
+            t.open(1, fd, 0, Side::Server, None, fd as u64, false, None);
         }
-        t.open(1, 100, 0, Side::Server, None, 1000);
+        t.open(1, 100, 0, Side::Server, None, 1000, false, None);
         assert!(t.len() <= 32);
         assert!(!t.contains(1, 0), "oldest evicted");
         assert!(t.contains(1, 31));
@@ -451,8 +470,8 @@ mod tests {
     #[test]
     fn prune_forgets_dead_processes() {
         let (mut t, _) = table(100);
-        t.open(1, 3, 0, Side::Server, None, 0);
-        t.open(2, 3, 0, Side::Server, None, 0);
+        t.open(1, 3, 0, Side::Server, None, 0, false, None);
+        t.open(2, 3, 0, Side::Server, None, 0, false, None);
         let dead = t.prune(&|tgid| tgid == 1, 5);
         assert_eq!(dead, vec![2]);
         assert!(t.contains(1, 3) && !t.contains(2, 3));
