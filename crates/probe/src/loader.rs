@@ -81,23 +81,61 @@ pub fn missing_capabilities() -> Vec<&'static str> {
 }
 
 fn preflight() -> Result<()> {
+    let missing: Vec<_> = missing_capabilities()
+        .into_iter()
+        .filter(|c| *c == "CAP_BPF" || *c == "CAP_PERFMON")
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "missing capabilities {}: run as root, or grant CAP_BPF and CAP_PERFMON (plus \
+             CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for /proc and tracefs)",
+            missing.join(", ")
+        );
+    }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         anyhow::bail!(
             "kernel BTF missing: /sys/kernel/btf/vmlinux does not exist; the probe needs a kernel \
              built with CONFIG_DEBUG_INFO_BTF=y (CO-RE relocation of the socket structures)"
         );
     }
-    let tracefs = [
+    ensure_tracefs()
+}
+
+/// Tracepoint ids are read from tracefs; mount it when the kernel has it but nobody did.
+fn ensure_tracefs() -> Result<()> {
+    let events = [
         "/sys/kernel/tracing/events",
         "/sys/kernel/debug/tracing/events",
     ];
-    if !tracefs.iter().any(|p| Path::new(p).exists()) {
-        anyhow::bail!(
-            "tracefs is not mounted (neither /sys/kernel/tracing nor /sys/kernel/debug/tracing): \
-             mount it with `mount -t tracefs nodev /sys/kernel/tracing`"
-        );
+    for p in events {
+        match fs::metadata(p) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+                "cannot read {p}: permission denied (needs root or CAP_DAC_READ_SEARCH)"
+            ),
+            Err(_) => {}
+        }
     }
-    Ok(())
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 && Path::new(events[0]).exists() {
+        eprintln!("homelab-probe: mounted tracefs on /sys/kernel/tracing");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "tracefs is not mounted (neither /sys/kernel/tracing nor /sys/kernel/debug/tracing) and \
+         mounting it failed ({}): the kernel needs CONFIG_FTRACE_SYSCALLS and tracefs",
+        std::io::Error::last_os_error()
+    )
 }
 
 fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
