@@ -409,3 +409,68 @@ fn tls_plaintext_through_libssl_uprobes() {
     let client = [("service_name", "curl"), ("server_port", port.as_str())];
     assert_eq!(m.count(CLIENT, &client), 4, "{dump}");
 }
+
+#[test]
+fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
+    if !live_or_skip("unit (cgroup) live test", &["curl", "python3"]) {
+        return;
+    }
+    let Some(root) = cgroup2_mount() else {
+        eprintln!("\n*** SKIPPED unit test: no cgroup v2 hierarchy mounted ***\n");
+        return;
+    };
+    let backend = Backend::start();
+    let unit = format!("hlprobe-{}.service", backend.port);
+    let slice = root.join("hlprobe-test.slice");
+    let dir = slice.join(&unit);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!(
+            "\n*** SKIPPED unit test: cannot create {} ({e}) ***\n",
+            dir.display()
+        );
+        return;
+    }
+    struct Cleanup(std::path::PathBuf, std::path::PathBuf, u32);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::write(self.1.join("cgroup.procs"), self.2.to_string());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    std::fs::write(dir.join("cgroup.procs"), backend.proc.0.id().to_string()).unwrap();
+    let _cleanup = Cleanup(dir.clone(), root.clone(), backend.proc.0.id());
+
+    let probe = Probe::start(&[s("--watch-unit"), unit.clone()]);
+    let p = backend.port;
+    assert_eq!(
+        curl(&[], &urls(p, &["/ok", "/ok", "/status/500"])),
+        [200, 200, 500]
+    );
+    let name = unit.trim_end_matches(".service").to_string();
+    let svc = ("service_name", name.as_str());
+    let m = probe.settle(|m| m.count(SERVER, &[svc]) >= 3);
+    let dump = m.dump("http_");
+    let ok = [
+        svc,
+        ("http_route", "/ok"),
+        ("http_response_status_code", "200"),
+    ];
+    assert_eq!(m.count(SERVER, &ok), 2, "{dump}");
+    let err = [
+        svc,
+        ("http_route", "/status/{id}"),
+        ("http_response_status_code", "500"),
+    ];
+    assert_eq!(m.count(SERVER, &err), 1, "{dump}");
+    assert_eq!(m.count(SERVER, &[svc]), 3, "{dump}");
+}
+
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        (post.split_whitespace().next()? == "cgroup2")
+            .then(|| pre.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+    })
+}
