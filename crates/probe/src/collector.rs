@@ -108,7 +108,7 @@ impl Collector {
                     .ringbuf_drops
                     .inc_by(drops.saturating_sub(drops_seen));
                 drops_seen = drops_seen.max(drops);
-                if ticks % 5 == 0 {
+                if ticks.is_multiple_of(5) {
                     self.housekeeping();
                 }
             }
