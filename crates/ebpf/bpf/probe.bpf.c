@@ -114,6 +114,8 @@ static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
 	return ((__u64)tgid << 32) | (__u32)fd;
 }
 
+/* The registers saved at syscall entry: the arguments, still there at exit. A BTF pointer,
+ * so fields are read with plain (CO-RE relocated) loads. */
 static __always_inline struct pt_regs *user_regs(void)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -233,7 +235,7 @@ int hl_exit_connect(struct hl_sys_exit *ctx)
 {
 	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
 		return 0;
-	return track_open(BPF_CORE_READ(user_regs(), di), HL_SIDE_CLIENT);
+	return track_open(user_regs()->di, HL_SIDE_CLIENT);
 }
 
 /* ---- data: read/write family ---- */
@@ -350,13 +352,13 @@ static __always_inline int on_buf(long ret, __u8 dir)
 	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
 		return 0;
 	struct pt_regs *regs = user_regs();
-	long fd = BPF_CORE_READ(regs, di);
+	long fd = regs->di;
 	struct hl_conn *conn = lookup_conn(tgid, fd);
 	if (!conn || conn->tls)
 		return 0;
 	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
 	if (ev)
-		capture_buf(ev, (const void *)BPF_CORE_READ(regs, si), ret);
+		capture_buf(ev, (const void *)regs->si, ret);
 	return 0;
 }
 
@@ -368,7 +370,7 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
 		return 0;
 	struct pt_regs *regs = user_regs();
-	long fd = BPF_CORE_READ(regs, di);
+	long fd = regs->di;
 	struct hl_conn *conn = lookup_conn(tgid, fd);
 	if (!conn || conn->tls)
 		return 0;
@@ -376,12 +378,12 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 	__u64 cnt;
 	if (msg) {
 		struct user_msghdr m = {};
-		bpf_probe_read_user(&m, sizeof(m), (const void *)BPF_CORE_READ(regs, si));
+		bpf_probe_read_user(&m, sizeof(m), (const void *)regs->si);
 		iov = m.msg_iov;
 		cnt = m.msg_iovlen;
 	} else {
-		iov = (const struct iovec *)BPF_CORE_READ(regs, si);
-		cnt = BPF_CORE_READ(regs, dx);
+		iov = (const struct iovec *)regs->si;
+		cnt = regs->dx;
 	}
 	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
 	if (ev)
@@ -424,7 +426,7 @@ int hl_exit_sendfile64(struct hl_sys_exit *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
 		return 0;
-	long fd = BPF_CORE_READ(user_regs(), di);
+	long fd = user_regs()->di;
 	struct hl_conn *conn = lookup_conn(tgid, fd);
 	if (!conn || conn->tls)
 		return 0;
@@ -444,7 +446,7 @@ int hl_exit_close(struct hl_sys_exit *ctx)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
 		return 0;
-	long fd = BPF_CORE_READ(user_regs(), di);
+	long fd = user_regs()->di;
 	__u64 key = conn_key(tgid, fd);
 	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
 	if (!conn)

@@ -14,6 +14,8 @@ use httpflow::{
     normalize_method, Connection, Direction, Exchange, Limits, RouteMatcher, Segment, Side,
 };
 
+use prometheus::Histogram;
+
 use crate::metrics::Metrics;
 
 pub struct WatchInfo {
@@ -28,6 +30,15 @@ pub struct WatchInfo {
 pub struct Peer {
     pub address: String,
     pub port: u16,
+}
+
+/// The series of a connection's last exchange: keep-alive connections mostly repeat it,
+/// and reusing it skips route matching and the label lookup.
+struct Series {
+    method: &'static str,
+    status: Option<u16>,
+    target: String,
+    histogram: Histogram,
 }
 
 struct ConnState {
@@ -45,6 +56,7 @@ struct ConnState {
     opaque: bool,
     /// Parse errors of this connection already exported.
     errors_seen: u64,
+    last_series: Option<Series>,
 }
 
 /// Names the service of a process: (tgid, process name sent by the kernel at open).
@@ -180,6 +192,7 @@ impl Table {
                 tls: false,
                 opaque: false,
                 errors_seen: 0,
+                last_series: None,
             },
         );
         self.metrics
@@ -286,13 +299,24 @@ impl Table {
     }
 
     fn record(&mut self, key: u64, ex: &Exchange) {
-        let Some(c) = self.conns.get(&key) else {
+        let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
         let method = normalize_method(&ex.method);
-        let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
         let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
-        match c.side {
+        let target = if c.side == Side::Server {
+            ex.target.as_str()
+        } else {
+            ""
+        };
+        if let Some(last) = &c.last_series {
+            if last.method == method && last.status == ex.status && last.target == target {
+                last.histogram.observe(seconds);
+                return;
+            }
+        }
+        let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
+        let histogram = match c.side {
             Side::Server => {
                 let router = self
                     .routers
@@ -307,21 +331,33 @@ impl Table {
                             .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
                     });
                 let route = router.route(&ex.target);
-                self.metrics
-                    .server_duration
-                    .with_label_values(&[&*c.service, method, &status, route])
-                    .observe(seconds);
+                self.metrics.server_duration.with_label_values(&[
+                    &*c.service,
+                    method,
+                    &status,
+                    route,
+                ])
             }
             Side::Client => {
                 let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
                     (p.address.clone(), p.port.to_string())
                 });
-                self.metrics
-                    .client_duration
-                    .with_label_values(&[&*c.service, method, &status, &addr, &port])
-                    .observe(seconds);
+                self.metrics.client_duration.with_label_values(&[
+                    &*c.service,
+                    method,
+                    &status,
+                    &addr,
+                    &port,
+                ])
             }
-        }
+        };
+        histogram.observe(seconds);
+        c.last_series = Some(Series {
+            method,
+            status: ex.status,
+            target: target.to_string(),
+            histogram,
+        });
     }
 
     /// Ends a connection: exchanges cut off by the close are reported (status "0").
@@ -493,5 +529,107 @@ mod tests {
         h.family = 10;
         h.raddr = Ipv6Addr::LOCALHOST.octets();
         assert_eq!(peer_of(&h).address, "::1");
+    }
+
+    fn data(t: &mut Table, tgid: u32, fd: i32, side: u8, dir: u8, bytes: &[u8], ts: u64) {
+        let mut h = hdr(abi::EV_DATA, tgid, fd, ts);
+        h.side = side;
+        h.dir = dir;
+        h.len = bytes.len() as u64;
+        h.head_len = bytes.len() as u16;
+        t.on_event(&Event {
+            hdr: h,
+            head: bytes,
+            tail: &[],
+        });
+    }
+
+    #[test]
+    fn exchanges_become_histogram_samples() {
+        let (mut t, m) = table(100);
+        t.open(1, 3, 0, Side::Server, None, 0, false, None);
+        let req = b"GET /users/42?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let resp = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno";
+        for i in 0..3u64 {
+            let start = 1_000_000_000 * (i + 1);
+            data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, req, start);
+            assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 1);
+            data(
+                &mut t,
+                1,
+                3,
+                abi::SIDE_SERVER,
+                abi::DIR_WRITE,
+                resp,
+                start + 30_000_000,
+            );
+            assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 0);
+        }
+        let h = m
+            .server_duration
+            .with_label_values(&["proc1", "GET", "503", "/users/{id}"]);
+        assert_eq!(h.get_sample_count(), 3);
+        assert!((h.get_sample_sum() - 0.09).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cut_off_exchange_has_status_zero() {
+        let (mut t, m) = table(100);
+        let peer = Peer {
+            address: "10.0.0.1".into(),
+            port: 80,
+        };
+        t.open(2, 5, 0, Side::Client, Some(peer), 0, false, Some("curl"));
+        let req = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        data(&mut t, 2, 5, abi::SIDE_CLIENT, abi::DIR_WRITE, req, 10);
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 2, 5, 20),
+            head: &[],
+            tail: &[],
+        });
+        let h = m
+            .client_duration
+            .with_label_values(&["proc2", "POST", "0", "10.0.0.1", "80"]);
+        assert_eq!(h.get_sample_count(), 1);
+    }
+
+    #[test]
+    fn not_http_counts_a_parse_error_once_and_tls_is_ignored() {
+        let (mut t, m) = table(100);
+        t.open(3, 7, 0, Side::Server, None, 0, false, None);
+        data(
+            &mut t,
+            3,
+            7,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x00\x01binary\xff\xfe\r\n\r\n",
+            1,
+        );
+        data(
+            &mut t,
+            3,
+            7,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x00\x02more",
+            2,
+        );
+        assert_eq!(m.parse_errors.get(), 1);
+        t.open(3, 8, 0, Side::Server, None, 0, false, None);
+        data(
+            &mut t,
+            3,
+            8,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x16\x03\x01\x00\x05hello",
+            1,
+        );
+        assert_eq!(
+            m.parse_errors.get(),
+            1,
+            "a TLS handshake is not a parse error"
+        );
     }
 }
