@@ -300,7 +300,14 @@ fn attach_tls(ebpf: &mut Ebpf, configured: &[String]) -> Vec<String> {
                 _ => continue,
             };
             if let Err(e) = prog.attach(symbol, lib.as_str(), UProbeScope::AllProcesses) {
-                eprintln!("homelab-probe: warning: no TLS plaintext from {lib}: {symbol}: {e}");
+                let hint = if effective_caps() & (1u64 << CAP_SYS_ADMIN) == 0 {
+                    " (uprobes need CAP_SYS_ADMIN)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "homelab-probe: warning: no TLS plaintext from {lib}: {symbol}: {e}{hint}"
+                );
                 ok = false;
                 break;
             }

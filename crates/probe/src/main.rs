@@ -53,9 +53,10 @@ CONFIG FILE (TOML)
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths].
 
-PRIVILEGES
-  root, or CAP_BPF + CAP_PERFMON (load and attach), CAP_DAC_READ_SEARCH (tracefs ids, /proc
-  of other users) and CAP_SYS_PTRACE (/proc/PID/fd of other users). Linux 5.15+ with BTF.
+PRIVILEGES (measured on Linux 6.18; see docs/probe.md)
+  root, or: CAP_BPF + CAP_PERFMON (load, attach tracepoints), CAP_DAC_READ_SEARCH (tracefs
+  event ids), CAP_SYS_PTRACE (/proc/PID/fd of other users: connections open before start),
+  CAP_SYS_ADMIN only for the libssl uprobes (TLS). Linux 5.15+ with BTF.
 
 EXAMPLES
   homelab-probe --watch-port 8080 --metrics-listen 127.0.0.1:9464
