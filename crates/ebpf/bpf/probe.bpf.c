@@ -42,7 +42,8 @@ struct {
 	__type(value, __u32);
 } hl_cgroups SEC(".maps");
 
-/* Processes owning at least one tracked connection: the first filter of every hot hook. */
+/* Processes owning at least one tracked connection: the first filter of every hot hook.
+ * Value: HL_TGID_* flags. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 8192);
@@ -147,8 +148,6 @@ static __always_inline void emit(struct hl_event *ev, __u64 size)
 		size = sizeof(*ev);
 	if (bpf_ringbuf_output(&hl_events, ev, size, flags))
 		stat_inc(HL_STAT_DROPS);
-	else
-		stat_inc(HL_STAT_EVENTS);
 }
 
 static __always_inline struct hl_event *scratch(void)
@@ -188,8 +187,8 @@ static __always_inline int track_open(long fd, __u8 side)
 	__u64 key = conn_key(tgid, fd);
 	struct hl_conn conn = { .watch_id = *watch, .side = side };
 	bpf_map_update_elem(&hl_conns, &key, &conn, BPF_ANY);
-	__u32 one = 1;
-	bpf_map_update_elem(&hl_tgids, &tgid, &one, BPF_ANY);
+	__u32 tracked = HL_TGID_TRACKED; /* NOEXIST: keep the HL_TGID_SSL flag of a known process */
+	bpf_map_update_elem(&hl_tgids, &tgid, &tracked, BPF_NOEXIST);
 
 	struct hl_event *ev = scratch();
 	if (!ev)
@@ -241,15 +240,14 @@ int hl_exit_connect(struct hl_sys_exit *ctx)
 /* ---- data: read/write family ---- */
 
 /* The tracked connection of (current process, fd), or 0. TLS connections are marked here:
- * a socket read or written by a thread inside SSL_read/SSL_write carries ciphertext. */
-static __always_inline struct hl_conn *lookup_conn(__u32 tgid, long fd)
+ * a socket read or written by a thread inside SSL_read/SSL_write carries ciphertext (only
+ * looked for in processes that called into libssl). */
+static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags, long fd)
 {
-	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
-		return 0;
 	__u64 key = conn_key(tgid, fd);
 	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
-	if (!conn)
-		return 0;
+	if (!conn || !(tgid_flags & HL_TGID_SSL))
+		return conn;
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct hl_ssl_call *call = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
 	if (call) {
@@ -349,11 +347,12 @@ static __always_inline int on_buf(long ret, __u8 dir)
 	if (ret <= 0)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
 		return 0;
 	struct pt_regs *regs = user_regs();
 	long fd = regs->di;
-	struct hl_conn *conn = lookup_conn(tgid, fd);
+	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
 	if (!conn || conn->tls)
 		return 0;
 	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
@@ -367,11 +366,12 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 	if (ret <= 0)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
 		return 0;
 	struct pt_regs *regs = user_regs();
 	long fd = regs->di;
-	struct hl_conn *conn = lookup_conn(tgid, fd);
+	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
 	if (!conn || conn->tls)
 		return 0;
 	const struct iovec *iov;
@@ -424,10 +424,11 @@ int hl_exit_sendfile64(struct hl_sys_exit *ctx)
 	if (ret <= 0)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
 		return 0;
 	long fd = user_regs()->di;
-	struct hl_conn *conn = lookup_conn(tgid, fd);
+	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
 	if (!conn || conn->tls)
 		return 0;
 	struct hl_event *ev = data_event(tgid, fd, ret, HL_DIR_WRITE, conn);
@@ -466,8 +467,11 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 len_ptr)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
-	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
 		return 0;
+	if (!(*tflags & HL_TGID_SSL))
+		*tflags |= HL_TGID_SSL; /* only ever set: a lost race just repeats it */
 	struct hl_ssl_call call = {
 		.ssl = ctx->di,
 		.buf = ctx->si,

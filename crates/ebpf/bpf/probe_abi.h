@@ -14,7 +14,11 @@ enum hl_flags {
 	HL_F_TLS = 1,        /* plaintext seen through libssl uprobes */
 	HL_F_NO_PAYLOAD = 2, /* sendfile: length known, bytes not captured */
 };
-enum hl_stat { HL_STAT_DROPS = 0, HL_STAT_EVENTS = 1, HL_STAT_COUNT = 2 };
+enum hl_stat { HL_STAT_DROPS = 0, HL_STAT_COUNT = 1 };
+enum hl_tgid_flags {
+	HL_TGID_TRACKED = 1, /* owns a tracked connection */
+	HL_TGID_SSL = 2,     /* has called SSL_read/SSL_write */
+};
 
 struct hl_event_hdr {
 	__u64 ts_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */

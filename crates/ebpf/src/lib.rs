@@ -68,7 +68,6 @@ pub const SIDE_CLIENT: u8 = 1;
 pub const F_TLS: u8 = 1;
 pub const F_NO_PAYLOAD: u8 = 2;
 pub const STAT_DROPS: u32 = 0;
-pub const STAT_EVENTS: u32 = 1;
 
 /// `struct hl_event_hdr`.
 #[repr(C)]
