@@ -46,8 +46,8 @@ pub struct Stats {
     /// message boundary in uncaptured bytes, framing fields not captured, or
     /// malformed chunks) and a heuristic took over.
     pub resyncs: u64,
-    /// Captured data skipped while out of sync because it did not begin a
-    /// message.
+    /// Segments skipped while out of sync because their captured start did
+    /// not begin a message (their captured tail is skipped too).
     pub skipped_segments: u64,
     /// Final responses without a request to pair with (not reported).
     pub unmatched_responses: u64,
@@ -216,6 +216,8 @@ impl Connection {
     /// The connection is then as new (its counters are kept).
     pub fn on_close(&mut self, ts_ns: u64, out: &mut Vec<Exchange>) {
         if self.mode == Mode::Http {
+            self.requests.drop_unconfirmed(&mut self.stats);
+            self.responses.drop_unconfirmed(&mut self.stats);
             let last = self.responses.last_ns;
             let was_body = matches!(self.responses.state, State::Body(_));
             if self.responses.state == State::Head {
@@ -299,6 +301,7 @@ impl Connection {
     /// which ends a response whose head end or body framing was lost (wrong
     /// only if the client pipelines while the capture is truncated).
     fn on_request_start(&mut self, out: &mut Vec<Exchange>) {
+        self.responses.drop_unconfirmed(&mut self.stats);
         let last = self.responses.last_ns;
         if let State::HeadLost(_) = self.responses.state {
             if let Some(info) = self.responses.take_partial_head(&self.limits) {
@@ -346,6 +349,7 @@ impl Connection {
     /// (or gives up on it), so a response ends a request head still being
     /// read or a request body whose framing was lost.
     fn on_response_start(&mut self) {
+        self.requests.drop_unconfirmed(&mut self.stats);
         if self.queue.is_empty() && self.requests.in_head() {
             let start = self.requests.start_ns;
             if let Some(info) = self.requests.take_partial_head(&self.limits) {

@@ -98,6 +98,16 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// Whether `a` followed by `b` is one of the methods of [`crate::normalize_method`].
+pub(crate) fn is_known_method(a: &[u8], b: &[u8]) -> bool {
+    const KNOWN: [&[u8]; 9] = [
+        b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
+    ];
+    KNOWN
+        .iter()
+        .any(|m| m.len() == a.len() + b.len() && m.starts_with(a) && m.ends_with(b))
+}
+
 /// Checks that `data` (the start of a message) can begin an HTTP/1.x
 /// request line or status line. Decides once the first line is complete or
 /// [`START_CHECK`] bytes were examined; the target is only checked for

@@ -115,7 +115,16 @@ impl Stream {
     pub fn skip(&mut self, n: u64, limits: &Limits, stats: &mut Stats) -> (u64, Option<Event>) {
         match &mut self.state {
             State::Idle => {
+                // A message may begin in the uncaptured bytes.
+                if !self.resync {
+                    stats.resyncs += 1;
+                }
                 self.resync = true;
+                (n, None)
+            }
+            State::Head if self.tentative && !self.start_ok => {
+                stats.skipped_segments += 1;
+                self.abandon();
                 (n, None)
             }
             State::Head => {
@@ -213,10 +222,14 @@ impl Stream {
         if n == data.len() {
             return (n, None);
         }
+        // Out of sync, a message may only begin at the start of a segment,
+        // tentatively until its first line is seen.
         if self.resync
             && (!at_seg_start || head::check_start(self.kind, &data[n..]) == Verdict::Invalid)
         {
-            stats.skipped_segments += 1;
+            if at_seg_start {
+                stats.skipped_segments += 1;
+            }
             return (data.len(), None);
         }
         self.tentative = self.resync;
@@ -243,18 +256,18 @@ impl Stream {
                 return self.complete_head(&data[..end], end, data.len(), limits, stats);
             }
         }
-        let earlier = self.buf.len();
-        let room = limits.max_head_bytes.saturating_sub(earlier);
+        // A tentative start not confirmed yet gives way to a segment that
+        // begins a message on its own, or that does not continue it.
+        let may_restart = self.tentative && !self.start_ok && at_seg_start && !self.buf.is_empty();
+        if may_restart && self.better_start(data) {
+            return self.restart(stats);
+        }
+        let room = limits.max_head_bytes.saturating_sub(self.buf.len());
         let overflow = take > room;
         self.buf.extend_from_slice(&data[..take.min(room)]);
         if !self.start_ok {
             match head::check_start(self.kind, &self.buf) {
-                Verdict::Invalid if self.tentative && at_seg_start && earlier > 0 => {
-                    // What came before was not a message; this segment may begin one.
-                    stats.skipped_segments += 1;
-                    self.abandon();
-                    return (0, None);
-                }
+                Verdict::Invalid if may_restart => return self.restart(stats),
                 Verdict::Invalid => return self.invalid(data.len(), stats),
                 Verdict::Plausible => self.start_ok = true,
                 Verdict::NeedMore => {}
@@ -309,7 +322,9 @@ impl Stream {
 
     fn head_done(&mut self, info: HeadInfo) -> Event {
         self.state = State::Idle;
-        self.resync = false;
+        // After a head not seen whole, the body may be misjudged: data that
+        // does not begin a message is then skipped instead of fatal.
+        self.resync = !info.complete;
         self.tentative = false;
         Event::Head(info)
     }
@@ -323,8 +338,40 @@ impl Stream {
         (avail, Some(Event::Invalid))
     }
 
+    /// Whether `data`, at a segment start, begins a message more plausibly
+    /// than it continues the unconfirmed tentative one: for requests, it
+    /// begins with a known method and the concatenation would not.
+    fn better_start(&self, data: &[u8]) -> bool {
+        if self.kind != Kind::Request || head::check_start(self.kind, data) != Verdict::Plausible {
+            return false;
+        }
+        let own = data.split(|&b| b == b' ').next().unwrap_or_default();
+        let joined_known = match self.buf.iter().position(|&b| b == b' ') {
+            Some(sp) => head::is_known_method(&self.buf[..sp], b""),
+            None => head::is_known_method(&self.buf, own),
+        };
+        head::is_known_method(own, b"") && !joined_known
+    }
+
+    /// Drops a tentative message whose first line was not confirmed (the
+    /// other direction moved on, or the connection closed).
+    pub fn drop_unconfirmed(&mut self, stats: &mut Stats) {
+        if self.state == State::Head && self.tentative && !self.start_ok {
+            stats.skipped_segments += 1;
+            self.abandon();
+        }
+    }
+
+    /// Drops the unconfirmed tentative message; the current data (at a
+    /// segment start, not consumed) is examined afresh.
+    fn restart(&mut self, stats: &mut Stats) -> (usize, Option<Event>) {
+        stats.skipped_segments += 1;
+        self.abandon();
+        (0, None)
+    }
+
     /// What can be read of the buffered, incomplete head; nothing when the
-    /// message began out of sync and its start was not yet confirmed.
+    /// message began out of sync and its first line was not confirmed.
     fn lenient_head(&self, limits: &Limits) -> Option<HeadInfo> {
         if self.tentative && !self.start_ok {
             return None;
