@@ -298,8 +298,9 @@ impl Connection {
     }
 
     /// Heuristic: a new request means the previous response was complete,
-    /// which ends a response whose head end or body framing was lost (wrong
-    /// only if the client pipelines while the capture is truncated).
+    /// which ends a response whose head end or body framing was lost or
+    /// whose head was not seen whole (wrong only if the client pipelines
+    /// while the capture is truncated).
     fn on_request_start(&mut self, out: &mut Vec<Exchange>) {
         self.responses.drop_unconfirmed(&mut self.stats);
         let last = self.responses.last_ns;
@@ -311,7 +312,7 @@ impl Connection {
                 self.finish_response(last, out);
                 self.responses.abandon();
             }
-        } else if self.responses.in_lost_body() {
+        } else if self.responses.in_doubtful_body() {
             self.finish_response(last, out);
             self.responses.abandon();
         }
@@ -347,7 +348,8 @@ impl Connection {
 
     /// Heuristic: a server answers only once it has the whole request head
     /// (or gives up on it), so a response ends a request head still being
-    /// read or a request body whose framing was lost.
+    /// read, or a request body whose framing was lost or whose head was not
+    /// seen whole.
     fn on_response_start(&mut self) {
         self.requests.drop_unconfirmed(&mut self.stats);
         if self.queue.is_empty() && self.requests.in_head() {
@@ -356,7 +358,7 @@ impl Connection {
                 self.push_request(info, start);
             }
         }
-        if self.requests.in_lost_body() {
+        if self.requests.in_doubtful_body() {
             self.requests.abandon();
         }
     }

@@ -12,7 +12,7 @@ pub(crate) enum Kind {
     Response,
 }
 
-/// Longest method token accepted; longer means not HTTP.
+/// Longest method accepted; longer means not HTTP.
 const MAX_METHOD: usize = 32;
 /// Bytes of a message's start examined before it is believed to be HTTP.
 pub(crate) const START_CHECK: usize = 64;
@@ -94,8 +94,10 @@ pub(crate) enum Verdict {
     Invalid,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Methods are tokens (RFC 9110); in practice uppercase letters, `-`, `_`
+/// (WebDAV, UPnP): requiring that rejects most text that is not HTTP.
+fn is_method_char(b: u8) -> bool {
+    b.is_ascii_uppercase() || b == b'-' || b == b'_'
 }
 
 /// Whether `a` followed by `b` is one of the methods of [`crate::normalize_method`].
@@ -110,11 +112,15 @@ pub(crate) fn is_known_method(a: &[u8], b: &[u8]) -> bool {
 
 /// Checks that `data` (the start of a message) can begin an HTTP/1.x
 /// request line or status line. Decides once the first line is complete or
-/// [`START_CHECK`] bytes were examined; the target is only checked for
-/// control characters.
-pub(crate) fn check_start(kind: Kind, data: &[u8]) -> Verdict {
-    let data = &data[..data.len().min(START_CHECK)];
-    let decided_if_ok = if data.len() == START_CHECK {
+/// (unless `whole_line`) [`START_CHECK`] bytes were examined; the target is
+/// only checked for control characters.
+pub(crate) fn check_start(kind: Kind, data: &[u8], whole_line: bool) -> Verdict {
+    let data = if whole_line {
+        data
+    } else {
+        &data[..data.len().min(START_CHECK)]
+    };
+    let decided_if_ok = if !whole_line && data.len() == START_CHECK {
         Verdict::Plausible
     } else {
         Verdict::NeedMore
@@ -130,7 +136,7 @@ pub(crate) fn check_start(kind: Kind, data: &[u8]) -> Verdict {
     };
     match kind {
         Kind::Request => {
-            let Some(sp) = data.iter().position(|&b| !is_tchar(b)) else {
+            let Some(sp) = data.iter().position(|&b| !is_method_char(b)) else {
                 return if data.len() > MAX_METHOD {
                     Verdict::Invalid
                 } else {
@@ -253,7 +259,7 @@ pub(crate) fn parse_lenient(kind: Kind, data: &[u8], max_target: usize) -> Optio
             let method = &first_line[..sp];
             if method.is_empty()
                 || method.len() > MAX_METHOD
-                || !method.iter().all(|&b| is_tchar(b))
+                || !method.iter().all(|&b| is_method_char(b))
             {
                 return None;
             }
@@ -349,7 +355,7 @@ mod tests {
     #[test]
     fn start_check() {
         use Verdict::*;
-        let r = |d: &[u8]| check_start(Kind::Request, d);
+        let r = |d: &[u8]| check_start(Kind::Request, d, false);
         assert_eq!(r(b"GE"), NeedMore);
         assert_eq!(r(b"GET /x HTTP/1.1\r\n"), Plausible);
         assert_eq!(r(b"GET /x HTTP/1.1\r"), NeedMore);
@@ -361,9 +367,15 @@ mod tests {
         assert_eq!(r(b"*1\r\n$4\r\nPING\r\n"), Invalid);
         assert_eq!(r(b"GET /\r\n"), Invalid);
         assert_eq!(r(&[b'A'; 40]), Invalid);
+        assert_eq!(r(b"get / HTTP/1.1\r\n"), Invalid);
+        assert_eq!(r(b"39 =..X?ML"), Invalid);
+        assert_eq!(r(b"M-SEARCH * HTTP/1.1\r\n"), Plausible);
         let long = [b"GET /".as_slice(), &[b'a'; 100]].concat();
         assert_eq!(r(&long), Plausible);
-        let s = |d: &[u8]| check_start(Kind::Response, d);
+        assert_eq!(check_start(Kind::Request, &long, true), NeedMore);
+        let line = [long.as_slice(), b" HTTP/1.1\r\n"].concat();
+        assert_eq!(check_start(Kind::Request, &line, true), Plausible);
+        let s = |d: &[u8]| check_start(Kind::Response, d, false);
         assert_eq!(s(b"HTTP/1.1 200 OK\r\n"), Plausible);
         assert_eq!(s(b"HTTP/1.1 20"), NeedMore);
         assert_eq!(s(b"HTTP/1.1 2x"), Invalid);

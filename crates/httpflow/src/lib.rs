@@ -31,9 +31,13 @@
 //! - A body whose framing is unknown (chunk framing in uncaptured bytes,
 //!   malformed chunks, framing fields not captured) ends when the last
 //!   captured bytes of a segment in its direction end with the last chunk
-//!   (`CRLF 0 CRLF CRLF`); a response body also ends when the next request
-//!   begins, and a request body when a response begins; otherwise at the
-//!   close. Counted in [`Stats::resyncs`].
+//!   (`CRLF 0 CRLF CRLF`); otherwise at the close. Counted in
+//!   [`Stats::resyncs`].
+//! - Such a body, and any body after a head not seen whole (whose end may
+//!   have been misplaced: an empty line inside the body taken for the end of
+//!   the head), ends at the latest when the other direction begins a
+//!   message: a response body when the next request begins, a request body
+//!   when a response begins.
 //! - A response beginning while no request is waiting and a request head is
 //!   still incomplete completes that request head (servers answer only once
 //!   they have read the head, or reject it).

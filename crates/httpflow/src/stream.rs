@@ -40,7 +40,8 @@ pub(crate) struct Stream {
     pub state: State,
     buf: Vec<u8>,
     scanner: EndScanner,
-    /// The buffered start of the head passed [`head::check_start`].
+    /// The buffered start of the head passed [`head::check_start`] (for a
+    /// tentative message: its whole first line).
     start_ok: bool,
     /// The current message began while out of sync: if it turns out not to
     /// be HTTP, skip it instead of giving up on the connection.
@@ -176,6 +177,17 @@ impl Stream {
         self.state == State::Body(Body::Lost)
     }
 
+    /// Whether the current body's end is in doubt: its framing was lost, or
+    /// its head was not seen whole (the framing fields or the head's end
+    /// may have been misread).
+    pub fn in_doubtful_body(&self) -> bool {
+        match self.state {
+            State::Body(Body::Lost) => true,
+            State::Body(_) => self.resync,
+            _ => false,
+        }
+    }
+
     /// Stops reading the current message; the next one will be looked for
     /// at the start of a segment.
     pub fn abandon(&mut self) {
@@ -225,7 +237,8 @@ impl Stream {
         // Out of sync, a message may only begin at the start of a segment,
         // tentatively until its first line is seen.
         if self.resync
-            && (!at_seg_start || head::check_start(self.kind, &data[n..]) == Verdict::Invalid)
+            && (!at_seg_start
+                || head::check_start(self.kind, &data[n..], false) == Verdict::Invalid)
         {
             if at_seg_start {
                 stats.skipped_segments += 1;
@@ -266,7 +279,7 @@ impl Stream {
         let overflow = take > room;
         self.buf.extend_from_slice(&data[..take.min(room)]);
         if !self.start_ok {
-            match head::check_start(self.kind, &self.buf) {
+            match head::check_start(self.kind, &self.buf, self.tentative) {
                 Verdict::Invalid if may_restart => return self.restart(stats),
                 Verdict::Invalid => return self.invalid(data.len(), stats),
                 Verdict::Plausible => self.start_ok = true,
@@ -306,7 +319,7 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
-        if head::check_start(self.kind, head) == Verdict::Invalid {
+        if head::check_start(self.kind, head, false) == Verdict::Invalid {
             return self.invalid(avail, stats);
         }
         match head::parse_complete(
@@ -342,7 +355,9 @@ impl Stream {
     /// than it continues the unconfirmed tentative one: for requests, it
     /// begins with a known method and the concatenation would not.
     fn better_start(&self, data: &[u8]) -> bool {
-        if self.kind != Kind::Request || head::check_start(self.kind, data) != Verdict::Plausible {
+        if self.kind != Kind::Request
+            || head::check_start(self.kind, data, true) != Verdict::Plausible
+        {
             return false;
         }
         let own = data.split(|&b| b == b' ').next().unwrap_or_default();

@@ -450,6 +450,14 @@ fn replay(t: &Traffic, side: Side, cap: Option<(usize, usize)>) -> (Vec<Exchange
     let mut out = Vec::new();
     for (dir, data, ts) in &t.ops {
         feed(&mut c, *dir, data, *ts, cap, &mut out);
+        if std::env::var_os("TRACE").is_some() {
+            eprintln!(
+                "{dir:?} {ts} {} {:?}\n  => {c:?}\n  out {}",
+                data.len(),
+                String::from_utf8_lossy(&data[..data.len().min(cap.map_or(99999, |c| c.0))]),
+                out.len()
+            );
+        }
     }
     c.on_close(t.close_ts, &mut out);
     (out, c)
