@@ -203,7 +203,11 @@ impl Connection {
         self.feed(kind, tail, ts, false, out);
 
         // Known last bytes of the segment, for the lost-framing heuristic.
-        let end = if unseen == 0 { head } else { tail };
+        let end = if unseen == 0 {
+            head
+        } else {
+            &seg.tail[seg.tail.len().saturating_sub(seg.len)..]
+        };
         if self.mode == Mode::Http {
             if let Some(event) = self.stream(kind).check_lost_end(end, end.len() == seg.len) {
                 self.handle(kind, event, ts, out);

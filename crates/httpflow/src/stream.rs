@@ -234,16 +234,21 @@ impl Stream {
         if n == data.len() {
             return (n, None);
         }
-        // Out of sync, a message may only begin at the start of a segment,
-        // tentatively until its first line is seen.
-        if self.resync
-            && (!at_seg_start
-                || head::check_start(self.kind, &data[n..], false) == Verdict::Invalid)
-        {
-            if at_seg_start {
-                stats.skipped_segments += 1;
+        // Out of sync, a message begins at the start of a segment
+        // (tentatively until its first line is seen), or elsewhere only with
+        // its whole first line in view.
+        if self.resync {
+            let begins = if at_seg_start {
+                head::check_start(self.kind, &data[n..], false) != Verdict::Invalid
+            } else {
+                head::check_start(self.kind, &data[n..], true) == Verdict::Plausible
+            };
+            if !begins {
+                if at_seg_start {
+                    stats.skipped_segments += 1;
+                }
+                return (data.len(), None);
             }
-            return (data.len(), None);
         }
         self.tentative = self.resync;
         self.state = State::Head;

@@ -688,3 +688,21 @@ fn malformed_but_readable_heads_count_parse_errors() {
     // httparse rejected the request head; the response length is invalid.
     assert_eq!(s.c.parse_errors(), 2);
 }
+
+#[test]
+fn pipelined_response_after_a_cut_head_in_the_same_read() {
+    let mut c = Conn::new(Side::Client);
+    c.write(1, b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n");
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: ".to_vec();
+    resp.resize(2000, b's');
+    resp.extend_from_slice(b"\r\n\r\nhelloHTTP/1.1 204 No Content\r\n\r\n");
+    c.read_cut(2, &resp, 1024, 64);
+    assert_eq!(
+        c.take(),
+        [
+            ex("GET", "/a", Some(200), 1, 2),
+            ex("GET", "/b", Some(204), 1, 2)
+        ]
+    );
+    assert_eq!(c.c.stats(), stats(|s| s.partial_heads = 1));
+}
