@@ -215,9 +215,12 @@ impl Connection {
         }
     }
 
-    /// The connection was closed at `ts_ns`: responses delimited by the
-    /// close end, and requests still waiting are reported without status.
-    /// The connection is then as new (its counters are kept).
+    /// The connection was closed at `ts_ns`. A response delimited by the
+    /// close (or whose framing was lost) ends at its last byte, i.e. at the
+    /// last segment in its direction; one cut short is reported too (and
+    /// counted in [`Stats::parse_errors`]); requests still waiting are
+    /// reported without status, ending at `ts_ns`. The connection is then
+    /// as new (its counters are kept).
     pub fn on_close(&mut self, ts_ns: u64, out: &mut Vec<Exchange>) {
         if self.mode == Mode::Http {
             self.requests.drop_unconfirmed(&mut self.stats);

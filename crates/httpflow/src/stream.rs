@@ -46,9 +46,10 @@ pub(crate) struct Stream {
     /// The current message began while out of sync: if it turns out not to
     /// be HTTP, skip it instead of giving up on the connection.
     tentative: bool,
-    /// Out of sync (bytes were lost between messages): a message may only
-    /// begin at the first byte of a segment, and data that does not look
-    /// like one is skipped.
+    /// Out of sync (bytes were lost between messages, or the last head was
+    /// not seen whole): a message may only begin at the first byte of a
+    /// segment, or where its whole first line is in view; data that does not
+    /// look like one is skipped.
     pub resync: bool,
     /// Time of the current message's first byte.
     pub start_ns: u64,
@@ -303,7 +304,7 @@ impl Stream {
         }
         // Longer than the cap: read what fits, then wait for the end.
         stats.partial_heads += 1;
-        let Some(info) = head::parse_lenient(self.kind, &self.buf, limits.max_target_bytes) else {
+        let Some(info) = self.lenient_head(limits) else {
             return self.invalid(data.len(), stats);
         };
         self.release_buffer();
