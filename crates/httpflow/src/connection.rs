@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use crate::body::{Body, Chunk};
 use crate::head::{HeadInfo, Kind};
-use crate::stream::{Event, State, Stream};
+use crate::stream::{At, Event, State, Stream};
 use crate::{Direction, Exchange, Segment, Side};
 
 /// Per-connection bounds on memory and on what is kept of a request.
@@ -185,7 +185,7 @@ impl Connection {
         let gap = (unseen - tail.len()) as u64;
         self.stream(kind).last_ns = ts;
 
-        self.feed(kind, head, ts, true, out);
+        self.feed(kind, head, ts, At::SegmentStart, out);
         let mut left = gap;
         while left > 0 && self.mode == Mode::Http {
             let stream = match kind {
@@ -200,7 +200,8 @@ impl Connection {
                 None => {}
             }
         }
-        self.feed(kind, tail, ts, false, out);
+        let at = if gap > 0 { At::AfterGap } else { At::Inside };
+        self.feed(kind, tail, ts, at, out);
 
         // Known last bytes of the segment, for the lost-framing heuristic.
         let end = if unseen == 0 {
@@ -268,24 +269,19 @@ impl Connection {
         }
     }
 
-    fn feed(
-        &mut self,
-        kind: Kind,
-        data: &[u8],
-        ts: u64,
-        at_seg_start: bool,
-        out: &mut Vec<Exchange>,
-    ) {
+    fn feed(&mut self, kind: Kind, data: &[u8], ts: u64, at: At, out: &mut Vec<Exchange>) {
         let mut rest = data;
-        let mut at_start = at_seg_start;
+        let mut at = at;
         while !rest.is_empty() && self.mode == Mode::Http {
             let stream = match kind {
                 Kind::Request => &mut self.requests,
                 Kind::Response => &mut self.responses,
             };
-            let (used, event) = stream.step(rest, ts, at_start, &self.limits, &mut self.stats);
+            let (used, event) = stream.step(rest, ts, at, &self.limits, &mut self.stats);
             rest = &rest[used.min(rest.len())..];
-            at_start = at_start && used == 0;
+            if used > 0 {
+                at = At::Inside;
+            }
             if let Some(event) = event {
                 self.handle(kind, event, ts, out);
             }

@@ -100,14 +100,74 @@ fn is_method_char(b: u8) -> bool {
     b.is_ascii_uppercase() || b == b'-' || b == b'_'
 }
 
-/// Whether `a` followed by `b` is one of the methods of [`crate::normalize_method`].
+/// Methods of the IANA HTTP Method Registry (RFC 9110, PATCH, WebDAV,
+/// CalDAV, versioning) plus a few common extensions (UPnP, PURGE): used to
+/// tell where a message starts when out of sync.
+const KNOWN_METHODS: [&[u8]; 44] = [
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"CONNECT",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"ACL",
+    b"BASELINE-CONTROL",
+    b"BIND",
+    b"CHECKIN",
+    b"CHECKOUT",
+    b"COPY",
+    b"LABEL",
+    b"LINK",
+    b"LOCK",
+    b"MERGE",
+    b"MKACTIVITY",
+    b"MKCALENDAR",
+    b"MKCOL",
+    b"MKREDIRECTREF",
+    b"MKWORKSPACE",
+    b"MOVE",
+    b"ORDERPATCH",
+    b"PRI",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"QUERY",
+    b"REBIND",
+    b"REPORT",
+    b"SEARCH",
+    b"UNBIND",
+    b"UNCHECKOUT",
+    b"UNLINK",
+    b"UNLOCK",
+    b"UPDATE",
+    b"UPDATEREDIRECTREF",
+    b"VERSION-CONTROL",
+    b"M-SEARCH",
+    b"NOTIFY",
+    b"SUBSCRIBE",
+    b"PURGE",
+];
+
+/// Whether `a` followed by `b` is a known method.
 pub(crate) fn is_known_method(a: &[u8], b: &[u8]) -> bool {
-    const KNOWN: [&[u8]; 9] = [
-        b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH",
-    ];
-    KNOWN
+    KNOWN_METHODS
         .iter()
         .any(|m| m.len() == a.len() + b.len() && m.starts_with(a) && m.ends_with(b))
+}
+
+/// Whether `data` begins with a method (followed by a space) that is not
+/// known but is the end of a known one, such as `ATCH` or `FIND`.
+pub(crate) fn is_cut_method(data: &[u8]) -> bool {
+    let Some(sp) = data.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let m = &data[..sp];
+    !is_known_method(m, b"")
+        && KNOWN_METHODS
+            .iter()
+            .any(|k| k.len() > m.len() && k.ends_with(m))
 }
 
 /// Checks that `data` (the start of a message) can begin an HTTP/1.x
@@ -381,6 +441,16 @@ mod tests {
         assert_eq!(s(b"HTTP/1.1 2x"), Invalid);
         assert_eq!(s(b"HTTP/2 200"), Invalid);
         assert_eq!(s(b"\0\0\x12\x04"), Invalid);
+    }
+
+    #[test]
+    fn cut_methods() {
+        for cut in [&b"ATCH /"[..], b"T /", b"FIND /", b"ELETE /"] {
+            assert!(is_cut_method(cut), "{cut:?}");
+        }
+        for whole in [&b"PATCH /"[..], b"GET /", b"LOCK /", b"FOO /", b"PATCH"] {
+            assert!(!is_cut_method(whole), "{whole:?}");
+        }
     }
 
     #[test]

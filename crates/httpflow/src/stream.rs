@@ -21,6 +21,17 @@ pub(crate) enum State {
     Body(Body),
 }
 
+/// Where in a segment the data given to [`Stream::step`] begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum At {
+    /// The segment's first byte.
+    SegmentStart,
+    /// The first captured byte after uncaptured ones (start of the tail).
+    AfterGap,
+    /// Right after bytes already given.
+    Inside,
+}
+
 /// What happened in the stream, for the connection to act on.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -77,19 +88,19 @@ impl Stream {
     }
 
     /// Consumes a prefix of `data` (captured bytes of a segment received at
-    /// `ts`); `at_seg_start` when `data` begins at the segment's first byte.
+    /// `ts`), which begin at `at`.
     /// Returns how many bytes were used and what happened.
     pub fn step(
         &mut self,
         data: &[u8],
         ts: u64,
-        at_seg_start: bool,
+        at: At,
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
         match &mut self.state {
-            State::Idle => self.start(data, ts, at_seg_start, stats),
-            State::Head => self.feed_head(data, at_seg_start, limits, stats),
+            State::Idle => self.start(data, ts, at, stats),
+            State::Head => self.feed_head(data, at == At::SegmentStart, limits, stats),
             State::HeadLost(_) => match self.scanner.scan(data) {
                 Some(end) => {
                     let info = self.take_lost();
@@ -219,13 +230,7 @@ impl Stream {
         None
     }
 
-    fn start(
-        &mut self,
-        data: &[u8],
-        ts: u64,
-        at_seg_start: bool,
-        stats: &mut Stats,
-    ) -> (usize, Option<Event>) {
+    fn start(&mut self, data: &[u8], ts: u64, at: At, stats: &mut Stats) -> (usize, Option<Event>) {
         // RFC 9112 section 2.2: empty lines before a request line are ignored
         // (and some clients send CRLF after a body).
         let n = data
@@ -235,17 +240,25 @@ impl Stream {
         if n == data.len() {
             return (n, None);
         }
-        // Out of sync, a message begins at the start of a segment
-        // (tentatively until its first line is seen), or elsewhere only with
-        // its whole first line in view.
+        // Out of sync, a message may begin (tentatively, until its whole
+        // first line is seen) where the data does not contradict it; right
+        // after uncaptured bytes only with its whole first line in view and,
+        // for a request, a known method (not the end of a longer one).
         if self.resync {
-            let begins = if at_seg_start {
-                head::check_start(self.kind, &data[n..], false) != Verdict::Invalid
-            } else {
-                head::check_start(self.kind, &data[n..], true) == Verdict::Plausible
+            let rest = &data[n..];
+            let begins = match at {
+                At::SegmentStart | At::Inside => self.check_start(rest, false) != Verdict::Invalid,
+                At::AfterGap => {
+                    self.check_start(rest, true) == Verdict::Plausible
+                        && (self.kind == Kind::Response
+                            || head::is_known_method(
+                                rest.split(|&b| b == b' ').next().unwrap_or_default(),
+                                b"",
+                            ))
+                }
             };
             if !begins {
-                if at_seg_start {
+                if at == At::SegmentStart {
                     stats.skipped_segments += 1;
                 }
                 return (data.len(), None);
@@ -285,7 +298,7 @@ impl Stream {
         let overflow = take > room;
         self.buf.extend_from_slice(&data[..take.min(room)]);
         if !self.start_ok {
-            match head::check_start(self.kind, &self.buf, self.tentative) {
+            match self.check_start(&self.buf, self.tentative) {
                 Verdict::Invalid if may_restart => return self.restart(stats),
                 Verdict::Invalid => return self.invalid(data.len(), stats),
                 Verdict::Plausible => self.start_ok = true,
@@ -325,7 +338,7 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
-        if head::check_start(self.kind, head, false) == Verdict::Invalid {
+        if self.check_start(head, false) == Verdict::Invalid {
             return self.invalid(avail, stats);
         }
         match head::parse_complete(
@@ -361,9 +374,7 @@ impl Stream {
     /// than it continues the unconfirmed tentative one: for requests, it
     /// begins with a known method and the concatenation would not.
     fn better_start(&self, data: &[u8]) -> bool {
-        if self.kind != Kind::Request
-            || head::check_start(self.kind, data, true) != Verdict::Plausible
-        {
+        if self.kind != Kind::Request || self.check_start(data, true) != Verdict::Plausible {
             return false;
         }
         let own = data.split(|&b| b == b' ').next().unwrap_or_default();
@@ -372,6 +383,18 @@ impl Stream {
             None => head::is_known_method(&self.buf, own),
         };
         head::is_known_method(own, b"") && !joined_known
+    }
+
+    /// [`head::check_start`]; out of sync, also rejects a request whose
+    /// method is the end of a known one (its start was probably not seen).
+    fn check_start(&self, data: &[u8], whole_line: bool) -> Verdict {
+        match head::check_start(self.kind, data, whole_line) {
+            Verdict::Invalid => Verdict::Invalid,
+            _ if self.resync && self.kind == Kind::Request && head::is_cut_method(data) => {
+                Verdict::Invalid
+            }
+            v => v,
+        }
     }
 
     /// Drops a tentative message whose first line was not confirmed (the
