@@ -30,8 +30,9 @@ impl Default for Limits {
     }
 }
 
-/// Diagnostic counters of a connection, cumulative (they survive
-/// [`Connection::on_close`]); take differences to export them.
+/// Diagnostic counters of a connection, cumulative since it was created or
+/// since [`Connection::take_stats`] (they survive [`Connection::on_close`]);
+/// `+=` adds them up across connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Malformed HTTP: heads `httparse` rejected (then read leniently),
@@ -53,6 +54,17 @@ pub struct Stats {
     pub unmatched_responses: u64,
     /// Requests dropped because [`Limits::max_pending`] were waiting.
     pub dropped_requests: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        self.parse_errors += other.parse_errors;
+        self.partial_heads += other.partial_heads;
+        self.resyncs += other.resyncs;
+        self.skipped_segments += other.skipped_segments;
+        self.unmatched_responses += other.unmatched_responses;
+        self.dropped_requests += other.dropped_requests;
+    }
 }
 
 /// Whether a connection is still followed as HTTP.
@@ -142,6 +154,11 @@ impl Connection {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The counters since the last call (or creation), resetting them.
+    pub fn take_stats(&mut self) -> Stats {
+        std::mem::take(&mut self.stats)
     }
 
     /// Shorthand for `stats().parse_errors`.

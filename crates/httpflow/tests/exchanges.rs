@@ -419,6 +419,11 @@ fn garbage_makes_the_connection_non_http() {
     s.close(4);
     assert_eq!((s.take(), s.c.parse_errors()), (vec![], 1));
 
+    let mut total = s.c.take_stats();
+    assert_eq!((total.parse_errors, s.c.stats()), (1, Stats::default()));
+    total += stats(|s| s.parse_errors = 2);
+    assert_eq!(total.parse_errors, 3);
+
     for junk in [
         &b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"[..],
         b"*1\r\n$4\r\nPING\r\n",
