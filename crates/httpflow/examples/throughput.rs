@@ -53,6 +53,10 @@ fn run(label: &str, head_cap: usize, tail_cap: usize) {
 }
 
 fn main() {
+    println!(
+        "Connection: {} bytes inline (plus buffers only while a head spans segments)",
+        std::mem::size_of::<Connection>()
+    );
     run("full capture", usize::MAX, 0);
     run("1 KiB head + 64 B tail", 1024, 64);
 }

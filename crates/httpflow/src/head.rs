@@ -41,7 +41,11 @@ impl HeadInfo {
     fn header(&mut self, name: &[u8], value: &[u8]) {
         let value = trim(value);
         if name.eq_ignore_ascii_case(b"content-length") {
-            match parse_decimal(value) {
+            // RFC 9110 section 8.6: a list of identical values is one value.
+            let mut values = value.split(|&b| b == b',').map(|v| parse_decimal(trim(v)));
+            let first = values.next().flatten();
+            let same = values.all(|v| v.is_some() && v == first);
+            match first.filter(|_| same) {
                 Some(n) if self.content_length.is_none_or(|old| old == n) => {
                     self.content_length = Some(n)
                 }
@@ -501,6 +505,19 @@ mod tests {
         )
         .unwrap();
         assert!(h.bad_length);
+        let h = parse_lenient(
+            Kind::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n",
+            64,
+        )
+        .unwrap();
+        assert_eq!((h.content_length, h.bad_length), (Some(7), false));
+        let h = parse_lenient(
+            Kind::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7, 8\r\n",
+            64,
+        );
+        assert!(h.unwrap().bad_length);
         assert_eq!(parse_lenient(Kind::Response, b"HTTP/1.1 2", 64), None);
         assert_eq!(parse_lenient(Kind::Request, b"\x00\x01 x", 64), None);
     }
