@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use crate::body::{Body, Chunk};
 use crate::head::{HeadInfo, Kind};
-use crate::stream::{Event, State, Stream};
+use crate::stream::{At, Event, State, Stream};
 use crate::{Direction, Exchange, Segment, Side};
 
 /// Per-connection bounds on memory and on what is kept of a request.
@@ -30,8 +30,9 @@ impl Default for Limits {
     }
 }
 
-/// Diagnostic counters of a connection, cumulative (they survive
-/// [`Connection::on_close`]); take differences to export them.
+/// Diagnostic counters of a connection, cumulative since it was created or
+/// since [`Connection::take_stats`] (they survive [`Connection::on_close`]);
+/// `+=` adds them up across connections.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Malformed HTTP: heads `httparse` rejected (then read leniently),
@@ -46,13 +47,24 @@ pub struct Stats {
     /// message boundary in uncaptured bytes, framing fields not captured, or
     /// malformed chunks) and a heuristic took over.
     pub resyncs: u64,
-    /// Captured data skipped while out of sync because it did not begin a
-    /// message.
+    /// Segments skipped while out of sync because their captured start did
+    /// not begin a message (their captured tail is skipped too).
     pub skipped_segments: u64,
     /// Final responses without a request to pair with (not reported).
     pub unmatched_responses: u64,
     /// Requests dropped because [`Limits::max_pending`] were waiting.
     pub dropped_requests: u64,
+}
+
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        self.parse_errors += other.parse_errors;
+        self.partial_heads += other.partial_heads;
+        self.resyncs += other.resyncs;
+        self.skipped_segments += other.skipped_segments;
+        self.unmatched_responses += other.unmatched_responses;
+        self.dropped_requests += other.dropped_requests;
+    }
 }
 
 /// Whether a connection is still followed as HTTP.
@@ -144,6 +156,11 @@ impl Connection {
         self.stats
     }
 
+    /// The counters since the last call (or creation), resetting them.
+    pub fn take_stats(&mut self) -> Stats {
+        std::mem::take(&mut self.stats)
+    }
+
     /// Shorthand for `stats().parse_errors`.
     pub fn parse_errors(&self) -> u64 {
         self.stats.parse_errors
@@ -185,7 +202,7 @@ impl Connection {
         let gap = (unseen - tail.len()) as u64;
         self.stream(kind).last_ns = ts;
 
-        self.feed(kind, head, ts, true, out);
+        self.feed(kind, head, ts, At::SegmentStart, out);
         let mut left = gap;
         while left > 0 && self.mode == Mode::Http {
             let stream = match kind {
@@ -200,10 +217,15 @@ impl Connection {
                 None => {}
             }
         }
-        self.feed(kind, tail, ts, false, out);
+        let at = if gap > 0 { At::AfterGap } else { At::Inside };
+        self.feed(kind, tail, ts, at, out);
 
         // Known last bytes of the segment, for the lost-framing heuristic.
-        let end = if unseen == 0 { head } else { tail };
+        let end = if unseen == 0 {
+            head
+        } else {
+            &seg.tail[seg.tail.len().saturating_sub(seg.len)..]
+        };
         if self.mode == Mode::Http {
             if let Some(event) = self.stream(kind).check_lost_end(end, end.len() == seg.len) {
                 self.handle(kind, event, ts, out);
@@ -211,11 +233,16 @@ impl Connection {
         }
     }
 
-    /// The connection was closed at `ts_ns`: responses delimited by the
-    /// close end, and requests still waiting are reported without status.
-    /// The connection is then as new (its counters are kept).
+    /// The connection was closed at `ts_ns`. A response delimited by the
+    /// close (or whose framing was lost) ends at its last byte, i.e. at the
+    /// last segment in its direction; one cut short is reported too (and
+    /// counted in [`Stats::parse_errors`]); requests still waiting are
+    /// reported without status, ending at `ts_ns`. The connection is then
+    /// as new (its counters are kept).
     pub fn on_close(&mut self, ts_ns: u64, out: &mut Vec<Exchange>) {
         if self.mode == Mode::Http {
+            self.requests.drop_unconfirmed(&mut self.stats);
+            self.responses.drop_unconfirmed(&mut self.stats);
             let last = self.responses.last_ns;
             let was_body = matches!(self.responses.state, State::Body(_));
             if self.responses.state == State::Head {
@@ -259,24 +286,19 @@ impl Connection {
         }
     }
 
-    fn feed(
-        &mut self,
-        kind: Kind,
-        data: &[u8],
-        ts: u64,
-        at_seg_start: bool,
-        out: &mut Vec<Exchange>,
-    ) {
+    fn feed(&mut self, kind: Kind, data: &[u8], ts: u64, at: At, out: &mut Vec<Exchange>) {
         let mut rest = data;
-        let mut at_start = at_seg_start;
+        let mut at = at;
         while !rest.is_empty() && self.mode == Mode::Http {
             let stream = match kind {
                 Kind::Request => &mut self.requests,
                 Kind::Response => &mut self.responses,
             };
-            let (used, event) = stream.step(rest, ts, at_start, &self.limits, &mut self.stats);
+            let (used, event) = stream.step(rest, ts, at, &self.limits, &mut self.stats);
             rest = &rest[used.min(rest.len())..];
-            at_start = at_start && used == 0;
+            if used > 0 {
+                at = At::Inside;
+            }
             if let Some(event) = event {
                 self.handle(kind, event, ts, out);
             }
@@ -296,9 +318,11 @@ impl Connection {
     }
 
     /// Heuristic: a new request means the previous response was complete,
-    /// which ends a response whose head end or body framing was lost (wrong
-    /// only if the client pipelines while the capture is truncated).
+    /// which ends a response whose head end or body framing was lost or
+    /// whose head was not seen whole (wrong only if the client pipelines
+    /// while the capture is truncated).
     fn on_request_start(&mut self, out: &mut Vec<Exchange>) {
+        self.responses.drop_unconfirmed(&mut self.stats);
         let last = self.responses.last_ns;
         if let State::HeadLost(_) = self.responses.state {
             if let Some(info) = self.responses.take_partial_head(&self.limits) {
@@ -308,7 +332,7 @@ impl Connection {
                 self.finish_response(last, out);
                 self.responses.abandon();
             }
-        } else if self.responses.in_lost_body() {
+        } else if self.responses.in_doubtful_body() {
             self.finish_response(last, out);
             self.responses.abandon();
         }
@@ -344,15 +368,17 @@ impl Connection {
 
     /// Heuristic: a server answers only once it has the whole request head
     /// (or gives up on it), so a response ends a request head still being
-    /// read or a request body whose framing was lost.
+    /// read, or a request body whose framing was lost or whose head was not
+    /// seen whole.
     fn on_response_start(&mut self) {
+        self.requests.drop_unconfirmed(&mut self.stats);
         if self.queue.is_empty() && self.requests.in_head() {
             let start = self.requests.start_ns;
             if let Some(info) = self.requests.take_partial_head(&self.limits) {
                 self.push_request(info, start);
             }
         }
-        if self.requests.in_lost_body() {
+        if self.requests.in_doubtful_body() {
             self.requests.abandon();
         }
     }

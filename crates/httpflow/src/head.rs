@@ -12,7 +12,7 @@ pub(crate) enum Kind {
     Response,
 }
 
-/// Longest method token accepted; longer means not HTTP.
+/// Longest method accepted; longer means not HTTP.
 const MAX_METHOD: usize = 32;
 /// Bytes of a message's start examined before it is believed to be HTTP.
 pub(crate) const START_CHECK: usize = 64;
@@ -41,7 +41,11 @@ impl HeadInfo {
     fn header(&mut self, name: &[u8], value: &[u8]) {
         let value = trim(value);
         if name.eq_ignore_ascii_case(b"content-length") {
-            match parse_decimal(value) {
+            // RFC 9110 section 8.6: a list of identical values is one value.
+            let mut values = value.split(|&b| b == b',').map(|v| parse_decimal(trim(v)));
+            let first = values.next().flatten();
+            let same = values.all(|v| v.is_some() && v == first);
+            match first.filter(|_| same) {
                 Some(n) if self.content_length.is_none_or(|old| old == n) => {
                     self.content_length = Some(n)
                 }
@@ -94,17 +98,93 @@ pub(crate) enum Verdict {
     Invalid,
 }
 
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+/// Methods are tokens (RFC 9110); in practice uppercase letters, `-`, `_`
+/// (WebDAV, UPnP): requiring that rejects most text that is not HTTP.
+fn is_method_char(b: u8) -> bool {
+    b.is_ascii_uppercase() || b == b'-' || b == b'_'
+}
+
+/// Methods of the IANA HTTP Method Registry (RFC 9110, PATCH, WebDAV,
+/// CalDAV, versioning) plus a few common extensions (UPnP, PURGE): used to
+/// tell where a message starts when out of sync.
+const KNOWN_METHODS: [&[u8]; 44] = [
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"CONNECT",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"ACL",
+    b"BASELINE-CONTROL",
+    b"BIND",
+    b"CHECKIN",
+    b"CHECKOUT",
+    b"COPY",
+    b"LABEL",
+    b"LINK",
+    b"LOCK",
+    b"MERGE",
+    b"MKACTIVITY",
+    b"MKCALENDAR",
+    b"MKCOL",
+    b"MKREDIRECTREF",
+    b"MKWORKSPACE",
+    b"MOVE",
+    b"ORDERPATCH",
+    b"PRI",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"QUERY",
+    b"REBIND",
+    b"REPORT",
+    b"SEARCH",
+    b"UNBIND",
+    b"UNCHECKOUT",
+    b"UNLINK",
+    b"UNLOCK",
+    b"UPDATE",
+    b"UPDATEREDIRECTREF",
+    b"VERSION-CONTROL",
+    b"M-SEARCH",
+    b"NOTIFY",
+    b"SUBSCRIBE",
+    b"PURGE",
+];
+
+/// Whether `a` followed by `b` is a known method.
+pub(crate) fn is_known_method(a: &[u8], b: &[u8]) -> bool {
+    KNOWN_METHODS
+        .iter()
+        .any(|m| m.len() == a.len() + b.len() && m.starts_with(a) && m.ends_with(b))
+}
+
+/// Whether `data` begins with a method (followed by a space) that is not
+/// known but is the end of a known one, such as `ATCH` or `FIND`.
+pub(crate) fn is_cut_method(data: &[u8]) -> bool {
+    let Some(sp) = data.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let m = &data[..sp];
+    !is_known_method(m, b"")
+        && KNOWN_METHODS
+            .iter()
+            .any(|k| k.len() > m.len() && k.ends_with(m))
 }
 
 /// Checks that `data` (the start of a message) can begin an HTTP/1.x
 /// request line or status line. Decides once the first line is complete or
-/// [`START_CHECK`] bytes were examined; the target is only checked for
-/// control characters.
-pub(crate) fn check_start(kind: Kind, data: &[u8]) -> Verdict {
-    let data = &data[..data.len().min(START_CHECK)];
-    let decided_if_ok = if data.len() == START_CHECK {
+/// (unless `whole_line`) [`START_CHECK`] bytes were examined; the target is
+/// only checked for control characters.
+pub(crate) fn check_start(kind: Kind, data: &[u8], whole_line: bool) -> Verdict {
+    let data = if whole_line {
+        data
+    } else {
+        &data[..data.len().min(START_CHECK)]
+    };
+    let decided_if_ok = if !whole_line && data.len() == START_CHECK {
         Verdict::Plausible
     } else {
         Verdict::NeedMore
@@ -120,7 +200,7 @@ pub(crate) fn check_start(kind: Kind, data: &[u8]) -> Verdict {
     };
     match kind {
         Kind::Request => {
-            let Some(sp) = data.iter().position(|&b| !is_tchar(b)) else {
+            let Some(sp) = data.iter().position(|&b| !is_method_char(b)) else {
                 return if data.len() > MAX_METHOD {
                     Verdict::Invalid
                 } else {
@@ -243,7 +323,7 @@ pub(crate) fn parse_lenient(kind: Kind, data: &[u8], max_target: usize) -> Optio
             let method = &first_line[..sp];
             if method.is_empty()
                 || method.len() > MAX_METHOD
-                || !method.iter().all(|&b| is_tchar(b))
+                || !method.iter().all(|&b| is_method_char(b))
             {
                 return None;
             }
@@ -339,7 +419,7 @@ mod tests {
     #[test]
     fn start_check() {
         use Verdict::*;
-        let r = |d: &[u8]| check_start(Kind::Request, d);
+        let r = |d: &[u8]| check_start(Kind::Request, d, false);
         assert_eq!(r(b"GE"), NeedMore);
         assert_eq!(r(b"GET /x HTTP/1.1\r\n"), Plausible);
         assert_eq!(r(b"GET /x HTTP/1.1\r"), NeedMore);
@@ -351,14 +431,30 @@ mod tests {
         assert_eq!(r(b"*1\r\n$4\r\nPING\r\n"), Invalid);
         assert_eq!(r(b"GET /\r\n"), Invalid);
         assert_eq!(r(&[b'A'; 40]), Invalid);
+        assert_eq!(r(b"get / HTTP/1.1\r\n"), Invalid);
+        assert_eq!(r(b"39 =..X?ML"), Invalid);
+        assert_eq!(r(b"M-SEARCH * HTTP/1.1\r\n"), Plausible);
         let long = [b"GET /".as_slice(), &[b'a'; 100]].concat();
         assert_eq!(r(&long), Plausible);
-        let s = |d: &[u8]| check_start(Kind::Response, d);
+        assert_eq!(check_start(Kind::Request, &long, true), NeedMore);
+        let line = [long.as_slice(), b" HTTP/1.1\r\n"].concat();
+        assert_eq!(check_start(Kind::Request, &line, true), Plausible);
+        let s = |d: &[u8]| check_start(Kind::Response, d, false);
         assert_eq!(s(b"HTTP/1.1 200 OK\r\n"), Plausible);
         assert_eq!(s(b"HTTP/1.1 20"), NeedMore);
         assert_eq!(s(b"HTTP/1.1 2x"), Invalid);
         assert_eq!(s(b"HTTP/2 200"), Invalid);
         assert_eq!(s(b"\0\0\x12\x04"), Invalid);
+    }
+
+    #[test]
+    fn cut_methods() {
+        for cut in [&b"ATCH /"[..], b"T /", b"FIND /", b"ELETE /"] {
+            assert!(is_cut_method(cut), "{cut:?}");
+        }
+        for whole in [&b"PATCH /"[..], b"GET /", b"LOCK /", b"FOO /", b"PATCH"] {
+            assert!(!is_cut_method(whole), "{whole:?}");
+        }
     }
 
     #[test]
@@ -409,6 +505,19 @@ mod tests {
         )
         .unwrap();
         assert!(h.bad_length);
+        let h = parse_lenient(
+            Kind::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n",
+            64,
+        )
+        .unwrap();
+        assert_eq!((h.content_length, h.bad_length), (Some(7), false));
+        let h = parse_lenient(
+            Kind::Response,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 7, 8\r\n",
+            64,
+        );
+        assert!(h.unwrap().bad_length);
         assert_eq!(parse_lenient(Kind::Response, b"HTTP/1.1 2", 64), None);
         assert_eq!(parse_lenient(Kind::Request, b"\x00\x01 x", 64), None);
     }

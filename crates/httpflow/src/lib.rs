@@ -13,7 +13,11 @@
 //! responses delimited by the close. Messages are framed by a state machine,
 //! never by looking for `HTTP/1.` in the data, so a body that contains a
 //! status line is still a body. Memory per connection is bounded by
-//! [`Limits`]; data that is not HTTP/1.x makes the connection [`Mode::NotHttp`].
+//! [`Limits`]; data that is not HTTP/1.x makes the connection [`Mode::NotHttp`]:
+//! a request must begin with a method of uppercase letters, `-` or `_`, a
+//! space, a target without control characters, a space and `HTTP/1.x`; a
+//! response with `HTTP/1.x NNN`. This is decided on the first line (or its
+//! first 64 bytes), so binary protocols and TLS are rejected at once.
 //!
 //! # Heuristics for what the capture missed
 //!
@@ -31,16 +35,27 @@
 //! - A body whose framing is unknown (chunk framing in uncaptured bytes,
 //!   malformed chunks, framing fields not captured) ends when the last
 //!   captured bytes of a segment in its direction end with the last chunk
-//!   (`CRLF 0 CRLF CRLF`); a response body also ends when the next request
-//!   begins, and a request body when a response begins; otherwise at the
-//!   close. Counted in [`Stats::resyncs`].
+//!   (`CRLF 0 CRLF CRLF`); otherwise at the close. Counted in
+//!   [`Stats::resyncs`].
+//! - Such a body, and any body after a head not seen whole (whose end may
+//!   have been misplaced: an empty line inside the body taken for the end of
+//!   the head), ends at the latest when the other direction begins a
+//!   message: a response body when the next request begins, a request body
+//!   when a response begins.
 //! - A response beginning while no request is waiting and a request head is
 //!   still incomplete completes that request head (servers answer only once
 //!   they have read the head, or reject it).
-//! - A message boundary in uncaptured bytes puts the direction out of sync:
-//!   the next message is looked for at the start of the following segments
-//!   (writes and reads usually begin with a message), and captured data that
-//!   does not begin one is skipped ([`Stats::skipped_segments`]).
+//! - A message boundary in uncaptured bytes (or a head not seen whole) puts
+//!   the direction out of sync: a message is then looked for at the start of
+//!   the following segments (writes and reads usually begin with a message),
+//!   tentatively until its whole first line is seen, or where a whole first
+//!   line follows the end of the previous message; right after uncaptured
+//!   bytes, only a whole first line with a registered method counts. A
+//!   method that is the end of a registered one (`ATCH`, `FIND`) is taken
+//!   for a cut message, not a start. Captured data that does not begin a
+//!   message is skipped ([`Stats::skipped_segments`]), never fatal.
+//! - [`Connection::mid_stream`] starts out of sync, for connections already
+//!   open when observation began.
 //!
 //! [`normalize_method`] and [`RouteMatcher`] produce the metric labels.
 

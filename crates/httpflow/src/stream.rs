@@ -21,6 +21,17 @@ pub(crate) enum State {
     Body(Body),
 }
 
+/// Where in a segment the data given to [`Stream::step`] begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum At {
+    /// The segment's first byte.
+    SegmentStart,
+    /// The first captured byte after uncaptured ones (start of the tail).
+    AfterGap,
+    /// Right after bytes already given.
+    Inside,
+}
+
 /// What happened in the stream, for the connection to act on.
 #[derive(Debug)]
 pub(crate) enum Event {
@@ -40,14 +51,16 @@ pub(crate) struct Stream {
     pub state: State,
     buf: Vec<u8>,
     scanner: EndScanner,
-    /// The buffered start of the head passed [`head::check_start`].
+    /// The buffered start of the head passed [`head::check_start`] (for a
+    /// tentative message: its whole first line).
     start_ok: bool,
     /// The current message began while out of sync: if it turns out not to
     /// be HTTP, skip it instead of giving up on the connection.
     tentative: bool,
-    /// Out of sync (bytes were lost between messages): a message may only
-    /// begin at the first byte of a segment, and data that does not look
-    /// like one is skipped.
+    /// Out of sync (bytes were lost between messages, or the last head was
+    /// not seen whole): a message may only begin at the first byte of a
+    /// segment, or where its whole first line is in view; data that does not
+    /// look like one is skipped.
     pub resync: bool,
     /// Time of the current message's first byte.
     pub start_ns: u64,
@@ -75,19 +88,19 @@ impl Stream {
     }
 
     /// Consumes a prefix of `data` (captured bytes of a segment received at
-    /// `ts`); `at_seg_start` when `data` begins at the segment's first byte.
+    /// `ts`), which begin at `at`.
     /// Returns how many bytes were used and what happened.
     pub fn step(
         &mut self,
         data: &[u8],
         ts: u64,
-        at_seg_start: bool,
+        at: At,
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
         match &mut self.state {
-            State::Idle => self.start(data, ts, at_seg_start, stats),
-            State::Head => self.feed_head(data, at_seg_start, limits, stats),
+            State::Idle => self.start(data, ts, at, stats),
+            State::Head => self.feed_head(data, at == At::SegmentStart, limits, stats),
             State::HeadLost(_) => match self.scanner.scan(data) {
                 Some(end) => {
                     let info = self.take_lost();
@@ -115,7 +128,16 @@ impl Stream {
     pub fn skip(&mut self, n: u64, limits: &Limits, stats: &mut Stats) -> (u64, Option<Event>) {
         match &mut self.state {
             State::Idle => {
+                // A message may begin in the uncaptured bytes.
+                if !self.resync {
+                    stats.resyncs += 1;
+                }
                 self.resync = true;
+                (n, None)
+            }
+            State::Head if self.tentative && !self.start_ok => {
+                stats.skipped_segments += 1;
+                self.abandon();
                 (n, None)
             }
             State::Head => {
@@ -167,6 +189,17 @@ impl Stream {
         self.state == State::Body(Body::Lost)
     }
 
+    /// Whether the current body's end is in doubt: its framing was lost, or
+    /// its head was not seen whole (the framing fields or the head's end
+    /// may have been misread).
+    pub fn in_doubtful_body(&self) -> bool {
+        match self.state {
+            State::Body(Body::Lost) => true,
+            State::Body(_) => self.resync,
+            _ => false,
+        }
+    }
+
     /// Stops reading the current message; the next one will be looked for
     /// at the start of a segment.
     pub fn abandon(&mut self) {
@@ -197,13 +230,7 @@ impl Stream {
         None
     }
 
-    fn start(
-        &mut self,
-        data: &[u8],
-        ts: u64,
-        at_seg_start: bool,
-        stats: &mut Stats,
-    ) -> (usize, Option<Event>) {
+    fn start(&mut self, data: &[u8], ts: u64, at: At, stats: &mut Stats) -> (usize, Option<Event>) {
         // RFC 9112 section 2.2: empty lines before a request line are ignored
         // (and some clients send CRLF after a body).
         let n = data
@@ -213,11 +240,29 @@ impl Stream {
         if n == data.len() {
             return (n, None);
         }
-        if self.resync
-            && (!at_seg_start || head::check_start(self.kind, &data[n..]) == Verdict::Invalid)
-        {
-            stats.skipped_segments += 1;
-            return (data.len(), None);
+        // Out of sync, a message may begin (tentatively, until its whole
+        // first line is seen) where the data does not contradict it; right
+        // after uncaptured bytes only with its whole first line in view and,
+        // for a request, a known method (not the end of a longer one).
+        if self.resync {
+            let rest = &data[n..];
+            let begins = match at {
+                At::SegmentStart | At::Inside => self.check_start(rest, false) != Verdict::Invalid,
+                At::AfterGap => {
+                    self.check_start(rest, true) == Verdict::Plausible
+                        && (self.kind == Kind::Response
+                            || head::is_known_method(
+                                rest.split(|&b| b == b' ').next().unwrap_or_default(),
+                                b"",
+                            ))
+                }
+            };
+            if !begins {
+                if at == At::SegmentStart {
+                    stats.skipped_segments += 1;
+                }
+                return (data.len(), None);
+            }
         }
         self.tentative = self.resync;
         self.state = State::Head;
@@ -243,18 +288,18 @@ impl Stream {
                 return self.complete_head(&data[..end], end, data.len(), limits, stats);
             }
         }
-        let earlier = self.buf.len();
-        let room = limits.max_head_bytes.saturating_sub(earlier);
+        // A tentative start not confirmed yet gives way to a segment that
+        // begins a message on its own, or that does not continue it.
+        let may_restart = self.tentative && !self.start_ok && at_seg_start && !self.buf.is_empty();
+        if may_restart && self.better_start(data) {
+            return self.restart(stats);
+        }
+        let room = limits.max_head_bytes.saturating_sub(self.buf.len());
         let overflow = take > room;
         self.buf.extend_from_slice(&data[..take.min(room)]);
         if !self.start_ok {
-            match head::check_start(self.kind, &self.buf) {
-                Verdict::Invalid if self.tentative && at_seg_start && earlier > 0 => {
-                    // What came before was not a message; this segment may begin one.
-                    stats.skipped_segments += 1;
-                    self.abandon();
-                    return (0, None);
-                }
+            match self.check_start(&self.buf, self.tentative) {
+                Verdict::Invalid if may_restart => return self.restart(stats),
                 Verdict::Invalid => return self.invalid(data.len(), stats),
                 Verdict::Plausible => self.start_ok = true,
                 Verdict::NeedMore => {}
@@ -272,7 +317,7 @@ impl Stream {
         }
         // Longer than the cap: read what fits, then wait for the end.
         stats.partial_heads += 1;
-        let Some(info) = head::parse_lenient(self.kind, &self.buf, limits.max_target_bytes) else {
+        let Some(info) = self.lenient_head(limits) else {
             return self.invalid(data.len(), stats);
         };
         self.release_buffer();
@@ -293,7 +338,7 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
-        if head::check_start(self.kind, head) == Verdict::Invalid {
+        if self.check_start(head, false) == Verdict::Invalid {
             return self.invalid(avail, stats);
         }
         match head::parse_complete(
@@ -309,7 +354,9 @@ impl Stream {
 
     fn head_done(&mut self, info: HeadInfo) -> Event {
         self.state = State::Idle;
-        self.resync = false;
+        // After a head not seen whole, the body may be misjudged: data that
+        // does not begin a message is then skipped instead of fatal.
+        self.resync = !info.complete;
         self.tentative = false;
         Event::Head(info)
     }
@@ -323,8 +370,52 @@ impl Stream {
         (avail, Some(Event::Invalid))
     }
 
+    /// Whether `data`, at a segment start, begins a message more plausibly
+    /// than it continues the unconfirmed tentative one: for requests, it
+    /// begins with a known method and the concatenation would not.
+    fn better_start(&self, data: &[u8]) -> bool {
+        if self.kind != Kind::Request || self.check_start(data, true) != Verdict::Plausible {
+            return false;
+        }
+        let own = data.split(|&b| b == b' ').next().unwrap_or_default();
+        let joined_known = match self.buf.iter().position(|&b| b == b' ') {
+            Some(sp) => head::is_known_method(&self.buf[..sp], b""),
+            None => head::is_known_method(&self.buf, own),
+        };
+        head::is_known_method(own, b"") && !joined_known
+    }
+
+    /// [`head::check_start`]; out of sync, also rejects a request whose
+    /// method is the end of a known one (its start was probably not seen).
+    fn check_start(&self, data: &[u8], whole_line: bool) -> Verdict {
+        match head::check_start(self.kind, data, whole_line) {
+            Verdict::Invalid => Verdict::Invalid,
+            _ if self.resync && self.kind == Kind::Request && head::is_cut_method(data) => {
+                Verdict::Invalid
+            }
+            v => v,
+        }
+    }
+
+    /// Drops a tentative message whose first line was not confirmed (the
+    /// other direction moved on, or the connection closed).
+    pub fn drop_unconfirmed(&mut self, stats: &mut Stats) {
+        if self.state == State::Head && self.tentative && !self.start_ok {
+            stats.skipped_segments += 1;
+            self.abandon();
+        }
+    }
+
+    /// Drops the unconfirmed tentative message; the current data (at a
+    /// segment start, not consumed) is examined afresh.
+    fn restart(&mut self, stats: &mut Stats) -> (usize, Option<Event>) {
+        stats.skipped_segments += 1;
+        self.abandon();
+        (0, None)
+    }
+
     /// What can be read of the buffered, incomplete head; nothing when the
-    /// message began out of sync and its start was not yet confirmed.
+    /// message began out of sync and its first line was not confirmed.
     fn lenient_head(&self, limits: &Limits) -> Option<HeadInfo> {
         if self.tentative && !self.start_ok {
             return None;
