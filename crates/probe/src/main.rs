@@ -90,7 +90,7 @@ struct Args {
     /// Connections followed at once; the least recently active are evicted [default: 16384].
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// Distinct http_route values per service; more become "_OTHER" [default: 100].
+    /// Distinct guessed http_route values per service; more become "/{overflow}" [default: 100].
     #[arg(long, value_name = "N")]
     max_routes_per_service: Option<usize>,
     /// Size of the kernel ring buffer in KiB (rounded up to a power of two) [default: 4096].
