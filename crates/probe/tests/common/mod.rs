@@ -160,7 +160,7 @@ impl Nginx {
             None => String::new(),
         };
         let conf = format!(
-            r#"daemon off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+            r#"daemon off; user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
 worker_rlimit_nofile 16384;
 events {{ worker_connections 8192; }}
 http {{
@@ -184,6 +184,8 @@ http {{
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let child = Command::new(which("nginx").expect("nginx"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
