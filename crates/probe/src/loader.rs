@@ -31,7 +31,8 @@ pub struct Probe {
     /// Owns the programs and their links: dropping it detaches everything.
     pub ebpf: Ebpf,
     pub maps: Maps,
-    pub tls_libraries: Vec<String>,
+    /// libssl uprobes, None when disabled or not loadable.
+    pub tls: Option<Tls>,
 }
 
 pub struct LoadOptions<'a> {
@@ -211,10 +212,13 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
             .map_err(|e| explain(format!("{e:#}: {e:?}"), &what))?;
     }
 
-    let tls_libraries = if opts.tls {
-        attach_tls(&mut ebpf, opts.libssl)
+    let tls = if opts.tls {
+        Tls::load(&mut ebpf, opts.libssl).map(|mut tls| {
+            tls.attach_new(&mut ebpf);
+            tls
+        })
     } else {
-        vec![]
+        None
     };
 
     let take = |ebpf: &mut Ebpf, name: &str| {
@@ -228,11 +232,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
         cgroups: HashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
         stats: PerCpuArray::try_from(take(&mut ebpf, maps::STATS)?)?,
     };
-    Ok(Probe {
-        ebpf,
-        maps,
-        tls_libraries,
-    })
+    Ok(Probe { ebpf, maps, tls })
 }
 
 /// libssl shared objects: configured paths, those mapped by running processes, and the
@@ -276,47 +276,70 @@ pub fn libssl_candidates(configured: &[String]) -> Vec<String> {
     found.into_iter().collect()
 }
 
-/// Attaches the libssl uprobes; TLS is optional, so failures are warnings.
-fn attach_tls(ebpf: &mut Ebpf, configured: &[String]) -> Vec<String> {
-    let libs = libssl_candidates(configured);
-    let mut attached = vec![];
-    for &(name, _, _) in abi::SSL_UPROBES {
-        let Some(prog) = ebpf.program_mut(name) else {
-            continue;
-        };
-        let Ok(prog): Result<&mut UProbe, _> = prog.try_into() else {
-            continue;
-        };
-        if let Err(e) = prog.load() {
-            eprintln!("homelab-probe: warning: TLS disabled, loading {name}: {e}");
-            return vec![];
-        }
-    }
-    for lib in &libs {
-        let mut ok = true;
-        for &(name, symbol, _) in abi::SSL_UPROBES {
-            let prog: &mut UProbe = match ebpf.program_mut(name).map(TryInto::try_into) {
-                Some(Ok(p)) => p,
-                _ => continue,
-            };
-            if let Err(e) = prog.attach(symbol, lib.as_str(), UProbeScope::AllProcesses) {
-                let hint = if effective_caps() & (1u64 << CAP_SYS_ADMIN) == 0 {
-                    " (uprobes need CAP_SYS_ADMIN)"
-                } else {
-                    ""
-                };
-                eprintln!(
-                    "homelab-probe: warning: no TLS plaintext from {lib}: {symbol}: {e}{hint}"
-                );
-                ok = false;
-                break;
+/// The libssl uprobes. TLS is optional, so failures are warnings. Libraries that show up
+/// later (a service started after the probe, a new Nix store path) are attached by
+/// [`Tls::attach_new`], called periodically.
+pub struct Tls {
+    configured: Vec<String>,
+    pub attached: BTreeSet<String>,
+    failed: BTreeSet<String>,
+}
+
+impl Tls {
+    /// Loads the uprobe programs; None when they cannot be loaded.
+    pub fn load(ebpf: &mut Ebpf, configured: &[String]) -> Option<Tls> {
+        for &(name, _, _) in abi::SSL_UPROBES {
+            let prog: &mut UProbe = ebpf.program_mut(name)?.try_into().ok()?;
+            if let Err(e) = prog.load() {
+                eprintln!("homelab-probe: warning: TLS disabled, loading {name}: {e}");
+                return None;
             }
         }
-        if ok {
-            attached.push(lib.clone());
-        }
+        Some(Tls {
+            configured: configured.to_vec(),
+            attached: BTreeSet::new(),
+            failed: BTreeSet::new(),
+        })
     }
-    attached
+
+    /// Attaches to every libssl not seen yet; returns the newly attached ones.
+    pub fn attach_new(&mut self, ebpf: &mut Ebpf) -> Vec<String> {
+        let mut new = vec![];
+        for lib in libssl_candidates(&self.configured) {
+            if self.attached.contains(&lib) || self.failed.contains(&lib) {
+                continue;
+            }
+            let mut symbols = 0;
+            for &(name, symbol, _) in abi::SSL_UPROBES {
+                let prog: &mut UProbe = match ebpf.program_mut(name).map(TryInto::try_into) {
+                    Some(Ok(p)) => p,
+                    _ => continue,
+                };
+                match prog.attach(symbol, lib.as_str(), UProbeScope::AllProcesses) {
+                    Ok(_) => symbols += 1,
+                    // Old libssl has no SSL_read_ex/SSL_write_ex: the others suffice.
+                    Err(e) if symbol.ends_with("_ex") && e.to_string().contains("symbol") => {}
+                    Err(e) => {
+                        let hint = if effective_caps() & (1u64 << CAP_SYS_ADMIN) == 0 {
+                            " (uprobes need CAP_SYS_ADMIN)"
+                        } else {
+                            ""
+                        };
+                        eprintln!(
+                            "homelab-probe: warning: no TLS plaintext from {lib}: {symbol}: {e}{hint}"
+                        );
+                    }
+                }
+            }
+            if symbols > 0 {
+                self.attached.insert(lib.clone());
+                new.push(lib);
+            } else {
+                self.failed.insert(lib);
+            }
+        }
+        new
+    }
 }
 
 /// Sum over CPUs of one kernel statistic.

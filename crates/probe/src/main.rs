@@ -62,6 +62,9 @@ EXAMPLES
   homelab-probe --watch-port 8080 --metrics-listen 127.0.0.1:9464
   homelab-probe --config /etc/homelab/probe/probe.toml";
 
+/// How often new libssl libraries (services started later) are looked for.
+const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// eBPF RED probe for local HTTP/1.x services (syscall tracepoints and libssl uprobes).
 #[derive(clap::Parser, Debug)]
 #[command(name = "homelab-probe", version, after_help = AFTER_HELP)]
@@ -174,9 +177,9 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         libssl: &settings.libssl,
     })?;
     let loader::Probe {
-        ebpf,
+        mut ebpf,
         maps,
-        tls_libraries,
+        mut tls,
     } = probe;
 
     let metrics = Arc::new(metrics::Metrics::new());
@@ -244,7 +247,10 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
         settings.watches.len(),
         seeded.len(),
-        if tls_libraries.is_empty() { "nothing".to_string() } else { tls_libraries.join(", ") },
+        match tls.as_ref().map(|t| &t.attached) {
+            Some(libs) if !libs.is_empty() => libs.iter().cloned().collect::<Vec<_>>().join(", "),
+            _ => "nothing".to_string(),
+        },
         settings.metrics_listen
     );
 
@@ -257,11 +263,23 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     };
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = http::serve(listener, metrics.clone()) => {}
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+        let server = tokio::spawn(http::serve(listener, metrics.clone()));
+        let mut rescan = tokio::time::interval(TLS_RESCAN);
+        rescan.tick().await; // the first tick is immediate: attached already
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = rescan.tick() => {
+                    if let Some(tls) = tls.as_mut() {
+                        for lib in tls.attach_new(&mut ebpf) {
+                            eprintln!("homelab-probe: TLS via {lib} (new)");
+                        }
+                    }
+                }
+            }
         }
+        server.abort();
         anyhow::Ok(())
     })?;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
