@@ -67,9 +67,16 @@ fn nginx_statuses_methods_keepalive_pipelining_sendfile_slow_and_curl_client_sid
 GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     let answer = String::from_utf8_lossy(&raw_exchange(p, pipelined)).to_string();
     assert_eq!(answer.matches("HTTP/1.1 ").count(), 3, "{answer}");
+    // IPv6: one request to [::1].
+    let v6 = u64::from(nginx.ipv6);
+    if nginx.ipv6 {
+        assert_eq!(curl(&["-g"], &[format!("http://[::1]:{p}/ok")]), [200]);
+    } else {
+        eprintln!("\n*** SKIPPED the IPv6 part: no IPv6 loopback ***\n");
+    }
 
     let nginx_svc = ("service_name", "nginx");
-    let m = probe.settle(|m| m.count(SERVER, &[nginx_svc]) >= 20);
+    let m = probe.settle(|m| m.count(SERVER, &[nginx_svc]) >= 20 + v6);
     let server = |method: &str, status: &str, route: &str| {
         m.count(
             SERVER,
@@ -82,7 +89,7 @@ GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
         )
     };
     let dump = m.dump("http_");
-    assert_eq!(server("GET", "200", "/ok"), 4, "{dump}");
+    assert_eq!(server("GET", "200", "/ok"), 4 + v6, "{dump}");
     assert_eq!(server("HEAD", "200", "/ok"), 1, "{dump}");
     assert_eq!(server("POST", "200", "/ok"), 1, "{dump}");
     assert_eq!(
@@ -99,7 +106,7 @@ GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert_eq!(server("GET", "500", "/boom"), 1, "{dump}");
     assert_eq!(server("GET", "200", "/file"), 2, "{dump}");
     assert_eq!(server("GET", "200", "/slow"), 2, "{dump}");
-    assert_eq!(m.count(SERVER, &[nginx_svc]), 20, "{dump}");
+    assert_eq!(m.count(SERVER, &[nginx_svc]), 20 + v6, "{dump}");
     // The slow requests land in the (0.25, 0.5] bucket.
     let slow = [nginx_svc, ("http_route", "/slow")];
     let bucket = |le: &str| {
@@ -111,12 +118,19 @@ GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert_eq!(bucket("0.5"), 2.0, "{dump}");
     // Fast ones do not.
     let ok_fast = [nginx_svc, ("http_route", "/ok"), ("le", "0.25")];
-    assert_eq!(m.sum(&format!("{SERVER}_bucket"), &ok_fast), 7.0, "{dump}");
+    assert_eq!(
+        m.sum(&format!("{SERVER}_bucket"), &ok_fast),
+        7.0 + v6 as f64,
+        "{dump}"
+    );
 
-    // Client side: curl's 17 requests to nginx, nginx's 2 calls to the backend.
+    // Client side: curl's 17 (+1) requests to nginx, nginx's 2 calls to the backend.
     let port = p.to_string();
     let curl_calls = [("service_name", "curl"), ("server_port", port.as_str())];
-    assert_eq!(m.count(CLIENT, &curl_calls), 17, "{dump}");
+    assert_eq!(m.count(CLIENT, &curl_calls), 17 + v6, "{dump}");
+    let mut curl_v6 = curl_calls.to_vec();
+    curl_v6.push(("server_address", "::1"));
+    assert_eq!(m.count(CLIENT, &curl_v6), v6, "{dump}");
     let mut curl_500 = curl_calls.to_vec();
     curl_500.push(("http_response_status_code", "500"));
     assert_eq!(m.count(CLIENT, &curl_500), 2, "{dump}");

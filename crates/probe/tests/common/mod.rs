@@ -125,6 +125,8 @@ impl Backend {
 /// nginx from the distribution, with a temporary prefix and config.
 pub struct Nginx {
     pub port: u16,
+    /// Also listening on [::1]:port (when the host has IPv6 loopback).
+    pub ipv6: bool,
     pub tls_port: Option<u16>,
     pub dir: tempfile::TempDir,
     pub proc: Proc,
@@ -137,6 +139,12 @@ impl Nginx {
         let port = free_port();
         std::fs::write(dir.path().join("big.bin"), vec![b'x'; 100_000]).unwrap();
         let tls_port = tls.then(free_port);
+        let ipv6 = TcpListener::bind("[::1]:0").is_ok();
+        let listen6 = if ipv6 {
+            format!("listen [::1]:{port};")
+        } else {
+            String::new()
+        };
         let tls_server = match tls_port {
             Some(tp) => {
                 let status = Command::new("openssl")
@@ -168,7 +176,7 @@ http {{
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}; {listen6}
     location = /ok {{ return 200 "ok\n"; }}
     location = /empty {{ return 204; }}
     location = /moved {{ return 301 /ok; }}
@@ -201,6 +209,7 @@ http {{
         }
         Nginx {
             port,
+            ipv6,
             tls_port,
             dir,
             proc,
