@@ -29,7 +29,10 @@ pub fn live_or_skip(test: &str, tools: &[&str]) -> bool {
         }
     }
     if missing.is_empty() {
-        return true;
+        match ebpf_available() {
+            Ok(()) => return true,
+            Err(e) => missing.push(format!("working eBPF (the probe failed to start: {e})")),
+        }
     }
     let msg = format!("{test}: needs {}", missing.join(", "));
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -37,6 +40,44 @@ pub fn live_or_skip(test: &str, tools: &[&str]) -> bool {
     }
     eprintln!("\n*** SKIPPED {msg} ***\n");
     false
+}
+
+/// Starts the probe once (per test binary) to find out whether eBPF works here at all.
+fn ebpf_available() -> Result<(), String> {
+    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    RESULT
+        .get_or_init(|| {
+            let metrics = free_port();
+            let mut child = Command::new(PROBE)
+                .args(["--no-tls", "--watch-port", &free_port().to_string()])
+                .arg("--metrics-listen")
+                .arg(format!("127.0.0.1:{metrics}"))
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run {PROBE}: {e}"))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    return Err(err.trim().to_string());
+                }
+                if TcpStream::connect(("127.0.0.1", metrics)).is_ok() {
+                    let mut p = Proc(child);
+                    p.terminate();
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    return Err("no metrics endpoint after 30 s".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .clone()
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {
