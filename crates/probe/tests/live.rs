@@ -72,7 +72,7 @@ GET /boom HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     if nginx.ipv6 {
         assert_eq!(curl(&["-g"], &[format!("http://[::1]:{p}/ok")]), [200]);
     } else {
-        eprintln!("\n*** SKIPPED the IPv6 part: no IPv6 loopback ***\n");
+        skipped("the IPv6 part: no IPv6 loopback");
     }
 
     let nginx_svc = ("service_name", "nginx");
@@ -430,7 +430,7 @@ fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
         return;
     }
     let Some(root) = cgroup2_mount() else {
-        eprintln!("\n*** SKIPPED unit test: no cgroup v2 hierarchy mounted ***\n");
+        skipped("unit test: no cgroup v2 hierarchy mounted");
         return;
     };
     let backend = Backend::start();
@@ -438,10 +438,7 @@ fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
     let slice = root.join("hlprobe-test.slice");
     let dir = slice.join(&unit);
     if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!(
-            "\n*** SKIPPED unit test: cannot create {} ({e}) ***\n",
-            dir.display()
-        );
+        skipped(&format!("unit test: cannot create {} ({e})", dir.display()));
         return;
     }
     struct Cleanup(std::path::PathBuf, std::path::PathBuf, u32);
