@@ -175,8 +175,8 @@ impl Connection {
     /// [`Limits`]).
     pub fn heap_bytes(&self) -> usize {
         let pending = |p: &Pending| p.method.capacity() + p.target.capacity();
-        self.requests.buffer_capacity()
-            + self.responses.buffer_capacity()
+        self.requests.heap_bytes()
+            + self.responses.heap_bytes()
             + self.queue.capacity() * std::mem::size_of::<Pending>()
             + self.queue.iter().map(pending).sum::<usize>()
             + self.current.as_ref().map_or(0, pending)

@@ -83,8 +83,13 @@ impl Stream {
         }
     }
 
-    pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity()
+    /// Heap memory held: the head buffer and what was read of a cut head.
+    pub fn heap_bytes(&self) -> usize {
+        let lost = match &self.state {
+            State::HeadLost(info) => info.method.capacity() + info.target.capacity(),
+            _ => 0,
+        };
+        self.buf.capacity() + lost
     }
 
     /// Consumes a prefix of `data` (captured bytes of a segment received at
