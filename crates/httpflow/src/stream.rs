@@ -35,7 +35,8 @@ pub(crate) enum At {
 /// What happened in the stream, for the connection to act on.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A message began in the current segment.
+    /// A message began in the current segment (one that began out of sync:
+    /// its first line was just confirmed).
     Start,
     /// The head ended; the connection must call [`Stream::start_body`].
     Head(HeadInfo),
@@ -275,7 +276,8 @@ impl Stream {
         self.scanner = EndScanner::default();
         self.start_ok = false;
         self.start_ns = ts;
-        (n, Some(Event::Start))
+        // A tentative message is announced once its first line is confirmed.
+        (n, (!self.tentative).then_some(Event::Start))
     }
 
     fn feed_head(
@@ -285,6 +287,16 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
+        // A tentative start not confirmed yet gives way to a segment that
+        // begins a message on its own, or that does not continue it.
+        let may_restart = self.tentative && !self.start_ok && at_seg_start && !self.buf.is_empty();
+        if may_restart && self.better_start(data) {
+            return self.restart(stats);
+        }
+        if self.tentative && !self.start_ok && self.confirmed_by(data, limits) {
+            self.start_ok = true;
+            return (0, Some(Event::Start));
+        }
         let end = self.scanner.scan(data);
         let take = end.unwrap_or(data.len());
         if let (true, Some(end)) = (self.buf.is_empty(), end) {
@@ -292,12 +304,6 @@ impl Stream {
                 // The whole head is in this segment: parse it in place.
                 return self.complete_head(&data[..end], end, data.len(), limits, stats);
             }
-        }
-        // A tentative start not confirmed yet gives way to a segment that
-        // begins a message on its own, or that does not continue it.
-        let may_restart = self.tentative && !self.start_ok && at_seg_start && !self.buf.is_empty();
-        if may_restart && self.better_start(data) {
-            return self.restart(stats);
         }
         let room = limits.max_head_bytes.saturating_sub(self.buf.len());
         let overflow = take > room;
@@ -373,6 +379,20 @@ impl Stream {
             return (avail, None);
         }
         (avail, Some(Event::Invalid))
+    }
+
+    /// Whether the buffered start of a tentative message followed by `data`
+    /// holds its whole, valid first line.
+    fn confirmed_by(&mut self, data: &[u8], limits: &Limits) -> bool {
+        if self.buf.is_empty() {
+            return self.check_start(data, true) == Verdict::Plausible;
+        }
+        let before = self.buf.len();
+        let room = limits.max_head_bytes.saturating_sub(before);
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+        let ok = self.check_start(&self.buf, true) == Verdict::Plausible;
+        self.buf.truncate(before);
+        ok
     }
 
     /// Whether `data`, at a segment start, begins a message more plausibly
