@@ -54,6 +54,9 @@ pub struct Stats {
     pub unmatched_responses: u64,
     /// Requests dropped because [`Limits::max_pending`] were waiting.
     pub dropped_requests: u64,
+    /// Bodies of which no byte was seen, followed by the next message:
+    /// sent by sendfile or splice (not observed); they end at their head.
+    pub unseen_bodies: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -64,6 +67,7 @@ impl std::ops::AddAssign for Stats {
         self.skipped_segments += other.skipped_segments;
         self.unmatched_responses += other.unmatched_responses;
         self.dropped_requests += other.dropped_requests;
+        self.unseen_bodies += other.unseen_bodies;
     }
 }
 
@@ -103,6 +107,8 @@ pub struct Connection {
     /// The request whose response is being read, and that response's status.
     current: Option<Pending>,
     current_status: Option<u16>,
+    /// Time of the segment that ended the current response's head.
+    current_head_ns: u64,
     stats: Stats,
 }
 
@@ -140,6 +146,7 @@ impl Connection {
             queue: VecDeque::new(),
             current: None,
             current_status: None,
+            current_head_ns: 0,
             stats: Stats::default(),
         }
     }
@@ -252,7 +259,8 @@ impl Connection {
                 self.on_response_head(info, last, out);
             }
             if let State::Body(body) = self.responses.state {
-                if was_body && matches!(body, Body::Length(_) | Body::Chunked(_)) {
+                let unseen = self.responses.in_unseen_body();
+                if was_body && !unseen && matches!(body, Body::Length(_) | Body::Chunked(_)) {
                     self.stats.parse_errors += 1; // response body cut off
                 }
                 self.finish_response(last, out);
@@ -311,6 +319,11 @@ impl Connection {
             (Kind::Request, Event::Start) => self.on_request_start(out),
             (Kind::Request, Event::Head(info)) => self.on_request_head(info),
             (Kind::Request, Event::Done) => {}
+            (Kind::Request, Event::Unseen) => self.stats.unseen_bodies += 1,
+            (Kind::Response, Event::Unseen) => {
+                self.stats.unseen_bodies += 1;
+                self.finish_response(self.current_head_ns, out);
+            }
             (Kind::Response, Event::Start) => self.on_response_start(),
             (Kind::Response, Event::Head(info)) => self.on_response_head(info, ts, out),
             (Kind::Response, Event::Done) => self.finish_response(ts, out),
@@ -320,7 +333,8 @@ impl Connection {
     /// Heuristic: a new request means the previous response was complete,
     /// which ends a response whose head end or body framing was lost or
     /// whose head was not seen whole (wrong only if the client pipelines
-    /// while the capture is truncated).
+    /// while the capture is truncated), and makes a body of which nothing
+    /// was seen suspect of being sent by sendfile.
     fn on_request_start(&mut self, out: &mut Vec<Exchange>) {
         self.responses.drop_unconfirmed(&mut self.stats);
         let last = self.responses.last_ns;
@@ -335,6 +349,8 @@ impl Connection {
         } else if self.responses.in_doubtful_body() {
             self.finish_response(last, out);
             self.responses.abandon();
+        } else {
+            self.responses.suspect_unseen_body();
         }
     }
 
@@ -380,6 +396,8 @@ impl Connection {
         }
         if self.requests.in_doubtful_body() {
             self.requests.abandon();
+        } else {
+            self.requests.suspect_unseen_body();
         }
     }
 
@@ -393,6 +411,7 @@ impl Connection {
             self.stats.unmatched_responses += 1;
         }
         self.current_status = info.status;
+        self.current_head_ns = ts;
         let method = self.current.as_ref().map(|p| p.method.as_str());
         if status == 101 || (method == Some("CONNECT") && (200..300).contains(&status)) {
             self.finish_response(ts, out);

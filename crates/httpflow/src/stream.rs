@@ -42,6 +42,9 @@ pub(crate) enum Event {
     Head(HeadInfo),
     /// The body ended.
     Done,
+    /// The body was not observed (sendfile, splice): it ended before this
+    /// segment, which begins the next message.
+    Unseen,
     /// The data is not HTTP.
     Invalid,
 }
@@ -63,6 +66,11 @@ pub(crate) struct Stream {
     /// segment, or where its whole first line is in view; data that does not
     /// look like one is skipped.
     pub resync: bool,
+    /// Some byte of the current body was read or written (else it may have
+    /// been sent by sendfile or splice, which are not observed).
+    body_seen: bool,
+    /// The other direction moved on while no byte of the body was seen.
+    unseen_suspected: bool,
     /// Time of the current message's first byte.
     pub start_ns: u64,
     /// Time of the last segment in this direction.
@@ -79,6 +87,8 @@ impl Stream {
             start_ok: false,
             tentative: false,
             resync,
+            body_seen: false,
+            unseen_suspected: false,
             start_ns: 0,
             last_ns: 0,
         }
@@ -104,6 +114,10 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
+        if self.body_unseen_at(data, at) {
+            self.state = State::Idle;
+            return (0, Some(Event::Unseen));
+        }
         match &mut self.state {
             State::Idle => self.start(data, ts, at, stats),
             State::Head => self.feed_head(data, at == At::SegmentStart, limits, stats),
@@ -115,7 +129,10 @@ impl Stream {
                 None => (data.len(), None),
             },
             State::Body(body) => match body.feed(data) {
-                Fed::More => (data.len(), None),
+                Fed::More => {
+                    self.body_seen = true;
+                    (data.len(), None)
+                }
                 Fed::Done(n) => {
                     self.state = State::Idle;
                     (n, Some(Event::Done))
@@ -165,6 +182,7 @@ impl Stream {
                 (n, None)
             }
             State::Body(body) => {
+                self.body_seen = true;
                 let (used, lost) = body.skip(n);
                 if lost {
                     stats.resyncs += 1;
@@ -180,6 +198,8 @@ impl Stream {
 
     /// Sets the body that follows the head just reported (None: no body).
     pub fn start_body(&mut self, body: Option<Body>) {
+        self.body_seen = false;
+        self.unseen_suspected = false;
         self.state = match body {
             Some(Body::Length(0)) | None => State::Idle,
             Some(b) => State::Body(b),
@@ -204,6 +224,30 @@ impl Stream {
             State::Body(_) => self.resync,
             _ => false,
         }
+    }
+
+    /// Whether a Content-Length or chunked body is expected of which no
+    /// byte was seen at all.
+    pub fn in_unseen_body(&self) -> bool {
+        matches!(self.state, State::Body(Body::Length(_) | Body::Chunked(_))) && !self.body_seen
+    }
+
+    /// The other direction began a message while no byte of this body was
+    /// seen: sendfile or splice may have sent it. If the next segment then
+    /// begins with a whole first line rather than body bytes, the body is
+    /// taken as sent unseen ([`Event::Unseen`]).
+    pub fn suspect_unseen_body(&mut self) {
+        if self.in_unseen_body() {
+            self.unseen_suspected = true;
+        }
+    }
+
+    fn body_unseen_at(&self, data: &[u8], at: At) -> bool {
+        matches!(self.state, State::Body(_))
+            && self.unseen_suspected
+            && !self.body_seen
+            && at == At::SegmentStart
+            && self.check_start(data, true) == Verdict::Plausible
     }
 
     /// Stops reading the current message; the next one will be looked for
@@ -246,28 +290,24 @@ impl Stream {
         if n == data.len() {
             return (n, None);
         }
-        // Out of sync, a message may begin (tentatively, until its whole
-        // first line is seen) where the data does not contradict it; right
-        // after uncaptured bytes only with its whole first line in view and,
-        // for a request, a known method (not the end of a longer one).
+        // Out of sync, a message may begin at a segment start where the data
+        // does not contradict it (tentatively, until its whole first line is
+        // seen); elsewhere only a whole, valid first line with a registered
+        // method (for requests) is taken for a message start, the first one
+        // found in the captured data, what precedes it being skipped.
         if self.resync {
             let rest = &data[n..];
-            let begins = match at {
-                At::SegmentStart | At::Inside => self.check_start(rest, false) != Verdict::Invalid,
-                At::AfterGap => {
-                    self.check_start(rest, true) == Verdict::Plausible
-                        && (self.kind == Kind::Response
-                            || head::is_known_method(
-                                rest.split(|&b| b == b' ').next().unwrap_or_default(),
-                                b"",
-                            ))
-                }
-            };
-            if !begins {
-                if at == At::SegmentStart {
+            let here = at == At::SegmentStart && self.check_start(rest, false) != Verdict::Invalid;
+            if !here {
+                let found = (0..rest.len()).find(|&p| self.strong_start(&rest[p..]));
+                if at == At::SegmentStart && found != Some(0) {
                     stats.skipped_segments += 1;
                 }
-                return (data.len(), None);
+                match found {
+                    Some(0) => {}
+                    Some(p) => return (n + p, None),
+                    None => return (data.len(), None),
+                }
             }
         }
         self.tentative = self.resync;
@@ -379,6 +419,21 @@ impl Stream {
             return (avail, None);
         }
         (avail, Some(Event::Invalid))
+    }
+
+    /// Whether `data` begins with a whole, valid first line (with a
+    /// registered method, for a request).
+    fn strong_start(&self, data: &[u8]) -> bool {
+        let quick = match self.kind {
+            Kind::Response => data.starts_with(b"HTTP/1."),
+            Kind::Request => {
+                let sp = data
+                    .iter()
+                    .position(|&b| !b.is_ascii_uppercase() && b != b'-');
+                sp.is_some_and(|sp| data[sp] == b' ' && head::is_known_method(&data[..sp], b""))
+            }
+        };
+        quick && self.check_start(data, true) == Verdict::Plausible
     }
 
     /// Whether the buffered start of a tentative message followed by `data`

@@ -435,15 +435,38 @@ fn traffic(msgs: &[Msg], side: Side, order: Order, close_delimited: bool, seed: 
         Order::Interleaved => {
             let req_pieces: Vec<_> = reqs.iter().map(|r| cut(r, &mut rng)).collect();
             let resp_pieces: Vec<_> = resps.iter().map(|r| cut(r, &mut rng)).collect();
+            // Bytes of each response up to the end of its final head.
+            let head_lens: Vec<usize> = msgs
+                .iter()
+                .zip(&resps)
+                .map(|(m, r)| {
+                    let heads = 1 + usize::from(m.interim);
+                    let mut at = 0;
+                    for _ in 0..heads {
+                        at += r[at..]
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .unwrap_or(0)
+                            + 4;
+                    }
+                    at
+                })
+                .collect();
             let (mut rq, mut rs) = ((0, 0), (0, 0)); // (message, piece) next to send
+            let mut resp_sent = 0; // bytes of response rs.0 sent
             loop {
                 let req_ready = rq.0 < msgs.len();
                 let resp_ready = rs.0 < rq.0;
                 if !req_ready && !resp_ready {
                     break;
                 }
+                // A request read between a response head and the first byte of
+                // its body is taken as the sign of a body sent by sendfile
+                // (`Stats::unseen_bodies`): such pipelining is not generated.
+                let between_head_and_body =
+                    resp_ready && resp_sent == head_lens[rs.0] && resp_sent < resps[rs.0].len();
                 ts += 1;
-                if req_ready && (!resp_ready || rng.below(2) == 0) {
+                if req_ready && !between_head_and_body && (!resp_ready || rng.below(2) == 0) {
                     if rq.1 == 0 {
                         starts.push(ts);
                     }
@@ -454,10 +477,12 @@ fn traffic(msgs: &[Msg], side: Side, order: Order, close_delimited: bool, seed: 
                     }
                 } else {
                     ops.push((resp_dir, resp_pieces[rs.0][rs.1].clone(), ts));
+                    resp_sent += resp_pieces[rs.0][rs.1].len();
                     rs.1 += 1;
                     if rs.1 == resp_pieces[rs.0].len() {
                         ends.push(ts);
                         rs = (rs.0 + 1, 0);
+                        resp_sent = 0;
                     }
                 }
             }
