@@ -761,3 +761,20 @@ fn body_sent_by_sendfile_ends_when_the_next_request_begins() {
     );
     assert_eq!(s.c.stats().unseen_bodies, 1);
 }
+
+#[test]
+fn out_of_sync_a_request_line_is_found_inside_a_segment() {
+    let mut s = Conn {
+        c: Connection::mid_stream(Side::Server, Limits::default()),
+        out: Vec::new(),
+    };
+    s.read(
+        1,
+        b"end of an old upload: a=1&b=2 HTTP/1.1\r\nGET /x HTTP/1.1\r\n\r\n",
+    );
+    s.write(2, b"lost response bytes HTTP/1.1 204 No Content\r\n\r\n");
+    s.close(3);
+    // The request line is found after the end of a body, the status line too.
+    assert_eq!(s.take(), [ex("GET", "/x", Some(204), 1, 2)]);
+    assert_eq!(s.c.stats(), stats(|s| s.skipped_segments = 2));
+}
