@@ -190,6 +190,9 @@ impl Connection {
     }
 
     /// Feeds one read or write; completed exchanges are appended to `out`.
+    /// Data moved without a copy to user space (sendfile, splice) can be fed
+    /// as a write with an empty head and tail: it is accounted for by length,
+    /// which keeps Content-Length and chunk-data framing exact.
     pub fn on_segment(&mut self, dir: Direction, seg: Segment<'_>, out: &mut Vec<Exchange>) {
         if self.mode != Mode::Http || seg.len == 0 {
             return;

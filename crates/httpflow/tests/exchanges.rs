@@ -778,3 +778,19 @@ fn out_of_sync_a_request_line_is_found_inside_a_segment() {
     assert_eq!(s.take(), [ex("GET", "/x", Some(204), 1, 2)]);
     assert_eq!(s.c.stats(), stats(|s| s.skipped_segments = 2));
 }
+
+#[test]
+fn sendfile_reported_as_uncaptured_write_keeps_exact_framing() {
+    let mut s = Conn::new(Side::Server);
+    s.read(1, b"GET /f HTTP/1.1\r\n\r\n");
+    s.write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+    let sendfile = Segment {
+        len: 100_000,
+        head: &[],
+        tail: &[],
+        ts_ns: 3,
+    };
+    s.c.on_segment(Direction::Write, sendfile, &mut s.out);
+    assert_eq!(s.take(), [ex("GET", "/f", Some(200), 1, 3)]);
+    assert_eq!(s.c.stats(), Stats::default());
+}
