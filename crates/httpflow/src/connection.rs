@@ -151,14 +151,17 @@ impl Connection {
         }
     }
 
+    /// Which end of the connection the watched process is.
     pub fn side(&self) -> Side {
         self.side
     }
 
+    /// Whether the connection is still followed as HTTP.
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
+    /// The diagnostic counters (cumulative, see [`Stats`]).
     pub fn stats(&self) -> Stats {
         self.stats
     }
