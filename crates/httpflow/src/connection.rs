@@ -54,6 +54,9 @@ pub struct Stats {
     pub unmatched_responses: u64,
     /// Requests dropped because [`Limits::max_pending`] were waiting.
     pub dropped_requests: u64,
+    /// Bodies of which no byte was seen, followed by the next message:
+    /// sent by sendfile or splice (not observed); they end at their head.
+    pub unseen_bodies: u64,
 }
 
 impl std::ops::AddAssign for Stats {
@@ -64,6 +67,7 @@ impl std::ops::AddAssign for Stats {
         self.skipped_segments += other.skipped_segments;
         self.unmatched_responses += other.unmatched_responses;
         self.dropped_requests += other.dropped_requests;
+        self.unseen_bodies += other.unseen_bodies;
     }
 }
 
@@ -103,6 +107,8 @@ pub struct Connection {
     /// The request whose response is being read, and that response's status.
     current: Option<Pending>,
     current_status: Option<u16>,
+    /// Time of the segment that ended the current response's head.
+    current_head_ns: u64,
     stats: Stats,
 }
 
@@ -140,18 +146,22 @@ impl Connection {
             queue: VecDeque::new(),
             current: None,
             current_status: None,
+            current_head_ns: 0,
             stats: Stats::default(),
         }
     }
 
+    /// Which end of the connection the watched process is.
     pub fn side(&self) -> Side {
         self.side
     }
 
+    /// Whether the connection is still followed as HTTP.
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
+    /// The diagnostic counters (cumulative, see [`Stats`]).
     pub fn stats(&self) -> Stats {
         self.stats
     }
@@ -175,14 +185,17 @@ impl Connection {
     /// [`Limits`]).
     pub fn heap_bytes(&self) -> usize {
         let pending = |p: &Pending| p.method.capacity() + p.target.capacity();
-        self.requests.buffer_capacity()
-            + self.responses.buffer_capacity()
+        self.requests.heap_bytes()
+            + self.responses.heap_bytes()
             + self.queue.capacity() * std::mem::size_of::<Pending>()
             + self.queue.iter().map(pending).sum::<usize>()
             + self.current.as_ref().map_or(0, pending)
     }
 
     /// Feeds one read or write; completed exchanges are appended to `out`.
+    /// Data moved without a copy to user space (sendfile, splice) can be fed
+    /// as a write with an empty head and tail: it is accounted for by length,
+    /// which keeps Content-Length and chunk-data framing exact.
     pub fn on_segment(&mut self, dir: Direction, seg: Segment<'_>, out: &mut Vec<Exchange>) {
         if self.mode != Mode::Http || seg.len == 0 {
             return;
@@ -252,7 +265,8 @@ impl Connection {
                 self.on_response_head(info, last, out);
             }
             if let State::Body(body) = self.responses.state {
-                if was_body && matches!(body, Body::Length(_) | Body::Chunked(_)) {
+                let unseen = self.responses.in_unseen_body();
+                if was_body && !unseen && matches!(body, Body::Length(_) | Body::Chunked(_)) {
                     self.stats.parse_errors += 1; // response body cut off
                 }
                 self.finish_response(last, out);
@@ -311,6 +325,11 @@ impl Connection {
             (Kind::Request, Event::Start) => self.on_request_start(out),
             (Kind::Request, Event::Head(info)) => self.on_request_head(info),
             (Kind::Request, Event::Done) => {}
+            (Kind::Request, Event::Unseen) => self.stats.unseen_bodies += 1,
+            (Kind::Response, Event::Unseen) => {
+                self.stats.unseen_bodies += 1;
+                self.finish_response(self.current_head_ns, out);
+            }
             (Kind::Response, Event::Start) => self.on_response_start(),
             (Kind::Response, Event::Head(info)) => self.on_response_head(info, ts, out),
             (Kind::Response, Event::Done) => self.finish_response(ts, out),
@@ -320,7 +339,8 @@ impl Connection {
     /// Heuristic: a new request means the previous response was complete,
     /// which ends a response whose head end or body framing was lost or
     /// whose head was not seen whole (wrong only if the client pipelines
-    /// while the capture is truncated).
+    /// while the capture is truncated), and makes a body of which nothing
+    /// was seen suspect of being sent by sendfile.
     fn on_request_start(&mut self, out: &mut Vec<Exchange>) {
         self.responses.drop_unconfirmed(&mut self.stats);
         let last = self.responses.last_ns;
@@ -335,6 +355,8 @@ impl Connection {
         } else if self.responses.in_doubtful_body() {
             self.finish_response(last, out);
             self.responses.abandon();
+        } else {
+            self.responses.suspect_unseen_body();
         }
     }
 
@@ -380,6 +402,8 @@ impl Connection {
         }
         if self.requests.in_doubtful_body() {
             self.requests.abandon();
+        } else {
+            self.requests.suspect_unseen_body();
         }
     }
 
@@ -393,6 +417,7 @@ impl Connection {
             self.stats.unmatched_responses += 1;
         }
         self.current_status = info.status;
+        self.current_head_ns = ts;
         let method = self.current.as_ref().map(|p| p.method.as_str());
         if status == 101 || (method == Some("CONNECT") && (200..300).contains(&status)) {
             self.finish_response(ts, out);

@@ -275,9 +275,10 @@ pub(crate) fn parse_complete(
                 Ok(httparse::Status::Complete(_)) => {
                     info.method = req.method.unwrap_or_default().to_string();
                     info.target = cut(req.path.unwrap_or_default().as_bytes(), max_target);
-                    Some(req.headers)
+                    Ok(req.headers)
                 }
-                _ => None,
+                Ok(httparse::Status::Partial) => Err(httparse::Error::Token),
+                Err(e) => Err(e),
             }
         }
         Kind::Response => {
@@ -285,22 +286,26 @@ pub(crate) fn parse_complete(
             match resp.parse(data) {
                 Ok(httparse::Status::Complete(_)) => {
                     info.status = resp.code;
-                    Some(resp.headers)
+                    Ok(resp.headers)
                 }
-                _ => None,
+                Ok(httparse::Status::Partial) => Err(httparse::Error::Token),
+                Err(e) => Err(e),
             }
         }
     };
     match parsed {
-        Some(headers) => {
+        Ok(headers) => {
             for h in headers.iter() {
                 info.header(h.name.as_bytes(), h.value);
             }
             Some(info)
         }
-        None => {
+        Err(e) => {
             let info = parse_lenient(kind, data, max_target)?;
-            *errors += 1;
+            // Many header fields are no error, only more than are parsed in place.
+            if e != httparse::Error::TooManyHeaders {
+                *errors += 1;
+            }
             Some(HeadInfo {
                 complete: true,
                 ..info
@@ -492,6 +497,16 @@ mod tests {
         assert_eq!(
             (h.status, h.content_length, errors),
             (Some(404), Some(3), 1)
+        );
+        let mut many = b"GET /m HTTP/1.1\r\n".to_vec();
+        for i in 0..100 {
+            many.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"Content-Length: 9\r\n\r\n");
+        let h = parse_complete(Kind::Request, &many, 1024, &mut errors).unwrap();
+        assert_eq!(
+            (h.target.as_str(), h.content_length, errors),
+            ("/m", Some(9), 1)
         );
         let h = parse_lenient(Kind::Request, b"GET /very/long/pa", 8).unwrap();
         assert_eq!(

@@ -42,6 +42,13 @@
 //!   the head), ends at the latest when the other direction begins a
 //!   message: a response body when the next request begins, a request body
 //!   when a response begins.
+//! - A Content-Length or chunked body of which no byte was seen, when the
+//!   other direction has begun its next message (a new request after a
+//!   response head) and the next segment in its own direction begins with a
+//!   whole first line instead of body bytes, was sent by `sendfile`/`splice`,
+//!   which are not observed: it ends at its last observed byte (its head).
+//!   A response closed in that state ends the same way, without a parse
+//!   error. Counted in [`Stats::unseen_bodies`].
 //! - A response beginning while no request is waiting and a request head is
 //!   still incomplete completes that request head (servers answer only once
 //!   they have read the head, or reject it).

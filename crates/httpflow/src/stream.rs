@@ -35,12 +35,16 @@ pub(crate) enum At {
 /// What happened in the stream, for the connection to act on.
 #[derive(Debug)]
 pub(crate) enum Event {
-    /// A message began in the current segment.
+    /// A message began in the current segment (one that began out of sync:
+    /// its first line was just confirmed).
     Start,
     /// The head ended; the connection must call [`Stream::start_body`].
     Head(HeadInfo),
     /// The body ended.
     Done,
+    /// The body was not observed (sendfile, splice): it ended before this
+    /// segment, which begins the next message.
+    Unseen,
     /// The data is not HTTP.
     Invalid,
 }
@@ -62,6 +66,11 @@ pub(crate) struct Stream {
     /// segment, or where its whole first line is in view; data that does not
     /// look like one is skipped.
     pub resync: bool,
+    /// Some byte of the current body was read or written (else it may have
+    /// been sent by sendfile or splice, which are not observed).
+    body_seen: bool,
+    /// The other direction moved on while no byte of the body was seen.
+    unseen_suspected: bool,
     /// Time of the current message's first byte.
     pub start_ns: u64,
     /// Time of the last segment in this direction.
@@ -78,13 +87,20 @@ impl Stream {
             start_ok: false,
             tentative: false,
             resync,
+            body_seen: false,
+            unseen_suspected: false,
             start_ns: 0,
             last_ns: 0,
         }
     }
 
-    pub fn buffer_capacity(&self) -> usize {
-        self.buf.capacity()
+    /// Heap memory held: the head buffer and what was read of a cut head.
+    pub fn heap_bytes(&self) -> usize {
+        let lost = match &self.state {
+            State::HeadLost(info) => info.method.capacity() + info.target.capacity(),
+            _ => 0,
+        };
+        self.buf.capacity() + lost
     }
 
     /// Consumes a prefix of `data` (captured bytes of a segment received at
@@ -98,6 +114,10 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
+        if self.body_unseen_at(data, at) {
+            self.state = State::Idle;
+            return (0, Some(Event::Unseen));
+        }
         match &mut self.state {
             State::Idle => self.start(data, ts, at, stats),
             State::Head => self.feed_head(data, at == At::SegmentStart, limits, stats),
@@ -109,7 +129,10 @@ impl Stream {
                 None => (data.len(), None),
             },
             State::Body(body) => match body.feed(data) {
-                Fed::More => (data.len(), None),
+                Fed::More => {
+                    self.body_seen = true;
+                    (data.len(), None)
+                }
                 Fed::Done(n) => {
                     self.state = State::Idle;
                     (n, Some(Event::Done))
@@ -159,6 +182,7 @@ impl Stream {
                 (n, None)
             }
             State::Body(body) => {
+                self.body_seen = true;
                 let (used, lost) = body.skip(n);
                 if lost {
                     stats.resyncs += 1;
@@ -174,6 +198,8 @@ impl Stream {
 
     /// Sets the body that follows the head just reported (None: no body).
     pub fn start_body(&mut self, body: Option<Body>) {
+        self.body_seen = false;
+        self.unseen_suspected = false;
         self.state = match body {
             Some(Body::Length(0)) | None => State::Idle,
             Some(b) => State::Body(b),
@@ -198,6 +224,30 @@ impl Stream {
             State::Body(_) => self.resync,
             _ => false,
         }
+    }
+
+    /// Whether a Content-Length or chunked body is expected of which no
+    /// byte was seen at all.
+    pub fn in_unseen_body(&self) -> bool {
+        matches!(self.state, State::Body(Body::Length(_) | Body::Chunked(_))) && !self.body_seen
+    }
+
+    /// The other direction began a message while no byte of this body was
+    /// seen: sendfile or splice may have sent it. If the next segment then
+    /// begins with a whole first line rather than body bytes, the body is
+    /// taken as sent unseen ([`Event::Unseen`]).
+    pub fn suspect_unseen_body(&mut self) {
+        if self.in_unseen_body() {
+            self.unseen_suspected = true;
+        }
+    }
+
+    fn body_unseen_at(&self, data: &[u8], at: At) -> bool {
+        matches!(self.state, State::Body(_))
+            && self.unseen_suspected
+            && !self.body_seen
+            && at == At::SegmentStart
+            && self.check_start(data, true) == Verdict::Plausible
     }
 
     /// Stops reading the current message; the next one will be looked for
@@ -240,28 +290,24 @@ impl Stream {
         if n == data.len() {
             return (n, None);
         }
-        // Out of sync, a message may begin (tentatively, until its whole
-        // first line is seen) where the data does not contradict it; right
-        // after uncaptured bytes only with its whole first line in view and,
-        // for a request, a known method (not the end of a longer one).
+        // Out of sync, a message may begin at a segment start where the data
+        // does not contradict it (tentatively, until its whole first line is
+        // seen); elsewhere only a whole, valid first line with a registered
+        // method (for requests) is taken for a message start, the first one
+        // found in the captured data, what precedes it being skipped.
         if self.resync {
             let rest = &data[n..];
-            let begins = match at {
-                At::SegmentStart | At::Inside => self.check_start(rest, false) != Verdict::Invalid,
-                At::AfterGap => {
-                    self.check_start(rest, true) == Verdict::Plausible
-                        && (self.kind == Kind::Response
-                            || head::is_known_method(
-                                rest.split(|&b| b == b' ').next().unwrap_or_default(),
-                                b"",
-                            ))
-                }
-            };
-            if !begins {
-                if at == At::SegmentStart {
+            let here = at == At::SegmentStart && self.check_start(rest, false) != Verdict::Invalid;
+            if !here {
+                let found = (0..rest.len()).find(|&p| self.strong_start(&rest[p..]));
+                if at == At::SegmentStart && found != Some(0) {
                     stats.skipped_segments += 1;
                 }
-                return (data.len(), None);
+                match found {
+                    Some(0) => {}
+                    Some(p) => return (n + p, None),
+                    None => return (data.len(), None),
+                }
             }
         }
         self.tentative = self.resync;
@@ -270,7 +316,8 @@ impl Stream {
         self.scanner = EndScanner::default();
         self.start_ok = false;
         self.start_ns = ts;
-        (n, Some(Event::Start))
+        // A tentative message is announced once its first line is confirmed.
+        (n, (!self.tentative).then_some(Event::Start))
     }
 
     fn feed_head(
@@ -280,6 +327,16 @@ impl Stream {
         limits: &Limits,
         stats: &mut Stats,
     ) -> (usize, Option<Event>) {
+        // A tentative start not confirmed yet gives way to a segment that
+        // begins a message on its own, or that does not continue it.
+        let may_restart = self.tentative && !self.start_ok && at_seg_start && !self.buf.is_empty();
+        if may_restart && self.better_start(data) {
+            return self.restart(stats);
+        }
+        if self.tentative && !self.start_ok && self.confirmed_by(data, limits) {
+            self.start_ok = true;
+            return (0, Some(Event::Start));
+        }
         let end = self.scanner.scan(data);
         let take = end.unwrap_or(data.len());
         if let (true, Some(end)) = (self.buf.is_empty(), end) {
@@ -287,12 +344,6 @@ impl Stream {
                 // The whole head is in this segment: parse it in place.
                 return self.complete_head(&data[..end], end, data.len(), limits, stats);
             }
-        }
-        // A tentative start not confirmed yet gives way to a segment that
-        // begins a message on its own, or that does not continue it.
-        let may_restart = self.tentative && !self.start_ok && at_seg_start && !self.buf.is_empty();
-        if may_restart && self.better_start(data) {
-            return self.restart(stats);
         }
         let room = limits.max_head_bytes.saturating_sub(self.buf.len());
         let overflow = take > room;
@@ -368,6 +419,35 @@ impl Stream {
             return (avail, None);
         }
         (avail, Some(Event::Invalid))
+    }
+
+    /// Whether `data` begins with a whole, valid first line (with a
+    /// registered method, for a request).
+    fn strong_start(&self, data: &[u8]) -> bool {
+        let quick = match self.kind {
+            Kind::Response => data.starts_with(b"HTTP/1."),
+            Kind::Request => {
+                let sp = data
+                    .iter()
+                    .position(|&b| !b.is_ascii_uppercase() && b != b'-');
+                sp.is_some_and(|sp| data[sp] == b' ' && head::is_known_method(&data[..sp], b""))
+            }
+        };
+        quick && self.check_start(data, true) == Verdict::Plausible
+    }
+
+    /// Whether the buffered start of a tentative message followed by `data`
+    /// holds its whole, valid first line.
+    fn confirmed_by(&mut self, data: &[u8], limits: &Limits) -> bool {
+        if self.buf.is_empty() {
+            return self.check_start(data, true) == Verdict::Plausible;
+        }
+        let before = self.buf.len();
+        let room = limits.max_head_bytes.saturating_sub(before);
+        self.buf.extend_from_slice(&data[..data.len().min(room)]);
+        let ok = self.check_start(&self.buf, true) == Verdict::Plausible;
+        self.buf.truncate(before);
+        ok
     }
 
     /// Whether `data`, at a segment start, begins a message more plausibly

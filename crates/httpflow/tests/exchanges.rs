@@ -711,3 +711,86 @@ fn pipelined_response_after_a_cut_head_in_the_same_read() {
     );
     assert_eq!(c.c.stats(), stats(|s| s.partial_heads = 1));
 }
+
+#[test]
+fn body_sent_by_sendfile_ends_when_the_next_request_begins() {
+    // nginx with `sendfile on`: the head is written, the body is not seen.
+    let mut s = Conn::new(Side::Server);
+    s.read(1, b"GET /big.iso HTTP/1.1\r\n\r\n");
+    s.write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 700000000\r\n\r\n");
+    s.read(3, b"GET /small.css HTTP/1.1\r\n\r\n");
+    s.write(4, b"HTTP/1.1 304 Not Modified\r\n\r\n");
+    assert_eq!(
+        s.take(),
+        [
+            ex("GET", "/big.iso", Some(200), 1, 2),
+            ex("GET", "/small.css", Some(304), 3, 4)
+        ]
+    );
+    assert_eq!(s.c.stats(), stats(|s| s.unseen_bodies = 1));
+    // Pipelined: the next request arrives before the body is written.
+    s.read(10, b"GET /p1 HTTP/1.1\r\n\r\n");
+    s.write(11, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n");
+    s.read(12, b"GET /p2 HTTP/1.1\r\n\r\n");
+    s.write(13, b"abc");
+    s.write(14, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        s.take(),
+        [
+            ex("GET", "/p1", Some(200), 10, 13),
+            ex("GET", "/p2", Some(200), 12, 14)
+        ]
+    );
+    // Closed after a head whose body went by sendfile: no parse error.
+    s.read(15, b"GET /last HTTP/1.1\r\n\r\n");
+    s.write(16, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+    s.close(17);
+    assert_eq!(s.take(), [ex("GET", "/last", Some(200), 15, 16)]);
+    assert_eq!(s.c.stats(), stats(|s| s.unseen_bodies = 1));
+    // A body partly seen is not taken for sendfile: pipelining stays exact.
+    s.read(5, b"GET /a HTTP/1.1\r\n\r\n");
+    s.write(6, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+    s.read(7, b"GET /b HTTP/1.1\r\n\r\n");
+    s.write(8, b"cdHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        s.take(),
+        [
+            ex("GET", "/a", Some(200), 5, 8),
+            ex("GET", "/b", Some(200), 7, 8)
+        ]
+    );
+    assert_eq!(s.c.stats().unseen_bodies, 1);
+}
+
+#[test]
+fn out_of_sync_a_request_line_is_found_inside_a_segment() {
+    let mut s = Conn {
+        c: Connection::mid_stream(Side::Server, Limits::default()),
+        out: Vec::new(),
+    };
+    s.read(
+        1,
+        b"end of an old upload: a=1&b=2 HTTP/1.1\r\nGET /x HTTP/1.1\r\n\r\n",
+    );
+    s.write(2, b"lost response bytes HTTP/1.1 204 No Content\r\n\r\n");
+    s.close(3);
+    // The request line is found after the end of a body, the status line too.
+    assert_eq!(s.take(), [ex("GET", "/x", Some(204), 1, 2)]);
+    assert_eq!(s.c.stats(), stats(|s| s.skipped_segments = 2));
+}
+
+#[test]
+fn sendfile_reported_as_uncaptured_write_keeps_exact_framing() {
+    let mut s = Conn::new(Side::Server);
+    s.read(1, b"GET /f HTTP/1.1\r\n\r\n");
+    s.write(2, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+    let sendfile = Segment {
+        len: 100_000,
+        head: &[],
+        tail: &[],
+        ts_ns: 3,
+    };
+    s.c.on_segment(Direction::Write, sendfile, &mut s.out);
+    assert_eq!(s.take(), [ex("GET", "/f", Some(200), 1, 3)]);
+    assert_eq!(s.c.stats(), Stats::default());
+}
