@@ -30,6 +30,7 @@ pub struct Collector {
     pub metrics: Arc<Metrics>,
     pub cgroup_watches: Vec<(u32, CgroupSelector)>,
     pub cgroup_root: Option<PathBuf>,
+    pub runtimes: services::Runtimes,
     pub log_events: bool,
 }
 
@@ -55,7 +56,9 @@ impl Collector {
             for (watch, sel) in &self.cgroup_watches {
                 let ids = match sel {
                     CgroupSelector::Unit(u) => services::unit_cgroup_ids(root, u),
-                    CgroupSelector::Container(c) => services::container_cgroup_ids(root, c),
+                    CgroupSelector::Container(c) => {
+                        services::container_cgroup_ids(root, c, &self.runtimes)
+                    }
                 };
                 for id in ids {
                     wanted.insert(id, *watch);

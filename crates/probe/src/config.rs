@@ -1,6 +1,10 @@
 //! What to watch: the TOML config file (format in the team contract) merged with flags.
 
-use std::{fmt, net::SocketAddr, path::Path};
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use serde::Deserialize;
 
@@ -37,6 +41,10 @@ pub struct FileConfig {
     pub tls: Option<bool>,
     #[serde(default)]
     pub libssl: Vec<String>,
+    /// Docker's data-root (default /var/lib/docker).
+    pub docker_root: Option<PathBuf>,
+    /// Podman's storage graphroot (default /var/lib/containers/storage).
+    pub podman_storage: Option<PathBuf>,
     #[serde(default)]
     pub watch: Vec<toml::Spanned<Watch>>,
 }
@@ -51,6 +59,7 @@ pub struct Settings {
     pub ring_buffer_kib: u32,
     pub tls: bool,
     pub libssl: Vec<String>,
+    pub runtimes: crate::services::Runtimes,
 }
 
 /// A config error located in its file: `FILE:LINE:COL: field.path: what is wrong`.
@@ -190,6 +199,8 @@ pub struct Overrides {
     pub ring_buffer_kib: Option<u32>,
     pub no_tls: bool,
     pub libssl: Vec<String>,
+    pub docker_root: Option<PathBuf>,
+    pub podman_storage: Option<PathBuf>,
 }
 
 pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
@@ -206,6 +217,8 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             ring_buffer_kib: None,
             tls: None,
             libssl: vec![],
+            docker_root: None,
+            podman_storage: None,
             watch: vec![],
         },
     };
@@ -272,6 +285,18 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         ring_buffer_kib: o.ring_buffer_kib.or(cfg.ring_buffer_kib).unwrap_or(4096),
         tls: !o.no_tls && cfg.tls.unwrap_or(true),
         libssl,
+        runtimes: crate::services::Runtimes {
+            docker_root: o
+                .docker_root
+                .clone()
+                .or(cfg.docker_root)
+                .unwrap_or_else(|| crate::services::DOCKER_ROOT.into()),
+            podman_storage: o
+                .podman_storage
+                .clone()
+                .or(cfg.podman_storage)
+                .unwrap_or_else(|| crate::services::PODMAN_STORAGE.into()),
+        },
     })
 }
 

@@ -51,7 +51,8 @@ CONFIG FILE (TOML)
   routes = [\"/Items/{id}\"]    # http_route templates (default: low-cardinality heuristic)
   # instead of ports: unit = \"jellyfin.service\", container = \"immich_server\",
   # or client_ports = [5432] (outgoing connections of any process to that port)
-  Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths].
+  Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
+  docker_root, podman_storage.
 
 PRIVILEGES (measured on Linux 6.18; see docs/probe.md)
   root, or: CAP_BPF + CAP_PERFMON (load, attach tracepoints), CAP_DAC_READ_SEARCH (tracefs
@@ -106,6 +107,12 @@ struct Args {
     /// usual library directories). Repeatable.
     #[arg(long, value_name = "PATH")]
     libssl: Vec<String>,
+    /// Docker's data-root, where container names are read [default: /var/lib/docker].
+    #[arg(long, value_name = "DIR")]
+    docker_root: Option<PathBuf>,
+    /// Podman's storage root [default: /var/lib/containers/storage].
+    #[arg(long, value_name = "DIR")]
+    podman_storage: Option<PathBuf>,
     /// Print every kernel event on stderr (debugging).
     #[arg(long)]
     log_events: bool,
@@ -125,6 +132,8 @@ fn main() -> ExitCode {
         ring_buffer_kib: args.ring_buffer_kib,
         no_tls: args.no_tls,
         libssl: args.libssl.clone(),
+        docker_root: args.docker_root.clone(),
+        podman_storage: args.podman_storage.clone(),
     };
     let settings = match config::load(args.config.as_deref(), &overrides) {
         Ok(s) => s,
@@ -196,7 +205,10 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         settings.max_connections,
         settings.max_routes_per_service,
         metrics.clone(),
-        Box::new(services::service_name),
+        {
+            let runtimes = settings.runtimes.clone();
+            Box::new(move |pid, comm| services::service_name(pid, comm, &runtimes))
+        },
     );
     let mut collector = Collector {
         maps,
@@ -204,6 +216,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         metrics: metrics.clone(),
         cgroup_watches,
         cgroup_root: procfs::cgroup2_mount().map(PathBuf::from),
+        runtimes: settings.runtimes.clone(),
         log_events,
     };
     let cgroups = collector.sync_cgroups();

@@ -1,12 +1,33 @@
 //! Service names (from the systemd unit or container of a process, else its name) and the
 //! cgroups of watched units and containers.
 
-use std::{fs, os::unix::fs::MetadataExt, path::Path};
+use std::{
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
 
 use crate::procfs;
 
-const DOCKER_CONTAINERS: &str = "/var/lib/docker/containers";
-const PODMAN_CONTAINERS: &str = "/var/lib/containers/storage/overlay-containers/containers.json";
+pub const DOCKER_ROOT: &str = "/var/lib/docker";
+pub const PODMAN_STORAGE: &str = "/var/lib/containers/storage";
+
+/// Where the container runtimes keep their state (Docker's `data-root`, Podman's
+/// storage `graphroot`): container names come from there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runtimes {
+    pub docker_root: PathBuf,
+    pub podman_storage: PathBuf,
+}
+
+impl Default for Runtimes {
+    fn default() -> Self {
+        Runtimes {
+            docker_root: DOCKER_ROOT.into(),
+            podman_storage: PODMAN_STORAGE.into(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -42,72 +63,83 @@ fn is_container_id(s: &str) -> bool {
 /// The name the metrics use for a process: unit (without ".service"), container name
 /// (or short id when the runtime's files are unreadable), else the process name (from /proc,
 /// else `comm` as the kernel reported it when the process already exited).
-pub fn service_name(pid: u32, comm: Option<&str>) -> String {
+pub fn service_name(pid: u32, comm: Option<&str>, runtimes: &Runtimes) -> String {
     let from_cgroup = procfs::cgroup_path(pid).and_then(|p| identity_from_cgroup(&p));
     match from_cgroup {
         Some(Identity::Unit(u)) => u.trim_end_matches(".service").to_string(),
-        Some(Identity::Container(id)) => container_name(&id).unwrap_or_else(|| id[..12].into()),
+        Some(Identity::Container(id)) => runtimes
+            .container_name(&id)
+            .unwrap_or_else(|| id[..12].into()),
         None => procfs::comm(pid)
             .or_else(|| comm.map(String::from))
             .unwrap_or_else(|| format!("pid-{pid}")),
     }
 }
 
-/// Container name from Docker's config.v2.json or Podman's containers.json.
-pub fn container_name(id: &str) -> Option<String> {
-    let docker = Path::new(DOCKER_CONTAINERS).join(id).join("config.v2.json");
-    if let Ok(text) = fs::read_to_string(docker) {
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        return v["Name"]
-            .as_str()
-            .map(|n| n.trim_start_matches('/').to_string());
+impl Runtimes {
+    fn docker_containers(&self) -> PathBuf {
+        self.docker_root.join("containers")
     }
-    podman_containers()
-        .into_iter()
-        .find(|(cid, _)| cid == id)
-        .and_then(|(_, names)| names.into_iter().next())
-}
 
-fn podman_containers() -> Vec<(String, Vec<String>)> {
-    let Ok(text) = fs::read_to_string(PODMAN_CONTAINERS) else {
-        return vec![];
-    };
-    let Ok(serde_json::Value::Array(list)) = serde_json::from_str(&text) else {
-        return vec![];
-    };
-    list.iter()
-        .filter_map(|c| {
-            let id = c["id"].as_str()?.to_string();
-            let names = c["names"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|n| n.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            Some((id, names))
-        })
-        .collect()
-}
+    /// Container name from Docker's config.v2.json or Podman's containers.json.
+    pub fn container_name(&self, id: &str) -> Option<String> {
+        let docker = self.docker_containers().join(id).join("config.v2.json");
+        if let Ok(text) = fs::read_to_string(docker) {
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            return v["Name"]
+                .as_str()
+                .map(|n| n.trim_start_matches('/').to_string());
+        }
+        self.podman_containers()
+            .into_iter()
+            .find(|(cid, _)| cid == id)
+            .and_then(|(_, names)| names.into_iter().next())
+    }
 
-/// Ids of the containers called `name` (Docker and Podman).
-pub fn container_ids(name: &str) -> Vec<String> {
-    let mut ids = vec![];
-    if let Ok(dir) = fs::read_dir(DOCKER_CONTAINERS) {
-        for e in dir.flatten() {
-            let id = e.file_name().to_string_lossy().to_string();
-            if container_name(&id).as_deref() == Some(name) {
+    fn podman_containers(&self) -> Vec<(String, Vec<String>)> {
+        let json = self
+            .podman_storage
+            .join("overlay-containers/containers.json");
+        let Ok(text) = fs::read_to_string(json) else {
+            return vec![];
+        };
+        let Ok(serde_json::Value::Array(list)) = serde_json::from_str(&text) else {
+            return vec![];
+        };
+        list.iter()
+            .filter_map(|c| {
+                let id = c["id"].as_str()?.to_string();
+                let names = c["names"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Some((id, names))
+            })
+            .collect()
+    }
+
+    /// Ids of the containers called `name` (Docker and Podman).
+    pub fn container_ids(&self, name: &str) -> Vec<String> {
+        let mut ids = vec![];
+        if let Ok(dir) = fs::read_dir(self.docker_containers()) {
+            for e in dir.flatten() {
+                let id = e.file_name().to_string_lossy().to_string();
+                if self.container_name(&id).as_deref() == Some(name) {
+                    ids.push(id);
+                }
+            }
+        }
+        for (id, names) in self.podman_containers() {
+            if names.iter().any(|n| n == name) {
                 ids.push(id);
             }
         }
+        ids
     }
-    for (id, names) in podman_containers() {
-        if names.iter().any(|n| n == name) {
-            ids.push(id);
-        }
-    }
-    ids
 }
 
 /// cgroup v2 ids (directory inodes) of every cgroup under `root` whose directory name
@@ -147,8 +179,8 @@ pub fn unit_cgroup_ids(root: &Path, unit: &str) -> Vec<u64> {
 }
 
 /// cgroup ids of the containers called `name`.
-pub fn container_cgroup_ids(root: &Path, name: &str) -> Vec<u64> {
-    let ids = container_ids(name);
+pub fn container_cgroup_ids(root: &Path, name: &str, runtimes: &Runtimes) -> Vec<u64> {
+    let ids = runtimes.container_ids(name);
     if ids.is_empty() {
         return vec![];
     }
@@ -202,5 +234,34 @@ mod tests {
         let ids = unit_cgroup_ids(root.path(), "web.service");
         assert_eq!(ids.len(), 2);
         assert!(ids.contains(&fs::metadata(&unit).unwrap().ino()));
+    }
+
+    #[test]
+    fn container_names_from_runtime_files() {
+        let docker = tempfile::tempdir().unwrap();
+        let podman = tempfile::tempdir().unwrap();
+        let dir = docker.path().join("containers").join(ID);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("config.v2.json"),
+            r#"{"ID":"x","Name":"/immich_server"}"#,
+        )
+        .unwrap();
+        let pid2 = "1".repeat(64);
+        fs::create_dir_all(podman.path().join("overlay-containers")).unwrap();
+        fs::write(
+            podman.path().join("overlay-containers/containers.json"),
+            format!(r#"[{{"id":"{pid2}","names":["jellyfin"]}}]"#),
+        )
+        .unwrap();
+        let rt = Runtimes {
+            docker_root: docker.path().into(),
+            podman_storage: podman.path().into(),
+        };
+        assert_eq!(rt.container_name(ID).as_deref(), Some("immich_server"));
+        assert_eq!(rt.container_name(&pid2).as_deref(), Some("jellyfin"));
+        assert_eq!(rt.container_ids("immich_server"), vec![ID.to_string()]);
+        assert_eq!(rt.container_ids("jellyfin"), vec![pid2]);
+        assert!(rt.container_ids("nope").is_empty());
     }
 }

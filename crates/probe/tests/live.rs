@@ -424,34 +424,64 @@ fn tls_plaintext_through_libssl_uprobes() {
     assert_eq!(m.count(CLIENT, &client), 4, "{dump}");
 }
 
+/// A process moved into a cgroup v2 directory for the test, moved back on drop.
+struct InCgroup {
+    dir: std::path::PathBuf,
+    root: std::path::PathBuf,
+    pid: u32,
+}
+
+impl InCgroup {
+    /// None (after saying SKIPPED) when there is no writable cgroup v2 hierarchy.
+    fn enter(relative: &str, pid: u32) -> Option<InCgroup> {
+        let Some(root) = cgroup2_mount() else {
+            skipped("cgroup test: no cgroup v2 hierarchy mounted");
+            return None;
+        };
+        let dir = root.join(relative);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            skipped(&format!(
+                "cgroup test: cannot create {} ({e})",
+                dir.display()
+            ));
+            return None;
+        }
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        Some(InCgroup { dir, root, pid })
+    }
+}
+
+impl Drop for InCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.root.join("cgroup.procs"), self.pid.to_string());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent); // fails while another test uses it
+        }
+    }
+}
+
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (pre, post) = line.split_once(" - ")?;
+        (post.split_whitespace().next()? == "cgroup2")
+            .then(|| pre.split_whitespace().nth(4).map(std::path::PathBuf::from))?
+    })
+}
+
 #[test]
 fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
     if !live_or_skip("unit (cgroup) live test", &["curl", "python3"]) {
         return;
     }
-    let Some(root) = cgroup2_mount() else {
-        skipped("unit test: no cgroup v2 hierarchy mounted");
-        return;
-    };
     let backend = Backend::start();
     let unit = format!("hlprobe-{}.service", backend.port);
-    let slice = root.join("hlprobe-test.slice");
-    let dir = slice.join(&unit);
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        skipped(&format!("unit test: cannot create {} ({e})", dir.display()));
+    let relative = format!("hlprobe-test.slice/{unit}");
+    let Some(_cgroup) = InCgroup::enter(&relative, backend.proc.0.id()) else {
         return;
-    }
-    struct Cleanup(std::path::PathBuf, std::path::PathBuf, u32);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::write(self.1.join("cgroup.procs"), self.2.to_string());
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            let _ = std::fs::remove_dir(&self.0);
-        }
-    }
-    std::fs::write(dir.join("cgroup.procs"), backend.proc.0.id().to_string()).unwrap();
-    let _cleanup = Cleanup(dir.clone(), root.clone(), backend.proc.0.id());
-
+    };
     let probe = Probe::start(&[s("--watch-unit"), unit.clone()]);
     let p = backend.port;
     assert_eq!(
@@ -477,11 +507,43 @@ fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
     assert_eq!(m.count(SERVER, &[svc]), 3, "{dump}");
 }
 
-fn cgroup2_mount() -> Option<std::path::PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        (post.split_whitespace().next()? == "cgroup2")
-            .then(|| pre.split_whitespace().nth(4).map(std::path::PathBuf::from))?
-    })
+#[test]
+fn container_watch_finds_the_cgroup_by_name() {
+    if !live_or_skip("container (cgroup) live test", &["curl", "python3"]) {
+        return;
+    }
+    let backend = Backend::start();
+    let name = format!("hlprobe-web-{}", backend.port);
+    let id = format!("{:064x}", u64::from(backend.port) * 0x9E37_79B9);
+    // A Docker data-root as the daemon leaves it: containers/<id>/config.v2.json.
+    let docker = tempfile::tempdir().unwrap();
+    let cdir = docker.path().join("containers").join(&id);
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(
+        cdir.join("config.v2.json"),
+        format!(r#"{{"ID":"{id}","Name":"/{name}"}}"#),
+    )
+    .unwrap();
+    let relative = format!("hlprobe-test.slice/docker-{id}.scope");
+    let Some(_cgroup) = InCgroup::enter(&relative, backend.proc.0.id()) else {
+        return;
+    };
+    let probe = Probe::start(&[
+        s("--watch-container"),
+        name.clone(),
+        s("--docker-root"),
+        docker.path().display().to_string(),
+    ]);
+    let p = backend.port;
+    assert_eq!(curl(&[], &urls(p, &["/ok", "/chunked"])), [200, 200]);
+    let svc = ("service_name", name.as_str());
+    let m = probe.settle(|m| m.count(SERVER, &[svc]) >= 2);
+    let dump = m.dump("http_");
+    assert_eq!(m.count(SERVER, &[svc, ("http_route", "/ok")]), 1, "{dump}");
+    assert_eq!(
+        m.count(SERVER, &[svc, ("http_route", "/chunked")]),
+        1,
+        "{dump}"
+    );
+    assert_eq!(m.count(SERVER, &[]), 2, "{dump}");
 }
