@@ -254,7 +254,9 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
     for w in &watches {
         validate_watch(w).map_err(|(field, msg)| anyhow::anyhow!("watch{field}: {msg}"))?;
     }
-    if watches.is_empty() {
+    // A config file may legitimately list no service (configgen renders an empty list):
+    // the probe then only serves its own metrics. Without any config it is a usage error.
+    if watches.is_empty() && file.is_none() {
         anyhow::bail!(
             "nothing to watch: give --watch-port, --watch-client-port, --watch-unit, \
              --watch-container or a --config file with [[watch]] entries"
@@ -375,5 +377,16 @@ container = "immich_server"
         assert_eq!(s.metrics_listen.to_string(), DEFAULT_METRICS_LISTEN);
         assert!(s.tls);
         assert!(load(None, &Overrides::default()).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("probe.toml");
+        std::fs::write(
+            &empty,
+            "# Generated\nmetrics_listen = \"127.0.0.1:1\"\nwatch = []\n",
+        )
+        .unwrap();
+        assert!(load(Some(&empty), &Overrides::default())
+            .unwrap()
+            .watches
+            .is_empty());
     }
 }

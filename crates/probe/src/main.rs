@@ -151,6 +151,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Nothing to watch: no eBPF at all, only the self metrics (all zero) until stopped.
+fn serve_only(
+    rt: tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    settings: &Settings,
+) -> Result<()> {
+    eprintln!(
+        "homelab-probe: warning: the config lists nothing to watch; no eBPF attached; \
+         metrics on http://{}/metrics",
+        settings.metrics_listen
+    );
+    let metrics = Arc::new(metrics::Metrics::new());
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = http::serve(listener, metrics) => {}
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(())
+    })
+}
+
 fn run(settings: Settings, log_events: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,6 +181,9 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(settings.metrics_listen))
         .with_context(|| format!("cannot listen on {}", settings.metrics_listen))?;
+    if settings.watches.is_empty() {
+        return serve_only(rt, listener, &settings);
+    }
 
     let mut server_ports = HashMap::new();
     let mut client_ports = HashMap::new();
