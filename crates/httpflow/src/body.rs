@@ -206,11 +206,37 @@ fn after_size(size: u64) -> Chunk {
 }
 
 /// Whether the last captured bytes of a segment look like the end of a
-/// chunked body: the last chunk `0` without extensions or trailers, after
-/// the CRLF closing the previous chunk's data, or alone at the start of the
-/// segment (`whole` is true when `end` is the entire segment).
+/// chunked body: the last chunk (`0`, maybe with extensions), maybe trailer
+/// fields, and the final empty line. The last chunk must follow a line end
+/// seen in `end` (the CRLF closing the previous chunk's data), or begin the
+/// segment (`whole`: `end` is the entire segment).
 pub(crate) fn looks_like_chunked_end(end: &[u8], whole: bool) -> bool {
-    end.ends_with(b"\n0\r\n\r\n") || (whole && end == b"0\r\n\r\n")
+    let Some(body) = end.strip_suffix(b"\r\n\r\n") else {
+        return false;
+    };
+    // Lines before the final empty line, last first.
+    let mut lines = body
+        .rsplit(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut seen = 0;
+    for line in lines.by_ref() {
+        seen += 1;
+        let size = line.split(|&b| b == b';').next().unwrap_or_default();
+        if !size.is_empty() && size.iter().all(|&b| b == b'0') {
+            // The last chunk: complete only if a line end precedes it here.
+            return lines.next().is_some() || whole;
+        }
+        let is_field = line.iter().position(|&b| b == b':').is_some_and(|c| {
+            c > 0
+                && line[..c]
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        });
+        if !is_field || seen > 8 {
+            return false;
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -287,5 +313,17 @@ mod tests {
         assert!(looks_like_chunked_end(b"0\r\n\r\n", true));
         assert!(!looks_like_chunked_end(b"0\r\n\r\n", false));
         assert!(!looks_like_chunked_end(b"\r\n10\r\n\r\n", false));
+        assert!(looks_like_chunked_end(
+            b"ab\r\n0;x=1\r\nX-Sum: 1\r\nY: 2\r\n\r\n",
+            false
+        ));
+        assert!(looks_like_chunked_end(b"0\r\nX-Sum: 1\r\n\r\n", true));
+        assert!(!looks_like_chunked_end(b"0\r\nX-Sum: 1\r\n\r\n", false));
+        assert!(!looks_like_chunked_end(
+            b"ab\r\n0\r\nnot a field\r\n\r\n",
+            false
+        ));
+        assert!(!looks_like_chunked_end(b"ab\r\n0\r\n", false));
+        assert!(!looks_like_chunked_end(b"\r\n\r\n", true));
     }
 }

@@ -53,14 +53,20 @@
 //!   still incomplete completes that request head (servers answer only once
 //!   they have read the head, or reject it).
 //! - A message boundary in uncaptured bytes (or a head not seen whole) puts
-//!   the direction out of sync: a message is then looked for at the start of
-//!   the following segments (writes and reads usually begin with a message),
-//!   tentatively until its whole first line is seen, or where a whole first
-//!   line follows the end of the previous message; right after uncaptured
-//!   bytes, only a whole first line with a registered method counts. A
-//!   method that is the end of a registered one (`ATCH`, `FIND`) is taken
-//!   for a cut message, not a start. Captured data that does not begin a
-//!   message is skipped ([`Stats::skipped_segments`]), never fatal.
+//!   the direction out of sync. A message is then looked for at the start
+//!   of the following segments (writes and reads usually begin with a
+//!   message), tentatively until its whole first line is seen; elsewhere in
+//!   captured data, at the first whole, valid first line with a registered
+//!   method (IANA registry plus a few common extensions) for a request, or
+//!   `HTTP/1.x NNN` for a response. A method that is the end of a registered
+//!   one (`ATCH`, `FIND`) is taken for a cut message, not a start. A
+//!   message that began out of sync takes part in the cross-direction
+//!   heuristics above only once its first line is confirmed. Captured data
+//!   that does not begin a message is skipped ([`Stats::skipped_segments`]),
+//!   never fatal.
+//! - Known limit: a client that pipelines a request between a response head
+//!   and a body beginning with `HTTP/1.x NNN` in its own segment makes that
+//!   body look like the next response after an unseen (sendfile) body.
 //! - [`Connection::mid_stream`] starts out of sync, for connections already
 //!   open when observation began.
 //!
