@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: GPL-2.0
+/* homelab-probe kernel side: HTTP bytes of watched TCP connections, from syscall
+ * tracepoints (exit hooks only, arguments read back from the saved user registers) and
+ * libssl uprobes (plaintext of TLS connections). No kprobes, no fentry. */
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "probe_abi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Force a reader wakeup once this many bytes wait in the ring (set by the loader). */
+volatile const __u64 hl_wakeup_bytes = 256 * 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 * 1024 * 1024);
+} hl_events SEC(".maps");
+
+/* Local listening port -> watch id (server side). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u32);
+} hl_server_ports SEC(".maps");
+
+/* Remote port -> watch id (client side: outgoing connections of any process). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u16);
+	__type(value, __u32);
+} hl_client_ports SEC(".maps");
+
+/* cgroup v2 id -> watch id (systemd units, containers): all their TCP connections. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} hl_cgroups SEC(".maps");
+
+/* Processes owning at least one tracked connection: the first filter of every hot hook.
+ * Value: HL_TGID_* flags. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, __u32);
+} hl_tgids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, struct hl_conn);
+} hl_conns SEC(".maps");
+
+/* Thread inside SSL_read/SSL_write: pid_tgid -> call arguments. */
+struct hl_ssl_call {
+	__u64 ssl;
+	__u64 buf;
+	__u64 len_ptr; /* SSL_*_ex: where the byte count is stored; 0 otherwise */
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct hl_ssl_call);
+} hl_ssl_calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct hl_ssl_key);
+	__type(value, __s32);
+} hl_ssl_fds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hl_event);
+} hl_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HL_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} hl_stats SEC(".maps");
+
+/* Clamp for the verifier: the empty asm hides the value from clang, so the comparison is
+ * kept on the 64-bit register the helper receives (clang 14 otherwise folds it away). */
+#define HL_CLAMP(v, max)                                                                   \
+	({                                                                                 \
+		__u64 __v = (v);                                                           \
+		asm volatile("" : "+r"(__v));                                              \
+		if (__v > (max))                                                           \
+			__v = (max);                                                       \
+		__v;                                                                       \
+	})
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&hl_stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
+{
+	return ((__u64)tgid << 32) | (__u32)fd;
+}
+
+/* The registers saved at syscall entry: the arguments, still there at exit. A BTF pointer,
+ * so fields are read with plain (CO-RE relocated) loads. */
+static __always_inline struct pt_regs *user_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+static __always_inline struct socket *fd_to_socket(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return 0;
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || (__u64)fd >= max)
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return 0;
+	return (struct socket *)BPF_CORE_READ(file, private_data);
+}
+
+static __always_inline void emit(struct hl_event *ev, __u64 size)
+{
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&hl_events, BPF_RB_AVAIL_DATA) >= hl_wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	if (size > sizeof(*ev))
+		size = sizeof(*ev);
+	if (bpf_ringbuf_output(&hl_events, ev, size, flags))
+		stat_inc(HL_STAT_DROPS);
+}
+
+static __always_inline struct hl_event *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&hl_scratch, &zero);
+}
+
+/* ---- connection open: accept (server side), connect (client side) ---- */
+
+static __always_inline int track_open(long fd, __u8 side)
+{
+	if (fd < 0)
+		return 0;
+	struct socket *sock = fd_to_socket(fd);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+
+	__u32 *watch = side == HL_SIDE_SERVER ? bpf_map_lookup_elem(&hl_server_ports, &lport)
+					      : bpf_map_lookup_elem(&hl_client_ports, &rport);
+	if (!watch) {
+		__u64 cg = bpf_get_current_cgroup_id();
+		watch = bpf_map_lookup_elem(&hl_cgroups, &cg);
+		if (!watch)
+			return 0;
+	}
+
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 key = conn_key(tgid, fd);
+	struct hl_conn conn = { .watch_id = *watch, .side = side };
+	bpf_map_update_elem(&hl_conns, &key, &conn, BPF_ANY);
+	__u32 tracked = HL_TGID_TRACKED; /* NOEXIST: keep the HL_TGID_SSL flag of a known process */
+	bpf_map_update_elem(&hl_tgids, &tgid, &tracked, BPF_NOEXIST);
+
+	struct hl_event *ev = scratch();
+	if (!ev)
+		return 0;
+	__builtin_memset(&ev->hdr, 0, sizeof(ev->hdr));
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.tgid = tgid;
+	ev->hdr.fd = fd;
+	ev->hdr.watch_id = conn.watch_id;
+	ev->hdr.kind = HL_EV_OPEN;
+	ev->hdr.side = side;
+	ev->hdr.family = family;
+	ev->hdr.lport = lport;
+	ev->hdr.rport = rport;
+	if (family == AF_INET) {
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(ev->hdr.raddr, &a, 4);
+	} else {
+		BPF_CORE_READ_INTO(&ev->hdr.raddr, sk, __sk_common.skc_v6_daddr);
+	}
+	/* The process name travels with the open: short-lived clients are gone from /proc
+	 * by the time userspace names them. */
+	bpf_get_current_comm(ev->data, 16);
+	ev->hdr.head_len = 16;
+	emit(ev, sizeof(ev->hdr) + 16);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int hl_exit_accept(struct hl_sys_exit *ctx)
+{
+	return track_open(ctx->ret, HL_SIDE_SERVER);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int hl_exit_accept4(struct hl_sys_exit *ctx)
+{
+	return track_open(ctx->ret, HL_SIDE_SERVER);
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int hl_exit_connect(struct hl_sys_exit *ctx)
+{
+	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
+		return 0;
+	return track_open(user_regs()->di, HL_SIDE_CLIENT);
+}
+
+/* ---- data: read/write family ---- */
+
+/* The tracked connection of (current process, fd), or 0. TLS connections are marked here:
+ * a socket read or written by a thread inside SSL_read/SSL_write carries ciphertext (only
+ * looked for in processes that called into libssl). */
+static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags, long fd)
+{
+	__u64 key = conn_key(tgid, fd);
+	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
+	if (!conn || !(tgid_flags & HL_TGID_SSL))
+		return conn;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct hl_ssl_call *call = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
+	if (call) {
+		struct hl_ssl_key sk = { .ssl = call->ssl, .tgid = tgid };
+		__s32 sfd = fd;
+		bpf_map_update_elem(&hl_ssl_fds, &sk, &sfd, BPF_ANY);
+		conn->tls = 1;
+	}
+	return conn;
+}
+
+static __always_inline struct hl_event *data_event(__u32 tgid, long fd, __u64 len, __u8 dir,
+						   struct hl_conn *conn)
+{
+	struct hl_event *ev = scratch();
+	if (!ev)
+		return 0;
+	__builtin_memset(&ev->hdr, 0, sizeof(ev->hdr));
+	ev->hdr.ts_ns = bpf_ktime_get_ns();
+	ev->hdr.len = len;
+	ev->hdr.tgid = tgid;
+	ev->hdr.fd = fd;
+	ev->hdr.watch_id = conn->watch_id;
+	ev->hdr.kind = HL_EV_DATA;
+	ev->hdr.dir = dir;
+	ev->hdr.side = conn->side;
+	return ev;
+}
+
+/* Head and tail of one contiguous user buffer holding `len` bytes; emits the event. */
+static __always_inline void capture_buf(struct hl_event *ev, const void *buf, __u64 len)
+{
+	__u64 head = HL_CLAMP(len, HL_HEAD_MAX);
+	bpf_probe_read_user(ev->data, head, buf);
+	__u64 tail = 0;
+	if (len > head) {
+		tail = len - head;
+		tail = HL_CLAMP(tail, HL_TAIL_MAX);
+		bpf_probe_read_user(ev->data + HL_HEAD_MAX, tail, buf + (len - tail));
+	}
+	ev->hdr.head_len = head;
+	ev->hdr.tail_len = tail;
+	emit(ev, sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head));
+}
+
+/* Same for data scattered over an iovec array (readv/writev/recvmsg/sendmsg). The head is
+ * gathered across entries; the tail is taken from the last entry that holds data. */
+static __always_inline void capture_iov(struct hl_event *ev, const struct iovec *iov,
+					__u64 iovcnt, __u64 len)
+{
+	__u64 done = 0, head = 0, last_len = 0;
+	const void *last_base = 0;
+#pragma unroll
+	for (int i = 0; i < HL_MAX_IOV; i++) {
+		if (i >= iovcnt || done >= len)
+			break;
+		struct iovec v = {};
+		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
+			break;
+		__u64 n = v.iov_len;
+		if (n > len - done)
+			n = len - done;
+		if (n == 0)
+			continue;
+		if (head == done && head < HL_HEAD_MAX) {
+			__u64 c = HL_HEAD_MAX - head;
+			if (c > n)
+				c = n;
+			__u64 off = HL_CLAMP(head, HL_HEAD_MAX - 1);
+			c = HL_CLAMP(c, HL_HEAD_MAX);
+			bpf_probe_read_user(ev->data + off, c, v.iov_base);
+			head += c;
+		}
+		last_base = v.iov_base;
+		last_len = n;
+		done += n;
+	}
+	__u64 tail = 0;
+	if (done == len && len > head && last_base) {
+		tail = len - head;
+		if (tail > last_len)
+			tail = last_len;
+		if (tail > HL_TAIL_MAX)
+			tail = HL_TAIL_MAX;
+		tail = HL_CLAMP(tail, HL_TAIL_MAX);
+		bpf_probe_read_user(ev->data + HL_HEAD_MAX, tail, last_base + (last_len - tail));
+	}
+	if (head > HL_HEAD_MAX)
+		head = HL_HEAD_MAX;
+	ev->hdr.head_len = head;
+	ev->hdr.tail_len = tail;
+	emit(ev, sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head));
+}
+
+static __always_inline int on_buf(long ret, __u8 dir)
+{
+	if (ret <= 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
+		return 0;
+	struct pt_regs *regs = user_regs();
+	long fd = regs->di;
+	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
+	if (!conn || conn->tls)
+		return 0;
+	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
+	if (ev)
+		capture_buf(ev, (const void *)regs->si, ret);
+	return 0;
+}
+
+static __always_inline int on_iov(long ret, __u8 dir, bool msg)
+{
+	if (ret <= 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
+		return 0;
+	struct pt_regs *regs = user_regs();
+	long fd = regs->di;
+	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
+	if (!conn || conn->tls)
+		return 0;
+	const struct iovec *iov;
+	__u64 cnt;
+	if (msg) {
+		struct user_msghdr m = {};
+		bpf_probe_read_user(&m, sizeof(m), (const void *)regs->si);
+		iov = m.msg_iov;
+		cnt = m.msg_iovlen;
+	} else {
+		iov = (const struct iovec *)regs->si;
+		cnt = regs->dx;
+	}
+	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
+	if (ev)
+		capture_iov(ev, iov, cnt, ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int hl_exit_read(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_READ); }
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int hl_exit_recvfrom(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_READ); }
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int hl_exit_write(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_WRITE); }
+
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int hl_exit_sendto(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_WRITE); }
+
+SEC("tracepoint/syscalls/sys_exit_readv")
+int hl_exit_readv(struct hl_sys_exit *ctx) { return on_iov(ctx->ret, HL_DIR_READ, false); }
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int hl_exit_writev(struct hl_sys_exit *ctx) { return on_iov(ctx->ret, HL_DIR_WRITE, false); }
+
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int hl_exit_recvmsg(struct hl_sys_exit *ctx) { return on_iov(ctx->ret, HL_DIR_READ, true); }
+
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int hl_exit_sendmsg(struct hl_sys_exit *ctx) { return on_iov(ctx->ret, HL_DIR_WRITE, true); }
+
+/* sendfile: the body bytes stay in the kernel; report their count so the parser can
+ * account for them (a response body sent with sendfile still completes its exchange). */
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int hl_exit_sendfile64(struct hl_sys_exit *ctx)
+{
+	long ret = ctx->ret;
+	if (ret <= 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
+		return 0;
+	long fd = user_regs()->di;
+	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
+	if (!conn || conn->tls)
+		return 0;
+	struct hl_event *ev = data_event(tgid, fd, ret, HL_DIR_WRITE, conn);
+	if (ev) {
+		ev->hdr.flags = HL_F_NO_PAYLOAD;
+		emit(ev, sizeof(ev->hdr));
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_close")
+int hl_exit_close(struct hl_sys_exit *ctx)
+{
+	if (ctx->ret != 0)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+		return 0;
+	long fd = user_regs()->di;
+	__u64 key = conn_key(tgid, fd);
+	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
+	if (!conn)
+		return 0;
+	struct hl_event *ev = data_event(tgid, fd, 0, HL_DIR_READ, conn);
+	bpf_map_delete_elem(&hl_conns, &key);
+	if (ev) {
+		ev->hdr.kind = HL_EV_CLOSE;
+		emit(ev, sizeof(ev->hdr));
+	}
+	return 0;
+}
+
+/* ---- TLS plaintext: libssl uprobes ---- */
+
+static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 len_ptr)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
+		return 0;
+	if (!(*tflags & HL_TGID_SSL))
+		*tflags |= HL_TGID_SSL; /* only ever set: a lost race just repeats it */
+	struct hl_ssl_call call = {
+		.ssl = ctx->di,
+		.buf = ctx->si,
+		.len_ptr = len_ptr,
+	};
+	bpf_map_update_elem(&hl_ssl_calls, &pid_tgid, &call, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int ssl_exit(struct pt_regs *ctx, __u8 dir, bool ex)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+		return 0;
+	struct hl_ssl_call *callp = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
+	if (!callp)
+		return 0;
+	struct hl_ssl_call call = *callp;
+	bpf_map_delete_elem(&hl_ssl_calls, &pid_tgid);
+
+	long rc = ctx->ax;
+	__u64 len = 0;
+	if (ex) {
+		if (rc != 1 || !call.len_ptr)
+			return 0;
+		bpf_probe_read_user(&len, sizeof(len), (const void *)call.len_ptr);
+	} else {
+		if ((int)rc <= 0)
+			return 0;
+		len = (__u64)(int)rc;
+	}
+	if (len == 0)
+		return 0;
+
+	struct hl_ssl_key key = { .ssl = call.ssl, .tgid = tgid };
+	__s32 *fdp = bpf_map_lookup_elem(&hl_ssl_fds, &key);
+	if (!fdp)
+		return 0;
+	__s32 fd = *fdp;
+	__u64 ckey = conn_key(tgid, fd);
+	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &ckey);
+	if (!conn)
+		return 0;
+	struct hl_event *ev = data_event(tgid, fd, len, dir, conn);
+	if (ev) {
+		ev->hdr.flags = HL_F_TLS;
+		capture_buf(ev, (const void *)call.buf, len);
+	}
+	return 0;
+}
+
+SEC("uprobe/SSL_read")
+int hl_ssl_read(struct pt_regs *ctx) { return ssl_enter(ctx, 0); }
+
+SEC("uretprobe/SSL_read")
+int hl_ssl_read_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_READ, false); }
+
+SEC("uprobe/SSL_read_ex")
+int hl_ssl_read_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx); }
+
+SEC("uretprobe/SSL_read_ex")
+int hl_ssl_read_ex_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_READ, true); }
+
+SEC("uprobe/SSL_write")
+int hl_ssl_write(struct pt_regs *ctx) { return ssl_enter(ctx, 0); }
+
+SEC("uretprobe/SSL_write")
+int hl_ssl_write_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_WRITE, false); }
+
+SEC("uprobe/SSL_write_ex")
+int hl_ssl_write_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx); }
+
+SEC("uretprobe/SSL_write_ex")
+int hl_ssl_write_ex_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_WRITE, true); }

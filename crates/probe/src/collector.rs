@@ -1,0 +1,167 @@
+//! The collector thread: drains the ring buffer into the connection table, and every
+//! second does housekeeping (drop counter, dead processes, cgroups of watched units and
+//! containers).
+
+use std::{
+    collections::HashMap,
+    os::fd::AsRawFd,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use homelab_ebpf::{self as abi, Event};
+
+use crate::{loader, metrics::Metrics, procfs, services, table::Table};
+
+/// A watch that selects processes by cgroup.
+#[derive(Debug, Clone)]
+pub enum CgroupSelector {
+    Unit(String),
+    Container(String),
+}
+
+pub struct Collector {
+    pub maps: loader::Maps,
+    pub table: Table,
+    pub metrics: Arc<Metrics>,
+    pub cgroup_watches: Vec<(u32, CgroupSelector)>,
+    pub cgroup_root: Option<PathBuf>,
+    pub runtimes: services::Runtimes,
+    pub log_events: bool,
+}
+
+/// Poll timeout: the kernel side wakes the reader only past a fill threshold, so a short
+/// timeout bounds the delay of a trickle of events.
+const POLL_MS: i32 = 50;
+
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl Collector {
+    /// Resolves the cgroup ids of watched units/containers and syncs the kernel map.
+    pub fn sync_cgroups(&mut self) -> HashMap<u64, u32> {
+        let mut wanted = HashMap::new();
+        if let Some(root) = &self.cgroup_root {
+            for (watch, sel) in &self.cgroup_watches {
+                let ids = match sel {
+                    CgroupSelector::Unit(u) => services::unit_cgroup_ids(root, u),
+                    CgroupSelector::Container(c) => {
+                        services::container_cgroup_ids(root, c, &self.runtimes)
+                    }
+                };
+                for id in ids {
+                    wanted.insert(id, *watch);
+                }
+            }
+        }
+        let present: Vec<u64> = self.maps.cgroups.keys().filter_map(Result::ok).collect();
+        for id in present {
+            if !wanted.contains_key(&id) {
+                let _ = self.maps.cgroups.remove(&id);
+            }
+        }
+        for (id, watch) in &wanted {
+            if let Err(e) = self.maps.cgroups.insert(id, watch, 0) {
+                eprintln!("homelab-probe: warning: cgroup map full? {e}");
+            }
+        }
+        wanted
+    }
+
+    pub fn run(mut self, stop: Arc<AtomicBool>) {
+        let fd = self.maps.events.as_raw_fd();
+        let mut drops_seen = 0u64;
+        let mut last_tick = Instant::now();
+        let mut ticks = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let mut pfd = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+            while let Some(item) = self.maps.events.next() {
+                match Event::parse(&item) {
+                    Some(ev) => {
+                        if self.log_events {
+                            log_event(&ev);
+                        }
+                        self.table.on_event(&ev);
+                    }
+                    None => self.metrics.parse_errors.inc(),
+                }
+            }
+            if last_tick.elapsed() >= Duration::from_secs(1) {
+                last_tick = Instant::now();
+                ticks += 1;
+                let drops = loader::stat(&self.maps.stats, abi::STAT_DROPS);
+                self.metrics
+                    .ringbuf_drops
+                    .inc_by(drops.saturating_sub(drops_seen));
+                drops_seen = drops_seen.max(drops);
+                if ticks.is_multiple_of(5) {
+                    self.housekeeping();
+                }
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let dead = self.table.prune(&procfs::alive, monotonic_ns());
+        for tgid in dead {
+            let _ = self.maps.tgids.remove(&tgid);
+            let stale: Vec<u64> = self
+                .maps
+                .conns
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| (k >> 32) as u32 == tgid)
+                .collect();
+            for k in stale {
+                let _ = self.maps.conns.remove(&k);
+            }
+        }
+        if !self.cgroup_watches.is_empty() {
+            self.sync_cgroups();
+        }
+    }
+}
+
+fn log_event(ev: &Event<'_>) {
+    let h = &ev.hdr;
+    let kind = match h.kind {
+        abi::EV_OPEN => "open",
+        abi::EV_DATA if h.dir == abi::DIR_WRITE => "write",
+        abi::EV_DATA => "read",
+        abi::EV_CLOSE => "close",
+        _ => "?",
+    };
+    let head: String = ev
+        .head
+        .iter()
+        .take(80)
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                (b as char).to_string()
+            } else {
+                format!("\\x{b:02x}")
+            }
+        })
+        .collect();
+    eprintln!(
+        "event {kind} tgid={} fd={} watch={} side={} len={} head={} tail={} flags={} lport={} rport={} {head:?}",
+        h.tgid, h.fd, h.watch_id, h.side, h.len, h.head_len, h.tail_len, h.flags, h.lport, h.rport
+    );
+}

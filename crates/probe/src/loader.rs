@@ -1,0 +1,348 @@
+//! Loads the embedded BPF object with aya, fills the watch maps, attaches the tracepoints
+//! and libssl uprobes, and explains failures in terms of capabilities and kernel features.
+
+use std::{collections::BTreeSet, fs, path::Path};
+
+use anyhow::{anyhow, Context, Result};
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{uprobe::UProbeScope, TracePoint, UProbe},
+    Ebpf, EbpfLoader,
+};
+use homelab_ebpf::{self as abi, maps};
+
+/// `struct hl_conn` as a map value.
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnValue(pub abi::Conn);
+// SAFETY: repr(C) struct of integers with explicit padding fields.
+unsafe impl aya::Pod for ConnValue {}
+
+/// The maps userspace keeps using after start.
+pub struct Maps {
+    pub events: RingBuf<MapData>,
+    pub conns: HashMap<MapData, u64, ConnValue>,
+    pub tgids: HashMap<MapData, u32, u32>,
+    pub cgroups: HashMap<MapData, u64, u32>,
+    pub stats: PerCpuArray<MapData, u64>,
+}
+
+pub struct Probe {
+    /// Owns the programs and their links: dropping it detaches everything.
+    pub ebpf: Ebpf,
+    pub maps: Maps,
+    /// libssl uprobes, None when disabled or not loadable.
+    pub tls: Option<Tls>,
+}
+
+pub struct LoadOptions<'a> {
+    pub server_ports: &'a [(u16, u32)],
+    pub client_ports: &'a [(u16, u32)],
+    pub ring_buffer_kib: u32,
+    pub tls: bool,
+    pub libssl: &'a [String],
+}
+
+const CAP_DAC_READ_SEARCH: u32 = 2;
+const CAP_SYS_PTRACE: u32 = 19;
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+fn effective_caps() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Capabilities the probe needs and does not have, by name.
+pub fn missing_capabilities() -> Vec<&'static str> {
+    let caps = effective_caps();
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    let admin = has(CAP_SYS_ADMIN);
+    let mut missing = vec![];
+    if !has(CAP_BPF) && !admin {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) && !admin {
+        missing.push("CAP_PERFMON");
+    }
+    if !has(CAP_SYS_PTRACE) {
+        missing.push("CAP_SYS_PTRACE (to read /proc/PID/fd of other users' processes)");
+    }
+    if !has(CAP_DAC_READ_SEARCH) {
+        missing.push("CAP_DAC_READ_SEARCH (to read tracefs event ids)");
+    }
+    missing
+}
+
+fn preflight() -> Result<()> {
+    let missing: Vec<_> = missing_capabilities()
+        .into_iter()
+        .filter(|c| *c == "CAP_BPF" || *c == "CAP_PERFMON")
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "missing capabilities {}: run as root, or grant CAP_BPF and CAP_PERFMON (plus \
+             CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE for /proc and tracefs)",
+            missing.join(", ")
+        );
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        anyhow::bail!(
+            "kernel BTF missing: /sys/kernel/btf/vmlinux does not exist; the probe needs a kernel \
+             built with CONFIG_DEBUG_INFO_BTF=y (CO-RE relocation of the socket structures)"
+        );
+    }
+    ensure_tracefs()
+}
+
+/// Tracepoint ids are read from tracefs; mount it when the kernel has it but nobody did.
+fn ensure_tracefs() -> Result<()> {
+    let events = [
+        "/sys/kernel/tracing/events",
+        "/sys/kernel/debug/tracing/events",
+    ];
+    for p in events {
+        match fs::metadata(p) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => anyhow::bail!(
+                "cannot read {p}: permission denied (needs root or CAP_DAC_READ_SEARCH)"
+            ),
+            Err(_) => {}
+        }
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: valid NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            c"nodev".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 && Path::new(events[0]).exists() {
+        eprintln!("homelab-probe: mounted tracefs on /sys/kernel/tracing");
+        return Ok(());
+    }
+    anyhow::bail!(
+        "tracefs is not mounted (neither /sys/kernel/tracing nor /sys/kernel/debug/tracing) and \
+         mounting it failed ({}): the kernel needs CONFIG_FTRACE_SYSCALLS and tracefs",
+        std::io::Error::last_os_error()
+    )
+}
+
+fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
+    let text = err.to_string();
+    let missing = missing_capabilities();
+    let perm = text.contains("Operation not permitted") || text.contains("Permission denied");
+    let hint = if perm {
+        let bpf: Vec<_> = missing
+            .iter()
+            .filter(|c| c.starts_with("CAP_BPF") || c.starts_with("CAP_PERFMON"))
+            .collect();
+        if bpf.is_empty() {
+            "permission denied although CAP_BPF and CAP_PERFMON are present: check \
+             kernel.unprivileged_bpf_disabled, kernel.perf_event_paranoid, LSM policy (lockdown)"
+                .to_string()
+        } else {
+            format!(
+                "permission denied: missing {}; run as root or grant them",
+                bpf.iter().map(|s| **s).collect::<Vec<_>>().join(", ")
+            )
+        }
+    } else if text.contains("bpf_task_pt_regs") || text.contains("unknown func") {
+        "the kernel lacks a BPF helper the probe uses (needs Linux 5.15+: ring buffer, \
+         bpf_task_pt_regs, bpf_get_current_task_btf)"
+            .to_string()
+    } else if text.contains("No such file or directory") && what.starts_with("tracepoint") {
+        "the tracepoint does not exist: the kernel needs CONFIG_FTRACE_SYSCALLS".to_string()
+    } else {
+        String::new()
+    };
+    if hint.is_empty() {
+        anyhow!("{what}: {text}")
+    } else {
+        anyhow!("{what}: {hint}\n  cause: {text}")
+    }
+}
+
+pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
+    preflight()?;
+    let ring_bytes = (opts.ring_buffer_kib.max(64) as u64 * 1024).next_power_of_two();
+    let ring_bytes = u32::try_from(ring_bytes).context("ring buffer too large")?;
+    let wakeup: u64 = (u64::from(ring_bytes) / 16).max(4096);
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(maps::EVENTS, ring_bytes)
+        .override_global(abi::WAKEUP_BYTES_GLOBAL, &wakeup, true)
+        .load(abi::PROBE_OBJ)
+        .map_err(|e| explain(format!("{e:#} ({e:?})"), "loading the BPF object"))?;
+
+    let mut server: HashMap<_, u16, u32> = HashMap::try_from(
+        ebpf.map_mut(maps::SERVER_PORTS)
+            .context("map hl_server_ports")?,
+    )?;
+    for &(port, watch) in opts.server_ports {
+        server.insert(port, watch, 0)?;
+    }
+    let mut client: HashMap<_, u16, u32> = HashMap::try_from(
+        ebpf.map_mut(maps::CLIENT_PORTS)
+            .context("map hl_client_ports")?,
+    )?;
+    for &(port, watch) in opts.client_ports {
+        client.insert(port, watch, 0)?;
+    }
+
+    for &(name, category, tracepoint) in abi::TRACEPOINTS {
+        let what = format!("tracepoint {category}/{tracepoint}");
+        let prog: &mut TracePoint = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the object"))?
+            .try_into()?;
+        prog.load()
+            .map_err(|e| explain(format!("{e}"), &format!("loading {name}")))?;
+        prog.attach(category, tracepoint)
+            .map_err(|e| explain(format!("{e:#}: {e:?}"), &what))?;
+    }
+
+    let tls = if opts.tls {
+        Tls::load(&mut ebpf, opts.libssl).map(|mut tls| {
+            tls.attach_new(&mut ebpf);
+            tls
+        })
+    } else {
+        None
+    };
+
+    let take = |ebpf: &mut Ebpf, name: &str| {
+        ebpf.take_map(name)
+            .with_context(|| format!("map {name} missing from the object"))
+    };
+    let maps = Maps {
+        events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)?,
+        conns: HashMap::try_from(take(&mut ebpf, maps::CONNS)?)?,
+        tgids: HashMap::try_from(take(&mut ebpf, maps::TGIDS)?)?,
+        cgroups: HashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
+        stats: PerCpuArray::try_from(take(&mut ebpf, maps::STATS)?)?,
+    };
+    Ok(Probe { ebpf, maps, tls })
+}
+
+/// libssl shared objects: configured paths, those mapped by running processes, and the
+/// usual distribution locations.
+pub fn libssl_candidates(configured: &[String]) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    let mut add = |p: &str| {
+        if let Ok(real) = fs::canonicalize(p) {
+            found.insert(real.to_string_lossy().to_string());
+        }
+    };
+    for p in configured {
+        add(p);
+    }
+    if !configured.is_empty() {
+        return found.into_iter().collect();
+    }
+    for pid in crate::procfs::pids() {
+        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            continue;
+        };
+        for line in maps.lines() {
+            if let Some(path) = line.split_whitespace().nth(5) {
+                let file = path.rsplit('/').next().unwrap_or("");
+                if file.starts_with("libssl.so") {
+                    add(path);
+                }
+            }
+        }
+    }
+    for dir in [
+        "/usr/lib/x86_64-linux-gnu",
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ] {
+        for so in ["libssl.so.3", "libssl.so.1.1"] {
+            add(&format!("{dir}/{so}"));
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// The libssl uprobes. TLS is optional, so failures are warnings. Libraries that show up
+/// later (a service started after the probe, a new Nix store path) are attached by
+/// [`Tls::attach_new`], called periodically.
+pub struct Tls {
+    configured: Vec<String>,
+    pub attached: BTreeSet<String>,
+    failed: BTreeSet<String>,
+}
+
+impl Tls {
+    /// Loads the uprobe programs; None when they cannot be loaded.
+    pub fn load(ebpf: &mut Ebpf, configured: &[String]) -> Option<Tls> {
+        for &(name, _, _) in abi::SSL_UPROBES {
+            let prog: &mut UProbe = ebpf.program_mut(name)?.try_into().ok()?;
+            if let Err(e) = prog.load() {
+                eprintln!("homelab-probe: warning: TLS disabled, loading {name}: {e}");
+                return None;
+            }
+        }
+        Some(Tls {
+            configured: configured.to_vec(),
+            attached: BTreeSet::new(),
+            failed: BTreeSet::new(),
+        })
+    }
+
+    /// Attaches to every libssl not seen yet; returns the newly attached ones.
+    pub fn attach_new(&mut self, ebpf: &mut Ebpf) -> Vec<String> {
+        let mut new = vec![];
+        for lib in libssl_candidates(&self.configured) {
+            if self.attached.contains(&lib) || self.failed.contains(&lib) {
+                continue;
+            }
+            let mut symbols = 0;
+            for &(name, symbol, _) in abi::SSL_UPROBES {
+                let prog: &mut UProbe = match ebpf.program_mut(name).map(TryInto::try_into) {
+                    Some(Ok(p)) => p,
+                    _ => continue,
+                };
+                match prog.attach(symbol, lib.as_str(), UProbeScope::AllProcesses) {
+                    Ok(_) => symbols += 1,
+                    // Old libssl has no SSL_read_ex/SSL_write_ex: the others suffice.
+                    Err(e) if symbol.ends_with("_ex") && e.to_string().contains("symbol") => {}
+                    Err(e) => {
+                        let hint = if effective_caps() & (1u64 << CAP_SYS_ADMIN) == 0 {
+                            " (uprobes need CAP_SYS_ADMIN)"
+                        } else {
+                            ""
+                        };
+                        eprintln!(
+                            "homelab-probe: warning: no TLS plaintext from {lib}: {symbol}: {e}{hint}"
+                        );
+                    }
+                }
+            }
+            if symbols > 0 {
+                self.attached.insert(lib.clone());
+                new.push(lib);
+            } else {
+                self.failed.insert(lib);
+            }
+        }
+        new
+    }
+}
+
+/// Sum over CPUs of one kernel statistic.
+pub fn stat(stats: &PerCpuArray<MapData, u64>, index: u32) -> u64 {
+    stats.get(&index, 0).map(|v| v.iter().sum()).unwrap_or(0)
+}

@@ -1,0 +1,329 @@
+//! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x services from
+//! eBPF syscall tracepoints and libssl uprobes; no kprobes, no code change in the services.
+
+mod collector;
+mod config;
+mod http;
+mod loader;
+mod metrics;
+mod procfs;
+mod seed;
+mod services;
+mod table;
+
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    process::ExitCode,
+    sync::{atomic::AtomicBool, Arc},
+};
+
+use anyhow::{Context, Result};
+use clap::Parser as _;
+use homelab_ebpf as abi;
+use httpflow::Side;
+
+use crate::{
+    collector::{CgroupSelector, Collector},
+    config::{Overrides, Settings},
+    table::{Table, WatchInfo},
+};
+
+const AFTER_HELP: &str = "\
+WHAT IT MEASURES
+  For each watched connection the probe reads the bytes of every read/write syscall (head
+  and tail of each, plus the full length) and of SSL_read/SSL_write in libssl, rebuilds the
+  HTTP/1.x exchanges and exports on GET /metrics:
+    http_server_request_duration_seconds  histogram: service_name, http_request_method,
+                                          http_response_status_code, http_route
+    http_client_request_duration_seconds  histogram: service_name, http_request_method,
+                                          http_response_status_code, server_address, server_port
+    http_server_active_requests           gauge: service_name
+    homelab_probe_*                       events, ring-buffer drops, parse errors, connections
+  Duration runs from the first request byte to the last response byte. Status \"0\" means
+  the connection ended before a response.
+
+CONFIG FILE (TOML)
+  metrics_listen = \"127.0.0.1:9464\"
+  [[watch]]
+  service = \"jellyfin\"        # service_name label (default: unit, container or process name)
+  ports = [8096]              # local listening ports (server side)
+  routes = [\"/Items/{id}\"]    # http_route templates (default: low-cardinality heuristic)
+  # instead of ports: unit = \"jellyfin.service\", container = \"immich_server\",
+  # or client_ports = [5432] (outgoing connections of any process to that port)
+  Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
+  docker_root, podman_storage.
+
+PRIVILEGES (measured on Linux 6.18; see docs/probe.md)
+  root, or: CAP_BPF + CAP_PERFMON (load, attach tracepoints), CAP_DAC_READ_SEARCH (tracefs
+  event ids), CAP_SYS_PTRACE (/proc/PID/fd of other users: connections open before start),
+  CAP_SYS_ADMIN only for the libssl uprobes (TLS). Linux 5.15+ with BTF.
+
+EXAMPLES
+  homelab-probe --watch-port 8080 --metrics-listen 127.0.0.1:9464
+  homelab-probe --config /etc/homelab/probe/probe.toml";
+
+/// How often new libssl libraries (services started later) are looked for.
+const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// eBPF RED probe for local HTTP/1.x services (syscall tracepoints and libssl uprobes).
+#[derive(clap::Parser, Debug)]
+#[command(name = "homelab-probe", version, after_help = AFTER_HELP)]
+struct Args {
+    /// TOML config file (format below); flags add watches and override settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Watch connections accepted on this local port (server side). Repeatable.
+    #[arg(long = "watch-port", value_name = "PORT")]
+    watch_ports: Vec<u16>,
+    /// Watch outgoing connections of any process to this remote port (client side). Repeatable.
+    #[arg(long = "watch-client-port", value_name = "PORT")]
+    watch_client_ports: Vec<u16>,
+    /// Watch every TCP connection of a systemd unit's cgroup, e.g. nginx.service. Repeatable.
+    #[arg(long = "watch-unit", value_name = "UNIT")]
+    watch_units: Vec<String>,
+    /// Watch every TCP connection of a Docker/Podman container (by name). Repeatable.
+    #[arg(long = "watch-container", value_name = "NAME")]
+    watch_containers: Vec<String>,
+    /// Route template for the watches given by flags, e.g. /users/{id}. Repeatable.
+    #[arg(long = "route", value_name = "TEMPLATE")]
+    routes: Vec<String>,
+    /// Address of the Prometheus endpoint [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<String>,
+    /// Connections followed at once; the least recently active are evicted [default: 16384].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Distinct guessed http_route values per service; more become "/{overflow}" [default: 100].
+    #[arg(long, value_name = "N")]
+    max_routes_per_service: Option<usize>,
+    /// Size of the kernel ring buffer in KiB (rounded up to a power of two) [default: 4096].
+    #[arg(long, value_name = "KIB")]
+    ring_buffer_kib: Option<u32>,
+    /// Do not attach the libssl uprobes (TLS traffic is then not measured).
+    #[arg(long)]
+    no_tls: bool,
+    /// libssl shared object to attach to (default: found in running processes and the
+    /// usual library directories). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    libssl: Vec<String>,
+    /// Docker's data-root, where container names are read [default: /var/lib/docker].
+    #[arg(long, value_name = "DIR")]
+    docker_root: Option<PathBuf>,
+    /// Podman's storage root [default: /var/lib/containers/storage].
+    #[arg(long, value_name = "DIR")]
+    podman_storage: Option<PathBuf>,
+    /// Print every kernel event on stderr (debugging).
+    #[arg(long)]
+    log_events: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let overrides = Overrides {
+        metrics_listen: args.metrics_listen.clone(),
+        watch_ports: args.watch_ports.clone(),
+        watch_client_ports: args.watch_client_ports.clone(),
+        watch_units: args.watch_units.clone(),
+        watch_containers: args.watch_containers.clone(),
+        routes: args.routes.clone(),
+        max_connections: args.max_connections,
+        max_routes_per_service: args.max_routes_per_service,
+        ring_buffer_kib: args.ring_buffer_kib,
+        no_tls: args.no_tls,
+        libssl: args.libssl.clone(),
+        docker_root: args.docker_root.clone(),
+        podman_storage: args.podman_storage.clone(),
+    };
+    let settings = match config::load(args.config.as_deref(), &overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("homelab-probe: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(settings, args.log_events) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("homelab-probe: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Nothing to watch: no eBPF at all, only the self metrics (all zero) until stopped.
+fn serve_only(
+    rt: tokio::runtime::Runtime,
+    listener: tokio::net::TcpListener,
+    settings: &Settings,
+) -> Result<()> {
+    eprintln!(
+        "homelab-probe: warning: the config lists nothing to watch; no eBPF attached; \
+         metrics on http://{}/metrics",
+        settings.metrics_listen
+    );
+    let metrics = Arc::new(metrics::Metrics::new());
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = http::serve(listener, metrics) => {}
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        anyhow::Ok(())
+    })
+}
+
+fn run(settings: Settings, log_events: bool) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(settings.metrics_listen))
+        .with_context(|| format!("cannot listen on {}", settings.metrics_listen))?;
+    if settings.watches.is_empty() {
+        return serve_only(rt, listener, &settings);
+    }
+
+    let mut server_ports = HashMap::new();
+    let mut client_ports = HashMap::new();
+    let mut cgroup_watches = vec![];
+    for (i, w) in settings.watches.iter().enumerate() {
+        let id = i as u32;
+        for &p in &w.ports {
+            server_ports.insert(p, id);
+        }
+        for &p in &w.client_ports {
+            client_ports.insert(p, id);
+        }
+        if let Some(u) = &w.unit {
+            cgroup_watches.push((id, CgroupSelector::Unit(u.clone())));
+        }
+        if let Some(c) = &w.container {
+            cgroup_watches.push((id, CgroupSelector::Container(c.clone())));
+        }
+    }
+    let as_list = |m: &HashMap<u16, u32>| m.iter().map(|(p, w)| (*p, *w)).collect::<Vec<_>>();
+    let probe = loader::load(&loader::LoadOptions {
+        server_ports: &as_list(&server_ports),
+        client_ports: &as_list(&client_ports),
+        ring_buffer_kib: settings.ring_buffer_kib,
+        tls: settings.tls,
+        libssl: &settings.libssl,
+    })?;
+    let loader::Probe {
+        mut ebpf,
+        maps,
+        mut tls,
+    } = probe;
+
+    let metrics = Arc::new(metrics::Metrics::new());
+    let watches = settings
+        .watches
+        .iter()
+        .map(|w| WatchInfo {
+            service: w.service.clone(),
+            routes: w.routes.clone(),
+        })
+        .collect();
+    let table = Table::new(
+        watches,
+        settings.max_connections,
+        settings.max_routes_per_service,
+        metrics.clone(),
+        {
+            let runtimes = settings.runtimes.clone();
+            Box::new(move |pid, comm| services::service_name(pid, comm, &runtimes))
+        },
+    );
+    let mut collector = Collector {
+        maps,
+        table,
+        metrics: metrics.clone(),
+        cgroup_watches,
+        cgroup_root: procfs::cgroup2_mount().map(PathBuf::from),
+        runtimes: settings.runtimes.clone(),
+        log_events,
+    };
+    let cgroups = collector.sync_cgroups();
+    let seeded = seed::existing_connections(&seed::Selectors {
+        server_ports: &server_ports,
+        client_ports: &client_ports,
+        cgroups: &cgroups,
+        cgroup_root: collector.cgroup_root.as_deref(),
+    });
+    let now = collector::monotonic_ns();
+    for s in &seeded {
+        let key = table::conn_key(s.tgid, s.fd);
+        let side = if s.side == Side::Client {
+            abi::SIDE_CLIENT
+        } else {
+            abi::SIDE_SERVER
+        };
+        let value = loader::ConnValue(abi::Conn {
+            watch_id: s.watch,
+            side,
+            tls: 0,
+            _pad: 0,
+        });
+        // BPF_NOEXIST: an accept seen since attaching is more accurate than the seed.
+        if collector.maps.conns.insert(key, value, 1).is_ok() {
+            let _ = collector.maps.tgids.insert(s.tgid, 1, 0);
+            collector.table.open(
+                s.tgid,
+                s.fd,
+                s.watch,
+                s.side,
+                s.peer.clone(),
+                now,
+                true,
+                None,
+            );
+        }
+    }
+
+    eprintln!(
+        "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
+        settings.watches.len(),
+        seeded.len(),
+        match tls.as_ref().map(|t| &t.attached) {
+            Some(libs) if !libs.is_empty() => libs.iter().cloned().collect::<Vec<_>>().join(", "),
+            _ => "nothing".to_string(),
+        },
+        settings.metrics_listen
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("collector".into())
+            .spawn(move || collector.run(stop))?
+    };
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let server = tokio::spawn(http::serve(listener, metrics.clone()));
+        let mut rescan = tokio::time::interval(TLS_RESCAN);
+        rescan.tick().await; // the first tick is immediate: attached already
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+                _ = rescan.tick() => {
+                    if let Some(tls) = tls.as_mut() {
+                        for lib in tls.attach_new(&mut ebpf) {
+                            eprintln!("homelab-probe: TLS via {lib} (new)");
+                        }
+                    }
+                }
+            }
+        }
+        server.abort();
+        anyhow::Ok(())
+    })?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = thread.join();
+    drop(ebpf); // detaches every program
+    eprintln!("homelab-probe: detached, exiting");
+    Ok(())
+}

@@ -1,0 +1,635 @@
+//! Connection table: one HTTP parser per watched connection, fed by kernel events, turning
+//! completed exchanges into metrics. Bounded: the least recently active connections are
+//! evicted when it is full.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
+};
+
+use homelab_ebpf::{self as abi, Event, EventHdr};
+
+use httpflow::{
+    normalize_method, Connection, Direction, Exchange, Limits, RouteMatcher, Segment, Side,
+};
+
+use prometheus::Histogram;
+
+use crate::metrics::Metrics;
+
+pub struct WatchInfo {
+    /// Configured service name; None = name each process after its unit/container/comm.
+    pub service: Option<String>,
+    /// Route templates (validated by the config loader).
+    pub routes: Vec<String>,
+}
+
+/// Remote end of a client connection: server_address, server_port labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub address: String,
+    pub port: u16,
+}
+
+/// The series of a connection's last exchange: keep-alive connections mostly repeat it,
+/// and reusing it skips route matching and the label lookup.
+struct Series {
+    method: &'static str,
+    status: Option<u16>,
+    target: String,
+    histogram: Histogram,
+}
+
+struct ConnState {
+    watch: u32,
+    side: Side,
+    service: Arc<str>,
+    peer: Option<Peer>,
+    parser: Connection,
+    last_ns: u64,
+    bytes: u64,
+    active: i64,
+    /// Plaintext comes from libssl uprobes; syscall bytes are ciphertext.
+    tls: bool,
+    /// TLS seen on the socket but no plaintext (yet): ignore the bytes.
+    opaque: bool,
+    /// Parse errors of this connection already exported.
+    errors_seen: u64,
+    last_series: Option<Series>,
+}
+
+/// Names the service of a process: (tgid, process name sent by the kernel at open).
+pub type Namer = Box<dyn FnMut(u32, Option<&str>) -> String + Send>;
+
+pub struct Table {
+    conns: HashMap<u64, ConnState>,
+    capacity: usize,
+    watches: Vec<WatchInfo>,
+    names: HashMap<u32, Arc<str>>,
+    namer: Namer,
+    /// One matcher per (watch, service): the heuristic's route cap is per service.
+    routers: HashMap<(u32, Arc<str>), RouteMatcher>,
+    max_routes: usize,
+    metrics: Arc<Metrics>,
+    out: Vec<Exchange>,
+}
+
+pub fn conn_key(tgid: u32, fd: i32) -> u64 {
+    (u64::from(tgid) << 32) | u64::from(fd as u32)
+}
+
+fn side_of(raw: u8) -> Side {
+    if raw == abi::SIDE_CLIENT {
+        Side::Client
+    } else {
+        Side::Server
+    }
+}
+
+pub fn peer_of(hdr: &EventHdr) -> Peer {
+    let address = match hdr.family {
+        2 => IpAddr::V4(Ipv4Addr::new(
+            hdr.raddr[0],
+            hdr.raddr[1],
+            hdr.raddr[2],
+            hdr.raddr[3],
+        )),
+        _ => {
+            let v6 = Ipv6Addr::from(hdr.raddr);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }
+    };
+    Peer {
+        address: address.to_string(),
+        port: hdr.rport,
+    }
+}
+
+impl Table {
+    pub fn new(
+        watches: Vec<WatchInfo>,
+        capacity: usize,
+        max_routes: usize,
+        metrics: Arc<Metrics>,
+        namer: Namer,
+    ) -> Self {
+        Table {
+            conns: HashMap::new(),
+            capacity: capacity.max(16),
+            watches,
+            names: HashMap::new(),
+            namer,
+            routers: HashMap::new(),
+            max_routes,
+            metrics,
+            out: Vec::new(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    #[cfg(test)]
+    pub fn contains(&self, tgid: u32, fd: i32) -> bool {
+        self.conns.contains_key(&conn_key(tgid, fd))
+    }
+
+    fn service(&mut self, tgid: u32, watch: u32, comm: Option<&str>) -> Arc<str> {
+        if let Some(name) = self
+            .watches
+            .get(watch as usize)
+            .and_then(|w| w.service.as_deref())
+        {
+            return name.into();
+        }
+        if let Some(n) = self.names.get(&tgid) {
+            return n.clone();
+        }
+        let n: Arc<str> = (self.namer)(tgid, comm).into();
+        self.names.insert(tgid, n.clone());
+        n
+    }
+
+    /// Starts following a connection: from its first byte (accept/connect seen) or
+    /// `mid_stream` (already open at start, or its open event was lost).
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        &mut self,
+        tgid: u32,
+        fd: i32,
+        watch: u32,
+        side: Side,
+        peer: Option<Peer>,
+        ts: u64,
+        mid_stream: bool,
+        comm: Option<&str>,
+    ) {
+        let key = conn_key(tgid, fd);
+        if self.conns.contains_key(&key) {
+            self.finish(key, ts);
+        } else if self.conns.len() >= self.capacity {
+            self.evict();
+        }
+        let service = self.service(tgid, watch, comm);
+        self.conns.insert(
+            key,
+            ConnState {
+                watch,
+                side,
+                service,
+                peer,
+                parser: if mid_stream {
+                    Connection::mid_stream(side, Limits::default())
+                } else {
+                    Connection::new(side)
+                },
+                last_ns: ts,
+                bytes: 0,
+                active: 0,
+                tls: false,
+                opaque: false,
+                errors_seen: 0,
+                last_series: None,
+            },
+        );
+        self.metrics
+            .tracked_connections
+            .set(self.conns.len() as i64);
+    }
+
+    pub fn on_event(&mut self, ev: &Event<'_>) {
+        self.metrics.events.inc();
+        let h = &ev.hdr;
+        let key = conn_key(h.tgid, h.fd);
+        match h.kind {
+            abi::EV_OPEN => {
+                let side = side_of(h.side);
+                let peer = (side == Side::Client).then(|| peer_of(h));
+                let comm = std::str::from_utf8(ev.head)
+                    .ok()
+                    .map(|c| c.trim_end_matches('\0'))
+                    .filter(|c| !c.is_empty());
+                self.open(h.tgid, h.fd, h.watch_id, side, peer, h.ts_ns, false, comm);
+            }
+            abi::EV_DATA => {
+                if !self.conns.contains_key(&key) {
+                    // The open was missed (ring full, or before start): follow from here.
+                    let side = side_of(h.side);
+                    self.open(h.tgid, h.fd, h.watch_id, side, None, h.ts_ns, true, None);
+                }
+                self.data(key, ev);
+            }
+            abi::EV_CLOSE => {
+                self.finish(key, h.ts_ns);
+                self.metrics
+                    .tracked_connections
+                    .set(self.conns.len() as i64);
+            }
+            _ => {}
+        }
+    }
+
+    fn data(&mut self, key: u64, ev: &Event<'_>) {
+        let h = &ev.hdr;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        c.last_ns = h.ts_ns;
+        let from_tls = h.flags & abi::F_TLS != 0;
+        if from_tls && !c.tls {
+            c.tls = true;
+            c.opaque = false;
+            c.parser = Connection::new(c.side);
+        } else if !from_tls && c.tls {
+            return;
+        }
+        if !from_tls && c.bytes == 0 && ev.head.starts_with(&[0x16, 0x03]) {
+            c.opaque = true; // TLS handshake: plaintext only through the libssl uprobes
+        }
+        c.bytes += h.len;
+        if c.opaque {
+            return;
+        }
+        let dir = if h.dir == abi::DIR_WRITE {
+            Direction::Write
+        } else {
+            Direction::Read
+        };
+        let seg = Segment {
+            len: usize::try_from(h.len).unwrap_or(usize::MAX),
+            head: ev.head,
+            tail: ev.tail,
+            ts_ns: h.ts_ns,
+        };
+        c.parser.on_segment(dir, seg, &mut self.out);
+        self.after_parse(key);
+    }
+
+    /// Updates the active-requests gauge of a connection and records its exchanges.
+    fn after_parse(&mut self, key: u64) {
+        if let Some(c) = self.conns.get_mut(&key) {
+            let errors = c.parser.parse_errors();
+            if errors > c.errors_seen {
+                self.metrics.parse_errors.inc_by(errors - c.errors_seen);
+                c.errors_seen = errors;
+            }
+            if c.side == Side::Server {
+                let now = c.parser.active_requests() as i64;
+                if now != c.active {
+                    self.metrics
+                        .server_active
+                        .with_label_values(&[&c.service])
+                        .add(now - c.active);
+                    c.active = now;
+                }
+            }
+        }
+        if self.out.is_empty() {
+            return;
+        }
+        let out = std::mem::take(&mut self.out);
+        for ex in &out {
+            self.record(key, ex);
+        }
+        self.out = out;
+        self.out.clear();
+    }
+
+    fn record(&mut self, key: u64, ex: &Exchange) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let method = normalize_method(&ex.method);
+        let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
+        let target = if c.side == Side::Server {
+            ex.target.as_str()
+        } else {
+            ""
+        };
+        if let Some(last) = &c.last_series {
+            if last.method == method && last.status == ex.status && last.target == target {
+                last.histogram.observe(seconds);
+                return;
+            }
+        }
+        let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
+        let histogram = match c.side {
+            Side::Server => {
+                let router = self
+                    .routers
+                    .entry((c.watch, c.service.clone()))
+                    .or_insert_with(|| {
+                        let templates = self
+                            .watches
+                            .get(c.watch as usize)
+                            .map_or(&[][..], |w| &w.routes[..]);
+                        RouteMatcher::new(templates)
+                            .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
+                            .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
+                    });
+                let route = router.route(&ex.target);
+                self.metrics.server_duration.with_label_values(&[
+                    &*c.service,
+                    method,
+                    &status,
+                    route,
+                ])
+            }
+            Side::Client => {
+                let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
+                    (p.address.clone(), p.port.to_string())
+                });
+                self.metrics.client_duration.with_label_values(&[
+                    &*c.service,
+                    method,
+                    &status,
+                    &addr,
+                    &port,
+                ])
+            }
+        };
+        histogram.observe(seconds);
+        c.last_series = Some(Series {
+            method,
+            status: ex.status,
+            target: target.to_string(),
+            histogram,
+        });
+    }
+
+    /// Ends a connection: exchanges cut off by the close are reported (status "0").
+    fn finish(&mut self, key: u64, ts: u64) {
+        let Some(mut c) = self.conns.remove(&key) else {
+            return;
+        };
+        c.parser.on_close(ts, &mut self.out);
+        let errors = c.parser.parse_errors();
+        if errors > c.errors_seen {
+            self.metrics.parse_errors.inc_by(errors - c.errors_seen);
+        }
+        if c.active != 0 {
+            self.metrics
+                .server_active
+                .with_label_values(&[&c.service])
+                .sub(c.active);
+            c.active = 0;
+        }
+        if !self.out.is_empty() {
+            // Re-insert briefly so `record` finds the connection's labels.
+            self.conns.insert(key, c);
+            self.after_parse(key);
+            self.conns.remove(&key);
+        }
+    }
+
+    /// Drops the least recently active sixteenth of the table.
+    fn evict(&mut self) {
+        let n = (self.capacity / 16).max(1);
+        let mut ages: Vec<(u64, u64)> = self.conns.iter().map(|(k, c)| (c.last_ns, *k)).collect();
+        if ages.len() > n {
+            ages.select_nth_unstable(n);
+            ages.truncate(n);
+        }
+        for (_, key) in ages {
+            if let Some(c) = self.conns.remove(&key) {
+                if c.active != 0 {
+                    self.metrics
+                        .server_active
+                        .with_label_values(&[&c.service])
+                        .sub(c.active);
+                }
+                self.metrics.evicted_connections.inc();
+            }
+        }
+    }
+
+    /// Forgets processes that exited; returns their tgids (to clean the kernel maps).
+    pub fn prune(&mut self, alive: &dyn Fn(u32) -> bool, ts: u64) -> Vec<u32> {
+        let mut tgids: Vec<u32> = self.conns.keys().map(|k| (k >> 32) as u32).collect();
+        tgids.extend(self.names.keys().copied());
+        tgids.sort_unstable();
+        tgids.dedup();
+        let dead: Vec<u32> = tgids.into_iter().filter(|t| !alive(*t)).collect();
+        for &t in &dead {
+            let keys: Vec<u64> = self
+                .conns
+                .keys()
+                .filter(|k| (*k >> 32) as u32 == t)
+                .copied()
+                .collect();
+            for k in keys {
+                self.finish(k, ts);
+            }
+            self.names.remove(&t);
+        }
+        self.metrics
+            .tracked_connections
+            .set(self.conns.len() as i64);
+        dead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(cap: usize) -> (Table, Arc<Metrics>) {
+        let m = Arc::new(Metrics::new());
+        let watches = vec![WatchInfo {
+            service: None,
+            routes: vec![],
+        }];
+        let t = Table::new(
+            watches,
+            cap,
+            10,
+            m.clone(),
+            Box::new(|pid, _| format!("proc{pid}")),
+        );
+        (t, m)
+    }
+
+    fn hdr(kind: u8, tgid: u32, fd: i32, ts: u64) -> EventHdr {
+        EventHdr {
+            kind,
+            tgid,
+            fd,
+            ts_ns: ts,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn open_data_close_tracks_connections() {
+        let (mut t, m) = table(100);
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_OPEN, 7, 3, 1),
+            head: &[],
+            tail: &[],
+        });
+        assert!(t.contains(7, 3));
+        let mut d = hdr(abi::EV_DATA, 7, 4, 2);
+        d.len = 3;
+        t.on_event(&Event {
+            hdr: d,
+            head: b"GET",
+            tail: &[],
+        });
+        assert_eq!(t.len(), 2, "data on an unseen fd starts following it");
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 7, 3, 3),
+            head: &[],
+            tail: &[],
+        });
+        assert!(!t.contains(7, 3));
+        assert_eq!(m.tracked_connections.get(), 1);
+        assert_eq!(m.events.get(), 3);
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest() {
+        let (mut t, m) = table(32);
+        for fd in 0..32 {
+            t.open(1, fd, 0, Side::Server, None, fd as u64, false, None);
+        }
+        t.open(1, 100, 0, Side::Server, None, 1000, false, None);
+        assert!(t.len() <= 32);
+        assert!(!t.contains(1, 0), "oldest evicted");
+        assert!(t.contains(1, 31));
+        assert!(t.contains(1, 100));
+        assert_eq!(m.evicted_connections.get(), 2);
+    }
+
+    #[test]
+    fn prune_forgets_dead_processes() {
+        let (mut t, _) = table(100);
+        t.open(1, 3, 0, Side::Server, None, 0, false, None);
+        t.open(2, 3, 0, Side::Server, None, 0, false, None);
+        let dead = t.prune(&|tgid| tgid == 1, 5);
+        assert_eq!(dead, vec![2]);
+        assert!(t.contains(1, 3) && !t.contains(2, 3));
+    }
+
+    #[test]
+    fn peer_address_decoding() {
+        let mut h = hdr(abi::EV_OPEN, 1, 1, 0);
+        h.family = 2;
+        h.raddr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        h.rport = 8080;
+        assert_eq!(
+            peer_of(&h),
+            Peer {
+                address: "127.0.0.1".into(),
+                port: 8080
+            }
+        );
+        h.family = 10;
+        h.raddr = Ipv6Addr::LOCALHOST.octets();
+        assert_eq!(peer_of(&h).address, "::1");
+    }
+
+    fn data(t: &mut Table, tgid: u32, fd: i32, side: u8, dir: u8, bytes: &[u8], ts: u64) {
+        let mut h = hdr(abi::EV_DATA, tgid, fd, ts);
+        h.side = side;
+        h.dir = dir;
+        h.len = bytes.len() as u64;
+        h.head_len = bytes.len() as u16;
+        t.on_event(&Event {
+            hdr: h,
+            head: bytes,
+            tail: &[],
+        });
+    }
+
+    #[test]
+    fn exchanges_become_histogram_samples() {
+        let (mut t, m) = table(100);
+        t.open(1, 3, 0, Side::Server, None, 0, false, None);
+        let req = b"GET /users/42?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let resp = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno";
+        for i in 0..3u64 {
+            let start = 1_000_000_000 * (i + 1);
+            data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, req, start);
+            assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 1);
+            data(
+                &mut t,
+                1,
+                3,
+                abi::SIDE_SERVER,
+                abi::DIR_WRITE,
+                resp,
+                start + 30_000_000,
+            );
+            assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 0);
+        }
+        let h = m
+            .server_duration
+            .with_label_values(&["proc1", "GET", "503", "/users/{id}"]);
+        assert_eq!(h.get_sample_count(), 3);
+        assert!((h.get_sample_sum() - 0.09).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cut_off_exchange_has_status_zero() {
+        let (mut t, m) = table(100);
+        let peer = Peer {
+            address: "10.0.0.1".into(),
+            port: 80,
+        };
+        t.open(2, 5, 0, Side::Client, Some(peer), 0, false, Some("curl"));
+        let req = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+        data(&mut t, 2, 5, abi::SIDE_CLIENT, abi::DIR_WRITE, req, 10);
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 2, 5, 20),
+            head: &[],
+            tail: &[],
+        });
+        let h = m
+            .client_duration
+            .with_label_values(&["proc2", "POST", "0", "10.0.0.1", "80"]);
+        assert_eq!(h.get_sample_count(), 1);
+    }
+
+    #[test]
+    fn not_http_counts_a_parse_error_once_and_tls_is_ignored() {
+        let (mut t, m) = table(100);
+        t.open(3, 7, 0, Side::Server, None, 0, false, None);
+        data(
+            &mut t,
+            3,
+            7,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x00\x01binary\xff\xfe\r\n\r\n",
+            1,
+        );
+        data(
+            &mut t,
+            3,
+            7,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x00\x02more",
+            2,
+        );
+        assert_eq!(m.parse_errors.get(), 1);
+        t.open(3, 8, 0, Side::Server, None, 0, false, None);
+        data(
+            &mut t,
+            3,
+            8,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x16\x03\x01\x00\x05hello",
+            1,
+        );
+        assert_eq!(
+            m.parse_errors.get(),
+            1,
+            "a TLS handshake is not a parse error"
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! Helpers of the live tests: real nginx, a Python backend, curl, and the probe binary.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+pub const PROBE: &str = env!("CARGO_BIN_EXE_homelab-probe");
+
+/// True when the live test can run. Otherwise: in CI (CI=true) the test fails, elsewhere it
+/// is skipped loudly.
+pub fn live_or_skip(test: &str, tools: &[&str]) -> bool {
+    let mut missing = vec![];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root (eBPF)".to_string());
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        missing.push("kernel BTF (/sys/kernel/btf/vmlinux)".to_string());
+    }
+    for tool in tools {
+        if which(tool).is_none() {
+            missing.push(format!("`{tool}` in PATH"));
+        }
+    }
+    if missing.is_empty() {
+        match ebpf_available() {
+            Ok(()) => return true,
+            Err(e) => missing.push(format!("working eBPF (the probe failed to start: {e})")),
+        }
+    }
+    let msg = format!("{test}: needs {}", missing.join(", "));
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg} (CI=true: live tests must run)");
+    }
+    skipped(&msg);
+    false
+}
+
+/// Says SKIPPED on the real stderr: the test harness captures `eprintln!` of passing tests.
+pub fn skipped(what: &str) {
+    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED {what} ***\n");
+}
+
+/// Starts the probe once (per test binary) to find out whether eBPF works here at all.
+fn ebpf_available() -> Result<(), String> {
+    static RESULT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    RESULT
+        .get_or_init(|| {
+            let metrics = free_port();
+            let mut child = Command::new(PROBE)
+                .args(["--no-tls", "--watch-port", &free_port().to_string()])
+                .arg("--metrics-listen")
+                .arg(format!("127.0.0.1:{metrics}"))
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run {PROBE}: {e}"))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    return Err(err.trim().to_string());
+                }
+                if TcpStream::connect(("127.0.0.1", metrics)).is_ok() {
+                    let mut p = Proc(child);
+                    p.terminate();
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    return Err("no metrics endpoint after 30 s".into());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .clone()
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on port {port}");
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let pid = self.0.id() as i32;
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        self.0.wait().ok();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// tests/fixtures/backend.py on a free port.
+pub struct Backend {
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Backend {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(fixture("backend.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start python3 backend");
+        let proc = Proc(child);
+        wait_port(port, "python backend");
+        Backend { port, proc }
+    }
+}
+
+/// nginx from the distribution, with a temporary prefix and config.
+pub struct Nginx {
+    pub port: u16,
+    /// Also listening on [::1]:port (when the host has IPv6 loopback).
+    pub ipv6: bool,
+    pub tls_port: Option<u16>,
+    pub dir: tempfile::TempDir,
+    pub proc: Proc,
+}
+
+impl Nginx {
+    pub fn start(backend_port: u16, tls: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let port = free_port();
+        std::fs::write(dir.path().join("big.bin"), vec![b'x'; 100_000]).unwrap();
+        let tls_port = tls.then(free_port);
+        let ipv6 = TcpListener::bind("[::1]:0").is_ok();
+        let listen6 = if ipv6 {
+            format!("listen [::1]:{port};")
+        } else {
+            String::new()
+        };
+        let tls_server = match tls_port {
+            Some(tp) => {
+                let status = Command::new("openssl")
+                    .args([
+                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    ])
+                    .args(["-subj", "/CN=localhost", "-keyout"])
+                    .arg(dir.path().join("key.pem"))
+                    .arg("-out")
+                    .arg(dir.path().join("cert.pem"))
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "openssl req failed");
+                format!(
+                    "server {{ listen 127.0.0.1:{tp} ssl; ssl_certificate {d}/cert.pem; \
+                     ssl_certificate_key {d}/key.pem; location = /ok {{ return 200 \"ok\\n\"; }} \
+                     location / {{ return 404; }} }}"
+                )
+            }
+            None => String::new(),
+        };
+        let conf = format!(
+            r#"daemon off; user root; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
+worker_rlimit_nofile 16384;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off; sendfile on; keepalive_requests 10000;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port}; {listen6}
+    location = /ok {{ return 200 "ok\n"; }}
+    location = /empty {{ return 204; }}
+    location = /moved {{ return 301 /ok; }}
+    location = /boom {{ return 500; }}
+    location = /file {{ alias {d}/big.bin; default_type application/octet-stream; }}
+    location /slow {{ proxy_pass http://127.0.0.1:{backend_port}; proxy_http_version 1.1;
+                      proxy_set_header Connection ""; }}
+    location / {{ return 404; }}
+  }}
+  {tls_server}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new(which("nginx").expect("nginx"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let proc = Proc(child);
+        wait_port(port, "nginx");
+        if let Some(tp) = tls_port {
+            wait_port(tp, "nginx tls");
+        }
+        Nginx {
+            port,
+            ipv6,
+            tls_port,
+            dir,
+            proc,
+        }
+    }
+}
+
+/// The probe binary, stopped with SIGTERM on drop.
+pub struct Probe {
+    pub metrics_port: u16,
+    pub proc: Proc,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Probe {
+    pub fn start(args: &[String]) -> Self {
+        let metrics_port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("probe.log");
+        let child = Command::new(PROBE)
+            .args(args)
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .stdin(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start homelab-probe");
+        let mut proc = Proc(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = proc.0.try_wait() {
+                panic!(
+                    "probe exited ({status}): {}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
+            }
+            if std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("metrics on http")
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "probe did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Probe {
+            metrics_port,
+            proc,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn scrape(&self) -> Samples {
+        let text = http_get(self.metrics_port, "/metrics");
+        Samples::parse(&text)
+    }
+
+    /// Scrapes until `done` holds (10 s at most), then once more after a pause so that late
+    /// events would show up as over-counting.
+    pub fn settle(&self, done: impl Fn(&Samples) -> bool) -> Samples {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if done(&self.scrape()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        self.scrape()
+    }
+}
+
+/// GET over a fresh connection; returns the body.
+pub fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read response");
+    buf.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// Writes `data` in one write, then reads until the server closes.
+pub fn raw_exchange(port: u16, data: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(data).unwrap();
+    let mut buf = vec![];
+    let _ = s.read_to_end(&mut buf);
+    buf
+}
+
+/// Runs curl with `-s -o /dev/null` for every URL; returns the status codes printed.
+pub fn curl(extra: &[&str], urls: &[String]) -> Vec<u16> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--max-time", "20"]).args(extra);
+    for u in urls {
+        cmd.args(["-o", "/dev/null", "-w", "%{http_code}\n", u]);
+    }
+    let out = cmd.output().expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Prometheus text samples.
+#[derive(Debug, Default)]
+pub struct Samples(pub Vec<(String, BTreeMap<String, String>, f64)>);
+
+impl Samples {
+    pub fn parse(text: &str) -> Self {
+        let mut out = vec![];
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let mut map = BTreeMap::new();
+            for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once("=\"").unwrap();
+                map.insert(k.to_string(), v.trim_end_matches('"').to_string());
+            }
+            out.push((name.to_string(), map, value.parse().unwrap()));
+        }
+        Samples(out)
+    }
+
+    /// Sum of the samples of `name` whose labels include all of `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    }
+
+    pub fn count(&self, hist: &str, labels: &[(&str, &str)]) -> u64 {
+        self.sum(&format!("{hist}_count"), labels) as u64
+    }
+
+    pub fn dump(&self, prefix: &str) -> String {
+        self.0
+            .iter()
+            .filter(|(n, _, _)| n.starts_with(prefix) && !n.ends_with("_bucket"))
+            .map(|(n, l, v)| format!("{n}{l:?} {v}\n"))
+            .collect()
+    }
+}
+
+pub const SERVER: &str = "http_server_request_duration_seconds";
+pub const CLIENT: &str = "http_client_request_duration_seconds";
