@@ -19,7 +19,7 @@ fn is_metrics_file(path: &str) -> bool {
 }
 
 fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/homelab")
+    support::crate_dir().join("tests/golden/homelab")
 }
 
 fn files_under(dir: &Path) -> BTreeMap<String, String> {
@@ -44,7 +44,7 @@ fn files_under(dir: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn homelab_example_matches_golden_files() {
-    let tree = support::render_file(&support::repo_root().join("examples/homelab.toml"));
+    let tree = support::render_file(&support::example());
     let rendered: BTreeMap<String, String> = tree
         .files()
         .filter(|(p, _)| is_metrics_file(p))
@@ -88,6 +88,6 @@ fn homelab_example_matches_golden_files() {
 
 #[test]
 fn rendering_is_deterministic() {
-    let path = support::repo_root().join("examples/homelab.toml");
+    let path = support::example();
     assert_eq!(support::render_file(&path), support::render_file(&path));
 }

@@ -2,23 +2,15 @@
 //! server and an agent. `UPDATE_GOLDEN=1 cargo test -p configgen --test lgtm_golden`
 //! rewrites them; review the diff like code.
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use configgen::model::Config;
+use std::path::{Path, PathBuf};
 
 const OWNED: &[&str] = &["loki/", "alloy/", "tempo/", "grafana/"];
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load(path: &Path) -> Config {
-    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn check(config: &Path, golden: &str) {
-    let tree = configgen::render::render(&load(config)).unwrap();
-    let dir = manifest().join("tests/golden").join(golden);
+    let tree = support::render_file(config);
+    let dir = support::crate_dir().join("tests/golden").join(golden);
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let rendered: Vec<(&str, &str)> = tree
         .files()
@@ -79,22 +71,19 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn example_server_matches_golden_files() {
-    check(
-        &manifest().join("../../examples/homelab.toml"),
-        "lgtm-server",
-    );
+    check(&support::example(), "lgtm-server");
 }
 
 #[test]
 fn agent_matches_golden_files() {
-    check(&manifest().join("tests/fixtures/agent.toml"), "lgtm-agent");
+    check(
+        &support::crate_dir().join("tests/fixtures/agent.toml"),
+        "lgtm-agent",
+    );
 }
 
 #[test]
 fn rendering_is_deterministic() {
-    let cfg = load(&manifest().join("../../examples/homelab.toml"));
-    assert_eq!(
-        configgen::render::render(&cfg).unwrap(),
-        configgen::render::render(&cfg).unwrap()
-    );
+    let path = support::example();
+    assert_eq!(support::render_file(&path), support::render_file(&path));
 }

@@ -1,7 +1,7 @@
 //! The loader and validator on arbitrary and mutated input: never a panic,
 //! always Ok or located, one-line errors inside the file.
 
-mod common;
+mod support;
 
 use configgen::load::{self, Format, Source};
 use proptest::prelude::*;
@@ -32,10 +32,10 @@ fn check_all(text: &str) {
 }
 
 fn valid_texts() -> Vec<String> {
-    let toml_text = std::fs::read_to_string(common::example()).unwrap();
+    let toml_text = std::fs::read_to_string(support::example()).unwrap();
     let value: toml::Value = toml::from_str(&toml_text).unwrap();
     let yaml =
-        std::fs::read_to_string(common::crate_dir().join("tests/fixtures/homelab.yaml")).unwrap();
+        std::fs::read_to_string(support::crate_dir().join("tests/fixtures/homelab.yaml")).unwrap();
     vec![
         toml_text,
         yaml,

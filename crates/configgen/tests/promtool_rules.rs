@@ -45,7 +45,7 @@ fn overrides_config() -> Config {
 }
 
 fn example_config() -> Config {
-    load_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab.toml"))
+    load_config(&support::example())
 }
 
 fn run(cmd: &mut Command) -> String {
