@@ -57,6 +57,23 @@ fn mutate(text: &str, at: f64, len: usize, insert: &str) -> String {
     format!("{}{}{}", &text[..start], insert, &text[end..])
 }
 
+/// A key with a line break (written as an escape in JSON, quoted in YAML)
+/// is quoted back in the message: still one line.
+#[test]
+fn keys_with_control_characters_give_one_line_errors() {
+    for (text, format) in [
+        (
+            "{\"host\": {\"name\": \"x\"}, \"servi\\nces\": []}",
+            Format::Json,
+        ),
+        ("host: {name: x}\n\"servi\\nces\": []\n", Format::Yaml),
+        ("host.name = \"x\"\n\"servi\\nces\" = []\n", Format::Toml),
+    ] {
+        assert!(load::load(&Source::new("input", text, format)).is_err());
+        check_one(text, format);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
