@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
-use crate::plan::{Plan, ScrapeJob};
+use crate::plan::{join_host_port, scrape_address, Plan, ScrapeJob};
 
 /// `job` label of the journal's log streams; dashboards select on it.
 pub const JOURNAL_JOB: &str = "systemd-journal";
@@ -63,7 +63,7 @@ impl Sinks {
                 otlp_grpc: cfg
                     .tempo
                     .enable
-                    .then(|| lgtm::local_addr(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
+                    .then(|| scrape_address(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
                 // The server's own Prometheus scrapes the exporters.
                 remote_write: None,
             }),
@@ -234,13 +234,13 @@ fn traces(cfg: &Config, otlp_grpc: &str) -> String {
         b.block("grpc", None, |g| {
             g.attr(
                 "endpoint",
-                Value::str(&lgtm::listen_addr(&a.listen_address, a.otlp_grpc_port)),
+                Value::str(&join_host_port(&a.listen_address, a.otlp_grpc_port)),
             )
         });
         b.block("http", None, |h| {
             h.attr(
                 "endpoint",
-                Value::str(&lgtm::listen_addr(&a.listen_address, a.otlp_http_port)),
+                Value::str(&join_host_port(&a.listen_address, a.otlp_http_port)),
             )
         });
         b.block("output", None, |o| {

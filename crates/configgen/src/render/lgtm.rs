@@ -18,17 +18,7 @@ pub fn yaml_file(doc: &impl Serialize) -> Result<String> {
 /// `http://host:port` of a daemon on this host (a wildcard listener is
 /// reached over loopback).
 pub fn local_url(listen: &str, port: u16) -> String {
-    format!("http://{}", local_addr(listen, port))
-}
-
-/// `host:port` of a daemon on this host (gRPC endpoints).
-pub fn local_addr(listen: &str, port: u16) -> String {
-    plan::scrape_address(listen, port)
-}
-
-/// `host:port` a daemon listens on (IPv6 addresses bracketed).
-pub fn listen_addr(listen: &str, port: u16) -> String {
-    plan::join_host_port(listen, port)
+    format!("http://{}", plan::scrape_address(listen, port))
 }
 
 /// A Prometheus duration ("30d", "1h30m", "2w") as a Go duration in its
@@ -72,7 +62,7 @@ mod tests {
     fn wildcard_listeners_are_reached_on_loopback() {
         assert_eq!(local_url("0.0.0.0", 3100), "http://127.0.0.1:3100");
         assert_eq!(local_url("::1", 3100), "http://[::1]:3100");
-        assert_eq!(local_addr("::", 4327), "[::1]:4327");
-        assert_eq!(local_addr("10.0.0.2", 4327), "10.0.0.2:4327");
+        assert_eq!(local_url("::", 3100), "http://[::1]:3100");
+        assert_eq!(local_url("10.0.0.2", 3100), "http://10.0.0.2:3100");
     }
 }

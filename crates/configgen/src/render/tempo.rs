@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{lgtm, Tree};
 use crate::model::Role;
-use crate::plan::Plan;
+use crate::plan::{join_host_port, Plan};
 
 /// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
 const GRPC_PORT: u16 = 9095;
@@ -47,7 +47,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
                 "otlp": {
                     "protocols": {
                         "grpc": {
-                            "endpoint": lgtm::listen_addr(&tempo.listen_address, tempo.otlp_grpc_port),
+                            "endpoint": join_host_port(&tempo.listen_address, tempo.otlp_grpc_port),
                         }
                     }
                 }
