@@ -33,6 +33,9 @@ pub mod job {
     pub const BLACKBOX_TCP: &str = "blackbox_tcp";
     pub const BLACKBOX_ICMP: &str = "blackbox_icmp";
     pub const BLACKBOX_DNS: &str = "blackbox_dns";
+    /// Every service check job, e.g. for `job=~"blackbox_http|..."` selectors.
+    pub const SERVICE_CHECKS: [&str; 4] =
+        [BLACKBOX_HTTP, BLACKBOX_TCP, BLACKBOX_ICMP, BLACKBOX_DNS];
     /// ICMP to the gateway and public resolvers; series carry `role` = gateway | resolver.
     pub const NETWORK: &str = "network";
     /// ICMP sweep of the LAN range; one target per address.

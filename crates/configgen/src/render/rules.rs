@@ -78,22 +78,10 @@ fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
             })
             .collect(),
         job: jobs(),
-        blackbox_jobs: [
-            job::BLACKBOX_HTTP,
-            job::BLACKBOX_TCP,
-            job::BLACKBOX_ICMP,
-            job::BLACKBOX_DNS,
-        ]
-        .join("|"),
-        probe_jobs: [
-            job::BLACKBOX_HTTP,
-            job::BLACKBOX_TCP,
-            job::BLACKBOX_ICMP,
-            job::BLACKBOX_DNS,
-            job::NETWORK,
-            job::LAN_SWEEP,
-        ]
-        .join("|"),
+        blackbox_jobs: job::SERVICE_CHECKS.join("|"),
+        probe_jobs: [&job::SERVICE_CHECKS[..], &[job::NETWORK, job::LAN_SWEEP]]
+            .concat()
+            .join("|"),
         tls_expiry_ignored: plan
             .cfg
             .services

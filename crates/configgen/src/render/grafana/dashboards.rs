@@ -60,12 +60,6 @@ const TEMPLATES: &[Template] = &[
 
 /// The job label values dashboards select on, by variable suffix.
 fn jobs() -> BTreeMap<&'static str, String> {
-    let blackbox = [
-        job::BLACKBOX_HTTP,
-        job::BLACKBOX_TCP,
-        job::BLACKBOX_ICMP,
-        job::BLACKBOX_DNS,
-    ];
     let mut jobs: BTreeMap<&str, String> = [
         ("node", job::NODE),
         ("cadvisor", job::CADVISOR),
@@ -81,7 +75,7 @@ fn jobs() -> BTreeMap<&'static str, String> {
     .map(|(k, v)| (k, v.to_string()))
     .collect();
     // Every service check, for `job=~"$job_blackbox"`.
-    jobs.insert("blackbox", blackbox.join("|"));
+    jobs.insert("blackbox", job::SERVICE_CHECKS.join("|"));
     jobs
 }
 
