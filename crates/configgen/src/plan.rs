@@ -259,6 +259,9 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// Largest LAN sweep: a /22 is 1,024 addresses.
+pub const MAX_SWEEP_PREFIX: u8 = 22;
+
 /// The host addresses of an IPv4 CIDR of at most /22 (network and broadcast
 /// addresses excluded when the range has them).
 pub fn lan_addresses(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
@@ -273,9 +276,9 @@ pub fn lan_addresses(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
         .ok()
         .filter(|p| *p <= 32)
         .ok_or_else(|| format!("{prefix:?} is not a prefix length (0-32)"))?;
-    if prefix < 22 {
+    if prefix < u32::from(MAX_SWEEP_PREFIX) {
         return Err(format!(
-            "/{prefix} is too large to sweep: at most /22 (1,024 addresses)"
+            "/{prefix} is too large to sweep: at most /{MAX_SWEEP_PREFIX} (1,024 addresses)"
         ));
     }
     let size = 1u32 << (32 - prefix);

@@ -3,8 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// Largest LAN sweep: a /22 is 1,024 addresses.
-const MAX_SWEEP_PREFIX: u8 = 22;
+use crate::plan::MAX_SWEEP_PREFIX;
 
 /// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_label_name(name: &str) -> bool {
