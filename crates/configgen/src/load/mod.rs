@@ -6,7 +6,7 @@
 //! [`tree::Node`] recording where each key and value sits in the source.
 
 mod json;
-mod suggest;
+pub(crate) mod suggest;
 mod toml;
 pub mod tree;
 mod yaml;
