@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod golden;
 pub mod http;
 pub mod stack;
 pub mod webhook;
