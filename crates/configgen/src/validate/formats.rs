@@ -110,6 +110,15 @@ pub fn check_host_port(value: &str) -> Result<(), String> {
     }
 }
 
+/// A name that travels into labels, file names and regexes unquoted (service
+/// names, log file jobs): letters, digits, '-' and '_'.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// A DNS host name: dot-separated labels of letters, digits, '-' and '_'.
 pub fn is_host_name(name: &str) -> bool {
     !name.is_empty()
