@@ -217,26 +217,11 @@ impl<'a> Plan<'a> {
         &self.issues
     }
 
-    /// Names of the services whose TLS certificate expiry is watched
-    /// (https checks, unless `tls_expiry = false`).
-    pub fn tls_expiry_services(&self) -> Vec<&'a str> {
-        self.cfg
-            .services
-            .iter()
-            .filter(|s| s.http.as_ref().is_some_and(watches_tls_expiry))
-            .map(|s| s.name.as_str())
-            .collect()
-    }
-
     /// host:port of the Alertmanager, as Prometheus reaches it.
     pub fn alertmanager_address(&self) -> String {
         let am = &self.cfg.alertmanager;
         scrape_address(&am.listen_address, am.port)
     }
-}
-
-fn watches_tls_expiry(http: &HttpCheck) -> bool {
-    http.url.starts_with("https://") && http.tls_expiry.unwrap_or(true)
 }
 
 /// The address to reach a daemon listening on `listen:port` from this host:
@@ -880,23 +865,5 @@ mod tests {
             .scrape_jobs()
             .iter()
             .all(|j| j.metrics_path != "/probe"));
-    }
-
-    #[test]
-    fn tls_expiry_is_watched_on_https_unless_disabled() {
-        let cfg = config(
-            r#"
-            [[services]]
-            name = "a"
-            http = { url = "https://a/" }
-            [[services]]
-            name = "b"
-            http = { url = "https://b/", tls_expiry = false }
-            [[services]]
-            name = "c"
-            http = { url = "http://c/" }
-            "#,
-        );
-        assert_eq!(Plan::new(&cfg).tls_expiry_services(), ["a"]);
     }
 }
