@@ -377,7 +377,10 @@ fn check_override(a: &Alert, o: &AlertOverride, path: &str, issues: &mut Vec<Con
         } else if Severity::parse_choosable(s).is_none() {
             issues.push(ConfigIssue::new(
                 format!("{path}.severity"),
-                format!("must be one of critical, warning, info; got `{s}`"),
+                format!(
+                    "must be one of {}; got `{s}`",
+                    Severity::CHOOSABLE.map(Severity::as_str).join(", ")
+                ),
             ));
         }
     }

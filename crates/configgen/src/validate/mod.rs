@@ -8,13 +8,11 @@ mod listeners;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::alerts::Severity;
 use crate::diagnostic::ConfigIssue;
 use crate::model::*;
 use formats::{check_host_port, check_sweep_cidr, is_host_name};
 pub use formats::{is_label_name, is_plain_name, parse_duration_ms};
-
-/// Severities an alert can carry, and so the keys `alerting.routes` accepts.
-pub const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
 
 /// DNS record types blackbox_exporter is commonly asked for.
 const RECORD_TYPES: [&str; 10] = [
@@ -274,13 +272,15 @@ impl Checker {
                 c.issue(path, format!("unknown receiver `{name}`"));
             }
         };
+        // The keys of `alerting.routes`: the severities an alert can carry.
+        let severities = Severity::CHOOSABLE.map(Severity::as_str);
         for (severity, receivers) in &a.routes {
-            if !SEVERITIES.contains(&severity.as_str()) {
+            if !severities.contains(&severity.as_str()) {
                 self.issue(
                     format!("alerting.routes.{severity}"),
                     format!(
                         "unknown severity `{severity}`; expected one of {}",
-                        SEVERITIES.join(", ")
+                        severities.join(", ")
                     ),
                 );
             }
