@@ -178,6 +178,7 @@ fn sanitize(s: &str) -> String {
 
 pub struct Plan<'a> {
     pub cfg: &'a Config,
+    daemons: Vec<&'static str>,
     scrape_jobs: Vec<ScrapeJob>,
     blackbox_modules: BTreeMap<String, BlackboxModule>,
     issues: Vec<ConfigIssue>,
@@ -187,6 +188,7 @@ impl<'a> Plan<'a> {
     pub fn new(cfg: &'a Config) -> Self {
         let mut builder = Builder {
             cfg,
+            daemons: Vec::new(),
             jobs: Vec::new(),
             modules: BTreeMap::new(),
             issues: Vec::new(),
@@ -194,10 +196,18 @@ impl<'a> Plan<'a> {
         builder.build();
         Plan {
             cfg,
+            daemons: builder.daemons,
             scrape_jobs: builder.jobs,
             blackbox_modules: builder.modules,
             issues: builder.issues,
         }
+    }
+
+    /// Whether the daemon with this job label (one of [`job`]'s daemons,
+    /// e.g. `job::LOKI`) runs on this host: enabled, and on an agent only if
+    /// it is not a server-only daemon.
+    pub fn runs(&self, daemon: &str) -> bool {
+        self.daemons.contains(&daemon)
     }
 
     /// Every scrape job of this host, in a stable order: daemons' own metrics
@@ -278,6 +288,7 @@ pub fn lan_addresses(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
 
 struct Builder<'a> {
     cfg: &'a Config,
+    daemons: Vec<&'static str>,
     jobs: Vec<ScrapeJob>,
     modules: BTreeMap<String, BlackboxModule>,
     issues: Vec<ConfigIssue>,
@@ -347,7 +358,7 @@ impl Builder<'_> {
             self.module_name(m);
         }
         self.daemon_jobs();
-        if self.cfg.exporters.blackbox.enable {
+        if self.daemons.contains(&job::BLACKBOX_EXPORTER) {
             for check in Check::ALL {
                 self.service_check_jobs(check);
             }
@@ -448,6 +459,7 @@ impl Builder<'_> {
             if !enabled {
                 continue;
             }
+            self.daemons.push(job);
             // One target per job on this host: the host name is the clearest instance.
             let labels = BTreeMap::from([(label::INSTANCE.to_string(), cfg.host.name.clone())]);
             self.jobs.push(ScrapeJob {

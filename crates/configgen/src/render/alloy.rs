@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
-use crate::plan::{join_host_port, scrape_address, Plan, ScrapeJob};
+use crate::plan::{job, join_host_port, scrape_address, Plan, ScrapeJob};
 
 /// `job` label of the journal's log streams; dashboards select on it.
 pub const JOURNAL_JOB: &str = "systemd-journal";
@@ -24,10 +24,10 @@ pub const CONTAINERS_JOB: &str = "containers";
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
-    if !cfg.alloy.enable {
+    if !plan.runs(job::ALLOY) {
         return Ok(());
     }
-    let sinks = Sinks::of(cfg)?;
+    let sinks = Sinks::of(plan)?;
     if let Some(loki_push) = &sinks.loki_push {
         tree.add("alloy/logs.alloy", logs(cfg, loki_push))?;
     }
@@ -51,18 +51,18 @@ struct Sinks {
 }
 
 impl Sinks {
-    fn of(cfg: &Config) -> Result<Sinks> {
+    fn of(plan: &Plan) -> Result<Sinks> {
+        let cfg = plan.cfg;
         match cfg.host.role {
             Role::Server => Ok(Sinks {
-                loki_push: cfg.loki.enable.then(|| {
+                loki_push: plan.runs(job::LOKI).then(|| {
                     format!(
                         "{}/loki/api/v1/push",
                         lgtm::local_url(&cfg.loki.listen_address, cfg.loki.port)
                     )
                 }),
-                otlp_grpc: cfg
-                    .tempo
-                    .enable
+                otlp_grpc: plan
+                    .runs(job::TEMPO)
                     .then(|| scrape_address(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
                 // The server's own Prometheus scrapes the exporters.
                 remote_write: None,

@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
-use crate::model::{RemoteWrite, Role};
-use crate::plan::{Plan, ScrapeJob};
+use crate::model::RemoteWrite;
+use crate::plan::{job, Plan, ScrapeJob};
 
 /// Where rule files are rendered, relative to prometheus.yml.
 pub const RULE_FILES_GLOB: &str = "rules/*.yml";
@@ -87,7 +87,7 @@ struct AuthorizationYml {
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    if plan.cfg.host.role != Role::Server {
+    if !plan.runs(job::PROMETHEUS) {
         return Ok(());
     }
     if let Some(issue) = plan.issues().first() {

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::Tree;
 use crate::alerts::{self, format_number, Group};
-use crate::model::Role;
 use crate::plan::{job, Plan};
 
 const MACROS: (&str, &str) = ("_macros.j2", include_str!("../../rules/_macros.j2"));
@@ -49,7 +48,8 @@ struct Vars {
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    if plan.cfg.host.role == Role::Agent {
+    // Rule files are Prometheus's.
+    if !plan.runs(job::PROMETHEUS) {
         return Ok(());
     }
     for (group, text) in render_groups(plan)? {

@@ -11,8 +11,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{lgtm, Tree};
-use crate::model::Role;
-use crate::plan::{join_host_port, Plan};
+use crate::plan::{job, join_host_port, Plan};
 
 /// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
 const GRPC_PORT: u16 = 9095;
@@ -20,7 +19,7 @@ const GRPC_PORT: u16 = 9095;
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
     let tempo = &cfg.tempo;
-    if cfg.host.role == Role::Agent || !tempo.enable {
+    if !plan.runs(job::TEMPO) {
         return Ok(());
     }
     let dir = tempo.data_dir.trim_end_matches('/');
