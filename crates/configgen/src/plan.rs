@@ -59,6 +59,8 @@ pub const STATUS_2XX_OR_401: &[u16] = &[200, 201, 202, 203, 204, 205, 206, 401, 
 
 /// Labels every target of a job may carry.
 pub mod label {
+    /// External label: the host name.
+    pub const HOST: &str = "host";
     pub const JOB: &str = "job";
     pub const INSTANCE: &str = "instance";
     pub const SERVICE: &str = "service";
@@ -208,6 +210,20 @@ impl<'a> Plan<'a> {
     /// it is not a server-only daemon.
     pub fn runs(&self, daemon: &str) -> bool {
         self.daemons.contains(&daemon)
+    }
+
+    /// The labels every series and log stream of this host carries outside
+    /// it: `host` (the host name) first, then `host.labels` in key order.
+    pub fn external_labels(&self) -> Vec<(String, String)> {
+        let host = &self.cfg.host;
+        let mut labels = vec![(label::HOST.to_string(), host.name.clone())];
+        labels.extend(
+            host.labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != label::HOST)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        labels
     }
 
     /// Every scrape job of this host, in a stable order: daemons' own metrics

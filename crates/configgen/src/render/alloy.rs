@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
-use crate::plan::{job, join_host_port, scrape_address, Plan, ScrapeJob};
+use crate::plan::{job, join_host_port, scrape_address, Plan};
 
 /// `job` label of the journal's log streams; dashboards select on it.
 pub const JOURNAL_JOB: &str = "systemd-journal";
@@ -29,16 +29,13 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     }
     let sinks = Sinks::of(plan)?;
     if let Some(loki_push) = &sinks.loki_push {
-        tree.add("alloy/logs.alloy", logs(cfg, loki_push))?;
+        tree.add("alloy/logs.alloy", logs(plan, loki_push))?;
     }
     if let Some(otlp) = &sinks.otlp_grpc {
         tree.add("alloy/traces.alloy", traces(cfg, otlp))?;
     }
     if let Some(remote_write) = &sinks.remote_write {
-        tree.add(
-            "alloy/metrics.alloy",
-            metrics(cfg, plan.scrape_jobs(), remote_write),
-        )?;
+        tree.add("alloy/metrics.alloy", metrics(plan, remote_write))?;
     }
     Ok(())
 }
@@ -81,15 +78,17 @@ impl Sinks {
     }
 }
 
-fn external_labels(cfg: &Config) -> Value {
-    let mut labels = vec![("host".to_string(), Value::str(&cfg.host.name))];
-    for (k, v) in &cfg.host.labels {
-        labels.push((k.clone(), Value::str(v)));
-    }
-    Value::Object(labels)
+fn external_labels(plan: &Plan) -> Value {
+    Value::Object(
+        plan.external_labels()
+            .into_iter()
+            .map(|(k, v)| (k, Value::Str(v)))
+            .collect(),
+    )
 }
 
-fn logs(cfg: &Config, loki_push: &str) -> String {
+fn logs(plan: &Plan, loki_push: &str) -> String {
+    let cfg = plan.cfg;
     let to_loki = || Value::List(vec![Value::Ref("loki.write.default.receiver".into())]);
     let mut d = Doc::new("Logs: journald, containers and files, pushed to Loki.");
 
@@ -205,7 +204,7 @@ fn logs(cfg: &Config, loki_push: &str) -> String {
 
     d.block("loki.write", Some("default"), |b| {
         b.block("endpoint", None, |e| e.attr("url", Value::str(loki_push)));
-        b.attr("external_labels", external_labels(cfg));
+        b.attr("external_labels", external_labels(plan));
     });
     d.finish()
 }
@@ -270,7 +269,8 @@ fn traces(cfg: &Config, otlp_grpc: &str) -> String {
     d.finish()
 }
 
-fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
+fn metrics(plan: &Plan, remote_write: &str) -> String {
+    let jobs = plan.scrape_jobs();
     let mut d =
         Doc::new("Metrics: scrape the local exporters, remote-write to the server's Prometheus.");
     for job in jobs {
@@ -293,7 +293,7 @@ fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
                 Value::str(
                     job.interval
                         .as_deref()
-                        .unwrap_or(&cfg.prometheus.scrape_interval),
+                        .unwrap_or(&plan.cfg.prometheus.scrape_interval),
                 ),
             );
             if job.metrics_path != "/metrics" {
@@ -311,7 +311,7 @@ fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
         b.block("endpoint", None, |e| {
             e.attr("url", Value::str(remote_write))
         });
-        b.attr("external_labels", external_labels(cfg));
+        b.attr("external_labels", external_labels(plan));
     });
     d.finish()
 }

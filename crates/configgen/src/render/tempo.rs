@@ -26,9 +26,8 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let prometheus = lgtm::local_url(&cfg.prometheus.listen_address, cfg.prometheus.port);
     let mut external_labels = serde_json::Map::new();
     external_labels.insert("source".into(), "tempo".into());
-    external_labels.insert("host".into(), cfg.host.name.clone().into());
-    for (k, v) in &cfg.host.labels {
-        external_labels.insert(k.clone(), v.clone().into());
+    for (k, v) in plan.external_labels() {
+        external_labels.insert(k, v.into());
     }
     let retention = lgtm::go_duration("tempo.retention", &tempo.retention)?;
     let doc = json!({
