@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use configgen::alerts::CATALOGUE;
 use configgen::model::{AlertOverride, HttpCheck, Service};
+use configgen::plan::Plan;
 use serde_json::Value;
 use support::stack::{self, Stack};
 
@@ -121,9 +122,15 @@ fn prometheus_evaluates_every_rule_on_real_series() {
 
     // Wait until every target is up, the rules ran a few times on its series,
     // and the failing probe's alert fired.
-    stack
+    let targets = stack
         .wait_targets_up(Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("targets not up: {e}\n{}", stack.logs()));
+    let planned: usize = Plan::new(&cfg)
+        .scrape_jobs()
+        .iter()
+        .map(|j| j.targets.len())
+        .sum();
+    assert_eq!(targets.len(), planned, "targets up: {targets:?}");
     std::thread::sleep(Duration::from_secs(5));
     let alerts = stack::wait_until(Duration::from_secs(60), || {
         let alerts = stack.api("/api/v1/alerts")?;
