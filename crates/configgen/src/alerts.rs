@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::diagnostic::ConfigIssue;
+use crate::load::suggest::closest;
 use crate::model::{AlertOverride, Config};
 
 /// A rule group; rendered to `prometheus/rules/<name>.yml`.
@@ -376,27 +377,20 @@ fn check_override(a: &Alert, o: &AlertOverride, path: &str, issues: &mut Vec<Con
         } else if Severity::parse_choosable(s).is_none() {
             issues.push(ConfigIssue::new(
                 format!("{path}.severity"),
-                format!("must be one of critical, warning, info; got `{s}`"),
+                format!(
+                    "must be one of {}; got `{s}`",
+                    Severity::CHOOSABLE.map(Severity::as_str).join(", ")
+                ),
             ));
         }
     }
 }
 
 fn unknown_alert_message(name: &str) -> String {
-    let best = CATALOGUE
-        .iter()
-        .map(|a| {
-            (
-                strsim::levenshtein(&name.to_lowercase(), &a.name.to_lowercase()),
-                a.name,
-            )
-        })
-        .min();
-    match best {
-        Some((d, suggestion)) if d <= (name.len() / 3).max(2) => {
-            format!("no alert named `{name}`; did you mean `{suggestion}`?")
-        }
-        _ => format!("no alert named `{name}` (the alerts are listed in docs/alerts.md)"),
+    let names: Vec<&str> = CATALOGUE.iter().map(|a| a.name).collect();
+    match closest(name, &names) {
+        Some(suggestion) => format!("no alert named `{name}`; did you mean `{suggestion}`?"),
+        None => format!("no alert named `{name}` (the alerts are listed in docs/alerts.md)"),
     }
 }
 

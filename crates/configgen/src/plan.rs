@@ -33,6 +33,9 @@ pub mod job {
     pub const BLACKBOX_TCP: &str = "blackbox_tcp";
     pub const BLACKBOX_ICMP: &str = "blackbox_icmp";
     pub const BLACKBOX_DNS: &str = "blackbox_dns";
+    /// Every service check job, e.g. for `job=~"blackbox_http|..."` selectors.
+    pub const SERVICE_CHECKS: [&str; 4] =
+        [BLACKBOX_HTTP, BLACKBOX_TCP, BLACKBOX_ICMP, BLACKBOX_DNS];
     /// ICMP to the gateway and public resolvers; series carry `role` = gateway | resolver.
     pub const NETWORK: &str = "network";
     /// ICMP sweep of the LAN range; one target per address.
@@ -56,6 +59,8 @@ pub const STATUS_2XX_OR_401: &[u16] = &[200, 201, 202, 203, 204, 205, 206, 401, 
 
 /// Labels every target of a job may carry.
 pub mod label {
+    /// External label: the host name.
+    pub const HOST: &str = "host";
     pub const JOB: &str = "job";
     pub const INSTANCE: &str = "instance";
     pub const SERVICE: &str = "service";
@@ -175,6 +180,7 @@ fn sanitize(s: &str) -> String {
 
 pub struct Plan<'a> {
     pub cfg: &'a Config,
+    daemons: Vec<&'static str>,
     scrape_jobs: Vec<ScrapeJob>,
     blackbox_modules: BTreeMap<String, BlackboxModule>,
     issues: Vec<ConfigIssue>,
@@ -184,6 +190,7 @@ impl<'a> Plan<'a> {
     pub fn new(cfg: &'a Config) -> Self {
         let mut builder = Builder {
             cfg,
+            daemons: Vec::new(),
             jobs: Vec::new(),
             modules: BTreeMap::new(),
             issues: Vec::new(),
@@ -191,10 +198,32 @@ impl<'a> Plan<'a> {
         builder.build();
         Plan {
             cfg,
+            daemons: builder.daemons,
             scrape_jobs: builder.jobs,
             blackbox_modules: builder.modules,
             issues: builder.issues,
         }
+    }
+
+    /// Whether the daemon with this job label (one of [`job`]'s daemons,
+    /// e.g. `job::LOKI`) runs on this host: enabled, and on an agent only if
+    /// it is not a server-only daemon.
+    pub fn runs(&self, daemon: &str) -> bool {
+        self.daemons.contains(&daemon)
+    }
+
+    /// The labels every series and log stream of this host carries outside
+    /// it: `host` (the host name) first, then `host.labels` in key order.
+    pub fn external_labels(&self) -> Vec<(String, String)> {
+        let host = &self.cfg.host;
+        let mut labels = vec![(label::HOST.to_string(), host.name.clone())];
+        labels.extend(
+            host.labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != label::HOST)
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        labels
     }
 
     /// Every scrape job of this host, in a stable order: daemons' own metrics
@@ -214,26 +243,11 @@ impl<'a> Plan<'a> {
         &self.issues
     }
 
-    /// Names of the services whose TLS certificate expiry is watched
-    /// (https checks, unless `tls_expiry = false`).
-    pub fn tls_expiry_services(&self) -> Vec<&'a str> {
-        self.cfg
-            .services
-            .iter()
-            .filter(|s| s.http.as_ref().is_some_and(watches_tls_expiry))
-            .map(|s| s.name.as_str())
-            .collect()
-    }
-
     /// host:port of the Alertmanager, as Prometheus reaches it.
     pub fn alertmanager_address(&self) -> String {
         let am = &self.cfg.alertmanager;
         scrape_address(&am.listen_address, am.port)
     }
-}
-
-fn watches_tls_expiry(http: &HttpCheck) -> bool {
-    http.url.starts_with("https://") && http.tls_expiry.unwrap_or(true)
 }
 
 /// The address to reach a daemon listening on `listen:port` from this host:
@@ -256,6 +270,9 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// Largest LAN sweep: a /22 is 1,024 addresses.
+pub const MAX_SWEEP_PREFIX: u8 = 22;
+
 /// The host addresses of an IPv4 CIDR of at most /22 (network and broadcast
 /// addresses excluded when the range has them).
 pub fn lan_addresses(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
@@ -270,9 +287,9 @@ pub fn lan_addresses(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
         .ok()
         .filter(|p| *p <= 32)
         .ok_or_else(|| format!("{prefix:?} is not a prefix length (0-32)"))?;
-    if prefix < 22 {
+    if prefix < u32::from(MAX_SWEEP_PREFIX) {
         return Err(format!(
-            "/{prefix} is too large to sweep: at most /22 (1,024 addresses)"
+            "/{prefix} is too large to sweep: at most /{MAX_SWEEP_PREFIX} (1,024 addresses)"
         ));
     }
     let size = 1u32 << (32 - prefix);
@@ -287,6 +304,7 @@ pub fn lan_addresses(cidr: &str) -> Result<Vec<Ipv4Addr>, String> {
 
 struct Builder<'a> {
     cfg: &'a Config,
+    daemons: Vec<&'static str>,
     jobs: Vec<ScrapeJob>,
     modules: BTreeMap<String, BlackboxModule>,
     issues: Vec<ConfigIssue>,
@@ -356,7 +374,7 @@ impl Builder<'_> {
             self.module_name(m);
         }
         self.daemon_jobs();
-        if self.cfg.exporters.blackbox.enable {
+        if self.daemons.contains(&job::BLACKBOX_EXPORTER) {
             for check in Check::ALL {
                 self.service_check_jobs(check);
             }
@@ -457,6 +475,7 @@ impl Builder<'_> {
             if !enabled {
                 continue;
             }
+            self.daemons.push(job);
             // One target per job on this host: the host name is the clearest instance.
             let labels = BTreeMap::from([(label::INSTANCE.to_string(), cfg.host.name.clone())]);
             self.jobs.push(ScrapeJob {
@@ -874,23 +893,5 @@ mod tests {
             .scrape_jobs()
             .iter()
             .all(|j| j.metrics_path != "/probe"));
-    }
-
-    #[test]
-    fn tls_expiry_is_watched_on_https_unless_disabled() {
-        let cfg = config(
-            r#"
-            [[services]]
-            name = "a"
-            http = { url = "https://a/" }
-            [[services]]
-            name = "b"
-            http = { url = "https://b/", tls_expiry = false }
-            [[services]]
-            name = "c"
-            http = { url = "http://c/" }
-            "#,
-        );
-        assert_eq!(Plan::new(&cfg).tls_expiry_services(), ["a"]);
     }
 }

@@ -1,11 +1,11 @@
 //! docs/alerts.md is generated from the alert catalogue; this fails when it is
 //! stale. `UPDATE_DOCS=1 cargo test -p configgen --test alerts_doc` rewrites it.
 
-use std::path::Path;
+mod support;
 
 #[test]
 fn docs_alerts_md_is_up_to_date() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/alerts.md");
+    let path = support::repo_root().join("docs/alerts.md");
     let expected = configgen::alerts::markdown();
     if std::env::var_os("UPDATE_DOCS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -37,10 +37,7 @@ fn every_alert_is_documented_with_its_defaults() {
 
 #[test]
 fn the_example_config_overrides_known_alerts() {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab.toml"),
-    )
-    .unwrap();
+    let text = std::fs::read_to_string(support::example()).unwrap();
     let cfg: configgen::model::Config = toml::from_str(&text).unwrap();
     assert!(!cfg.alerting.overrides.is_empty());
     assert_eq!(configgen::alerts::check_overrides(&cfg), []);

@@ -6,11 +6,12 @@
 //! `BLESS=1 cargo test -p configgen --test bad_configs` rewrites the
 //! `.expected` files from the current output (review the diff!).
 
-mod common;
+mod support;
 
 use std::fs;
 
-use common::{configgen, crate_dir, snapshot, stderr};
+use support::cli::{configgen, snapshot, stderr};
+use support::crate_dir;
 
 const CORPUS: &str = "tests/bad-configs";
 
@@ -76,7 +77,7 @@ fn every_bad_config_fails_with_its_expected_messages() {
             ));
         }
         let check = configgen(&["check", "--config", &config], None);
-        if check.status.code() != Some(1) || common::stderr(&check) != stderr {
+        if check.status.code() != Some(1) || support::cli::stderr(&check) != stderr {
             failures.push(format!("{config}: `check` disagrees with `render`"));
         }
     }

@@ -1,12 +1,13 @@
 //! The `configgen` binary end to end: render, check, schema, formats, stdin.
 
-mod common;
+mod support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{configgen, crate_dir, example, snapshot, stderr};
 use configgen::load::{self, Format, Source};
+use support::cli::{configgen, snapshot, stderr};
+use support::{crate_dir, example};
 
 fn render_to(config: &str, out: &std::path::Path, stdin: Option<&str>) {
     let result = configgen(

@@ -5,10 +5,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-
 /// The paths these renderers own; other renderers have their own goldens.
 fn is_metrics_file(path: &str) -> bool {
     path == "prometheus/prometheus.yml"
@@ -18,76 +14,15 @@ fn is_metrics_file(path: &str) -> bool {
         || path.starts_with("probe/")
 }
 
-fn golden_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/homelab")
-}
-
-fn files_under(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, fs::read_to_string(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn homelab_example_matches_golden_files() {
-    let tree = support::render_file(&support::repo_root().join("examples/homelab.toml"));
-    let rendered: BTreeMap<String, String> = tree
-        .files()
-        .filter(|(p, _)| is_metrics_file(p))
-        .map(|(p, c)| (p.to_string(), c.to_string()))
-        .collect();
-    assert!(rendered.contains_key("prometheus/prometheus.yml"));
-    let dir = golden_dir();
-
-    if std::env::var("UPDATE_GOLDEN").as_deref() == Ok("1") {
-        let _ = fs::remove_dir_all(&dir);
-        for (path, contents) in &rendered {
-            let p = dir.join(path);
-            fs::create_dir_all(p.parent().unwrap()).unwrap();
-            fs::write(p, contents).unwrap();
-        }
-        eprintln!("golden files rewritten in {}", dir.display());
-        return;
-    }
-
-    let golden = files_under(&dir);
-    let missing: Vec<&String> = rendered
-        .keys()
-        .filter(|k| !golden.contains_key(*k))
-        .collect();
-    let stale: Vec<&String> = golden
-        .keys()
-        .filter(|k| !rendered.contains_key(*k))
-        .collect();
-    assert!(
-        missing.is_empty() && stale.is_empty(),
-        "golden set differs: not in golden {missing:?}, no longer rendered {stale:?} \
-         (UPDATE_GOLDEN=1 to refresh)"
-    );
-    for (path, contents) in &rendered {
-        assert_eq!(
-            contents, &golden[path],
-            "{path} differs from its golden file (UPDATE_GOLDEN=1 to refresh)"
-        );
-    }
+    let tree = support::render_file(&support::example());
+    assert!(tree.get("prometheus/prometheus.yml").is_some());
+    support::golden::check(&tree, is_metrics_file, "homelab");
 }
 
 #[test]
 fn rendering_is_deterministic() {
-    let path = support::repo_root().join("examples/homelab.toml");
+    let path = support::example();
     assert_eq!(support::render_file(&path), support::render_file(&path));
 }

@@ -7,29 +7,22 @@
 //! Alloy files go through `configgen::alloy_syntax`, dashboards through
 //! `configgen::dashboard_queries` and `configgen::logql`.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use configgen::model::Config;
 use configgen::render::Tree;
 use serde::Deserialize;
-
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use support::render;
 
 fn example() -> Config {
-    let path = manifest().join("../../examples/homelab.toml");
-    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    support::parse(&std::fs::read_to_string(support::example()).unwrap())
 }
 
 fn agent() -> Config {
-    let path = manifest().join("tests/fixtures/agent.toml");
-    toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn render(cfg: &Config) -> Tree {
-    configgen::render::render(cfg).unwrap()
+    let path = support::crate_dir().join("tests/fixtures/agent.toml");
+    support::parse(&std::fs::read_to_string(path).unwrap())
 }
 
 fn yaml<T: for<'de> Deserialize<'de>>(tree: &Tree, path: &str) -> T {

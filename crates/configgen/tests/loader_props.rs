@@ -1,7 +1,7 @@
 //! The loader and validator on arbitrary and mutated input: never a panic,
 //! always Ok or located, one-line errors inside the file.
 
-mod common;
+mod support;
 
 use configgen::load::{self, Format, Source};
 use proptest::prelude::*;
@@ -32,10 +32,10 @@ fn check_all(text: &str) {
 }
 
 fn valid_texts() -> Vec<String> {
-    let toml_text = std::fs::read_to_string(common::example()).unwrap();
+    let toml_text = std::fs::read_to_string(support::example()).unwrap();
     let value: toml::Value = toml::from_str(&toml_text).unwrap();
     let yaml =
-        std::fs::read_to_string(common::crate_dir().join("tests/fixtures/homelab.yaml")).unwrap();
+        std::fs::read_to_string(support::crate_dir().join("tests/fixtures/homelab.yaml")).unwrap();
     vec![
         toml_text,
         yaml,
@@ -55,6 +55,23 @@ fn mutate(text: &str, at: f64, len: usize, insert: &str) -> String {
         end += 1;
     }
     format!("{}{}{}", &text[..start], insert, &text[end..])
+}
+
+/// A key with a line break (written as an escape in JSON, quoted in YAML)
+/// is quoted back in the message: still one line.
+#[test]
+fn keys_with_control_characters_give_one_line_errors() {
+    for (text, format) in [
+        (
+            "{\"host\": {\"name\": \"x\"}, \"servi\\nces\": []}",
+            Format::Json,
+        ),
+        ("host: {name: x}\n\"servi\\nces\": []\n", Format::Yaml),
+        ("host.name = \"x\"\n\"servi\\nces\" = []\n", Format::Toml),
+    ] {
+        assert!(load::load(&Source::new("input", text, format)).is_err());
+        check_one(text, format);
+    }
 }
 
 proptest! {

@@ -1,12 +1,10 @@
+mod support;
+
 use configgen::model::Config;
 
 #[test]
 fn example_parses_into_the_model() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/homelab.toml"
-    ))
-    .unwrap();
+    let text = std::fs::read_to_string(support::example()).unwrap();
     let cfg: Config = toml::from_str(&text).unwrap();
     assert_eq!(cfg.services.len(), 5);
     assert_eq!(cfg.alerting.receivers.len(), 2);

@@ -3,6 +3,8 @@
 //!
 //! promtool missing: FAIL when CI=true, loudly SKIPPED otherwise.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,24 +45,7 @@ fn overrides_config() -> Config {
 }
 
 fn example_config() -> Config {
-    load_config(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab.toml"))
-}
-
-/// promtool's path, or None after a loud SKIPPED (a failure when CI=true).
-fn promtool() -> Option<PathBuf> {
-    let name = std::env::var_os("PROMTOOL").unwrap_or_else(|| "promtool".into());
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(&name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("promtool not found in PATH but CI=true: install prometheus (promtool)");
-        }
-        eprintln!("SKIPPED: promtool not found in PATH; the alert rules were NOT behaviour-tested");
-    }
-    found
+    load_config(&support::example())
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -123,7 +108,10 @@ fn promtool_round(promtool: &Path, cfg: &Config, tests_subdir: &str) -> (usize, 
 
 #[test]
 fn promtool_checks_and_unit_tests_pass() {
-    let Some(promtool) = promtool() else { return };
+    let Some(promtool) = support::require_tool("promtool", "promtool_checks_and_unit_tests_pass")
+    else {
+        return;
+    };
     let (f1, c1, a1) = promtool_round(&promtool, &Config::default(), "");
     let (f2, c2, a2) = promtool_round(&promtool, &overrides_config(), "overrides");
     eprintln!(
@@ -138,7 +126,10 @@ fn promtool_checks_and_unit_tests_pass() {
 
 #[test]
 fn promtool_accepts_the_example_rules() {
-    let Some(promtool) = promtool() else { return };
+    let Some(promtool) = support::require_tool("promtool", "promtool_accepts_the_example_rules")
+    else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (group, text) in rendered_rules(&example_config()) {

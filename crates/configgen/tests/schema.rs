@@ -3,7 +3,7 @@
 //! not. The validator below covers the JSON Schema subset schemars emits for
 //! our model; it fails loudly on any keyword it does not know.
 
-mod common;
+mod support;
 
 use serde_json::{json, Value};
 
@@ -12,7 +12,7 @@ fn schema() -> Value {
 }
 
 fn example() -> Value {
-    let text = std::fs::read_to_string(common::example()).unwrap();
+    let text = std::fs::read_to_string(support::example()).unwrap();
     serde_json::to_value(toml::from_str::<toml::Value>(&text).unwrap()).unwrap()
 }
 

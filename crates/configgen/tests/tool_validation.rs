@@ -72,7 +72,7 @@ fn check_tree(tree: &Tree, test: &str) -> usize {
 
 #[test]
 fn homelab_example_passes_the_real_tools() {
-    let tree = support::render_file(&support::repo_root().join("examples/homelab.toml"));
+    let tree = support::render_file(&support::example());
     let checked = check_tree(&tree, "homelab_example_passes_the_real_tools");
     eprintln!("checked {checked} files");
 }

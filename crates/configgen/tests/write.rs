@@ -1,12 +1,12 @@
 //! The atomic tree writer, with trees built here (independent of renderers).
 
-mod common;
+mod support;
 
 use std::fs;
 
-use common::snapshot;
 use configgen::render::Tree;
 use configgen::write::{write_tree, MARKER};
+use support::cli::snapshot;
 
 fn tree(files: &[(&str, &str)]) -> Tree {
     let mut tree = Tree::default();

@@ -6,7 +6,7 @@
 //! [`tree::Node`] recording where each key and value sits in the source.
 
 mod json;
-mod suggest;
+pub(crate) mod suggest;
 mod toml;
 pub mod tree;
 mod yaml;
@@ -64,9 +64,26 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{}:{}", pos.line, pos.col)?;
         }
         if !self.path.is_empty() {
-            write!(f, ": {}", self.path)?;
+            write!(f, ": {}", OneLine(&self.path))?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", OneLine(&self.message))
+    }
+}
+
+/// Text quoted from the input (a key such as "a\nb") with its control
+/// characters escaped, so that a diagnostic stays one line.
+struct OneLine<'a>(&'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 

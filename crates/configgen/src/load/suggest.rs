@@ -28,7 +28,9 @@ pub fn improve(message: &str) -> (String, Option<String>) {
     }
 }
 
-fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// The candidate closest to `name` (case-insensitive edit distance), if close
+/// enough to be what was meant.
+pub(crate) fn closest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = name.to_lowercase();
     candidates
         .iter()

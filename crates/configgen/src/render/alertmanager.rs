@@ -18,8 +18,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
-use crate::model::{Receiver, Role};
-use crate::plan::Plan;
+use crate::model::Receiver;
+use crate::plan::{job, Plan};
 
 /// The receiver with no integration: alerts routed to it are only visible in
 /// Alertmanager and Grafana.
@@ -105,7 +105,7 @@ struct InhibitRule {
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    if plan.cfg.host.role != Role::Server {
+    if !plan.runs(job::ALERTMANAGER) {
         return Ok(());
     }
     let alerting = &plan.cfg.alerting;

@@ -15,7 +15,7 @@ use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{Config, LogSource, Role};
-use crate::plan::{Plan, ScrapeJob};
+use crate::plan::{job, join_host_port, scrape_address, Plan};
 
 /// `job` label of the journal's log streams; dashboards select on it.
 pub const JOURNAL_JOB: &str = "systemd-journal";
@@ -24,21 +24,18 @@ pub const CONTAINERS_JOB: &str = "containers";
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
-    if !cfg.alloy.enable {
+    if !plan.runs(job::ALLOY) {
         return Ok(());
     }
-    let sinks = Sinks::of(cfg)?;
+    let sinks = Sinks::of(plan)?;
     if let Some(loki_push) = &sinks.loki_push {
-        tree.add("alloy/logs.alloy", logs(cfg, loki_push))?;
+        tree.add("alloy/logs.alloy", logs(plan, loki_push))?;
     }
     if let Some(otlp) = &sinks.otlp_grpc {
         tree.add("alloy/traces.alloy", traces(cfg, otlp))?;
     }
     if let Some(remote_write) = &sinks.remote_write {
-        tree.add(
-            "alloy/metrics.alloy",
-            metrics(cfg, plan.scrape_jobs(), remote_write),
-        )?;
+        tree.add("alloy/metrics.alloy", metrics(plan, remote_write))?;
     }
     Ok(())
 }
@@ -51,19 +48,19 @@ struct Sinks {
 }
 
 impl Sinks {
-    fn of(cfg: &Config) -> Result<Sinks> {
+    fn of(plan: &Plan) -> Result<Sinks> {
+        let cfg = plan.cfg;
         match cfg.host.role {
             Role::Server => Ok(Sinks {
-                loki_push: cfg.loki.enable.then(|| {
+                loki_push: plan.runs(job::LOKI).then(|| {
                     format!(
                         "{}/loki/api/v1/push",
                         lgtm::local_url(&cfg.loki.listen_address, cfg.loki.port)
                     )
                 }),
-                otlp_grpc: cfg
-                    .tempo
-                    .enable
-                    .then(|| lgtm::local_addr(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
+                otlp_grpc: plan
+                    .runs(job::TEMPO)
+                    .then(|| scrape_address(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
                 // The server's own Prometheus scrapes the exporters.
                 remote_write: None,
             }),
@@ -81,15 +78,17 @@ impl Sinks {
     }
 }
 
-fn external_labels(cfg: &Config) -> Value {
-    let mut labels = vec![("host".to_string(), Value::str(&cfg.host.name))];
-    for (k, v) in &cfg.host.labels {
-        labels.push((k.clone(), Value::str(v)));
-    }
-    Value::Object(labels)
+fn external_labels(plan: &Plan) -> Value {
+    Value::Object(
+        plan.external_labels()
+            .into_iter()
+            .map(|(k, v)| (k, Value::Str(v)))
+            .collect(),
+    )
 }
 
-fn logs(cfg: &Config, loki_push: &str) -> String {
+fn logs(plan: &Plan, loki_push: &str) -> String {
+    let cfg = plan.cfg;
     let to_loki = || Value::List(vec![Value::Ref("loki.write.default.receiver".into())]);
     let mut d = Doc::new("Logs: journald, containers and files, pushed to Loki.");
 
@@ -205,7 +204,7 @@ fn logs(cfg: &Config, loki_push: &str) -> String {
 
     d.block("loki.write", Some("default"), |b| {
         b.block("endpoint", None, |e| e.attr("url", Value::str(loki_push)));
-        b.attr("external_labels", external_labels(cfg));
+        b.attr("external_labels", external_labels(plan));
     });
     d.finish()
 }
@@ -234,13 +233,13 @@ fn traces(cfg: &Config, otlp_grpc: &str) -> String {
         b.block("grpc", None, |g| {
             g.attr(
                 "endpoint",
-                Value::str(&lgtm::listen_addr(&a.listen_address, a.otlp_grpc_port)),
+                Value::str(&join_host_port(&a.listen_address, a.otlp_grpc_port)),
             )
         });
         b.block("http", None, |h| {
             h.attr(
                 "endpoint",
-                Value::str(&lgtm::listen_addr(&a.listen_address, a.otlp_http_port)),
+                Value::str(&join_host_port(&a.listen_address, a.otlp_http_port)),
             )
         });
         b.block("output", None, |o| {
@@ -270,7 +269,8 @@ fn traces(cfg: &Config, otlp_grpc: &str) -> String {
     d.finish()
 }
 
-fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
+fn metrics(plan: &Plan, remote_write: &str) -> String {
+    let jobs = plan.scrape_jobs();
     let mut d =
         Doc::new("Metrics: scrape the local exporters, remote-write to the server's Prometheus.");
     for job in jobs {
@@ -293,7 +293,7 @@ fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
                 Value::str(
                     job.interval
                         .as_deref()
-                        .unwrap_or(&cfg.prometheus.scrape_interval),
+                        .unwrap_or(&plan.cfg.prometheus.scrape_interval),
                 ),
             );
             if job.metrics_path != "/metrics" {
@@ -311,7 +311,7 @@ fn metrics(cfg: &Config, jobs: &[ScrapeJob], remote_write: &str) -> String {
         b.block("endpoint", None, |e| {
             e.attr("url", Value::str(remote_write))
         });
-        b.attr("external_labels", external_labels(cfg));
+        b.attr("external_labels", external_labels(plan));
     });
     d.finish()
 }

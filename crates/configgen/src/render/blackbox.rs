@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
-use crate::plan::{BlackboxModule, Plan};
+use crate::plan::{job, BlackboxModule, Plan};
 
 const IP4: &str = "ip4";
 
@@ -64,7 +64,7 @@ struct DnsProbe {
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    if !plan.cfg.exporters.blackbox.enable {
+    if !plan.runs(job::BLACKBOX_EXPORTER) {
         return Ok(());
     }
     if let Some(issue) = plan.issues().first() {

@@ -6,8 +6,8 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::{lgtm, Tree};
-use crate::model::{Config, Role};
-use crate::plan::Plan;
+use crate::model::Config;
+use crate::plan::{job, Plan};
 
 mod dashboards;
 
@@ -41,10 +41,10 @@ const FOLDER_UID: &str = "homelab";
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
-    if cfg.host.role == Role::Agent || !cfg.grafana.enable {
+    if !plan.runs(job::GRAFANA) {
         return Ok(());
     }
-    let provisioned = provisioned(cfg);
+    let provisioned = provisioned(plan);
     tree.add(
         "grafana/provisioning/datasources/homelab.yaml",
         lgtm::yaml_file(&datasources(cfg, &provisioned))?,
@@ -60,12 +60,12 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
 }
 
 /// The datasources this server runs.
-fn provisioned(cfg: &Config) -> Vec<Datasource> {
+fn provisioned(plan: &Plan) -> Vec<Datasource> {
     let mut all = vec![PROMETHEUS, ALERTMANAGER];
-    if cfg.loki.enable {
+    if plan.runs(job::LOKI) {
         all.push(LOKI);
     }
-    if cfg.tempo.enable {
+    if plan.runs(job::TEMPO) {
         all.push(TEMPO);
     }
     all

@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::plan;
+use crate::validate::parse_duration_ms;
 
 const HEADER: &str =
     "# Rendered by configgen. Do not edit: change the homelab config and render again.\n";
@@ -17,70 +18,26 @@ pub fn yaml_file(doc: &impl Serialize) -> Result<String> {
 /// `http://host:port` of a daemon on this host (a wildcard listener is
 /// reached over loopback).
 pub fn local_url(listen: &str, port: u16) -> String {
-    format!("http://{}", local_addr(listen, port))
+    format!("http://{}", plan::scrape_address(listen, port))
 }
 
-/// `host:port` of a daemon on this host (gRPC endpoints).
-pub fn local_addr(listen: &str, port: u16) -> String {
-    plan::scrape_address(listen, port)
-}
-
-/// `host:port` a daemon listens on (IPv6 addresses bracketed).
-pub fn listen_addr(listen: &str, port: u16) -> String {
-    plan::join_host_port(listen, port)
-}
-
-/// A Prometheus-style duration ("30d", "1h30m", "2w") as a Go duration
-/// ("720h", "1h30m0s"-style reduced to whole units), which Loki and Tempo
-/// both accept (Tempo parses with Go's time.ParseDuration: no "d" unit).
+/// A Prometheus duration ("30d", "1h30m", "2w") as a Go duration in its
+/// largest whole unit ("720h", "90m"), which Loki and Tempo both accept
+/// (Tempo parses with Go's time.ParseDuration: no "d" unit).
 pub fn go_duration(field: &str, text: &str) -> Result<String> {
-    let secs = duration_seconds(text).with_context(|| {
-        format!("{field}: invalid duration {text:?} (expected e.g. \"30d\", \"12h\", \"90m\")")
-    })?;
-    if secs == 0 {
+    let ms = parse_duration_ms(text)
+        .filter(|ms| ms % 1000 == 0)
+        .with_context(|| {
+            format!("{field}: invalid duration {text:?} (expected e.g. \"30d\", \"12h\", \"90m\")")
+        })?;
+    if ms == 0 {
         bail!("{field}: duration must be greater than zero");
     }
-    Ok(match secs {
+    Ok(match ms / 1000 {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     })
-}
-
-fn duration_seconds(text: &str) -> Result<u64> {
-    let mut total: u64 = 0;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        bail!("empty");
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            bail!("expected a number at {rest:?}");
-        }
-        let n: u64 = rest[..digits].parse()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            "w" => 604_800,
-            "y" => 31_536_000,
-            other => bail!("unknown unit {other:?}"),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .context("too large")?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
@@ -105,7 +62,7 @@ mod tests {
     fn wildcard_listeners_are_reached_on_loopback() {
         assert_eq!(local_url("0.0.0.0", 3100), "http://127.0.0.1:3100");
         assert_eq!(local_url("::1", 3100), "http://[::1]:3100");
-        assert_eq!(local_addr("::", 4327), "[::1]:4327");
-        assert_eq!(local_addr("10.0.0.2", 4327), "10.0.0.2:4327");
+        assert_eq!(local_url("::", 3100), "http://[::1]:3100");
+        assert_eq!(local_url("10.0.0.2", 3100), "http://10.0.0.2:3100");
     }
 }

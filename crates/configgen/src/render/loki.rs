@@ -5,8 +5,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{lgtm, Tree};
-use crate::model::Role;
-use crate::plan::Plan;
+use crate::plan::{job, Plan};
 
 /// First day of the v13 schema period. Fixed forever: moving it would orphan stored data.
 const SCHEMA_FROM: &str = "2024-01-01";
@@ -14,7 +13,7 @@ const SCHEMA_FROM: &str = "2024-01-01";
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
     let loki = &cfg.loki;
-    if cfg.host.role == Role::Agent || !loki.enable {
+    if !plan.runs(job::LOKI) {
         return Ok(());
     }
     let dir = loki.data_dir.trim_end_matches('/');

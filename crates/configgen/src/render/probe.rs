@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
-use crate::plan::{join_host_port, Plan};
+use crate::plan::{job, join_host_port, Plan};
 
 #[derive(Serialize)]
 struct ProbeToml<'a> {
@@ -23,7 +23,7 @@ struct Watch<'a> {
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
     let probe = &cfg.exporters.probe;
-    if !probe.enable {
+    if !plan.runs(job::RED_PROBE) {
         return Ok(());
     }
     let watch = cfg

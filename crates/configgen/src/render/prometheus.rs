@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
-use crate::model::{RemoteWrite, Role};
-use crate::plan::{Plan, ScrapeJob};
+use crate::model::RemoteWrite;
+use crate::plan::{job, Plan, ScrapeJob};
 
 /// Where rule files are rendered, relative to prometheus.yml.
 pub const RULE_FILES_GLOB: &str = "rules/*.yml";
@@ -87,7 +87,7 @@ struct AuthorizationYml {
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    if plan.cfg.host.role != Role::Server {
+    if !plan.runs(job::PROMETHEUS) {
         return Ok(());
     }
     if let Some(issue) = plan.issues().first() {
@@ -105,15 +105,13 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         )?;
     }
 
-    let mut external_labels = cfg.host.labels.clone();
-    external_labels.insert("host".into(), cfg.host.name.clone());
     let mut rule_files = vec![RULE_FILES_GLOB.to_string()];
     rule_files.extend(cfg.alerting.extra_rule_files.iter().cloned());
     let doc = PrometheusYml {
         global: Global {
             scrape_interval: cfg.prometheus.scrape_interval.clone(),
             evaluation_interval: cfg.prometheus.evaluation_interval.clone(),
-            external_labels,
+            external_labels: plan.external_labels().into_iter().collect(),
         },
         rule_files,
         alerting: Alerting {

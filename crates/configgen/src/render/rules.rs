@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use super::Tree;
 use crate::alerts::{self, format_number, Group};
-use crate::model::Role;
 use crate::plan::{job, Plan};
 
 const MACROS: (&str, &str) = ("_macros.j2", include_str!("../../rules/_macros.j2"));
@@ -49,7 +48,8 @@ struct Vars {
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    if plan.cfg.host.role == Role::Agent {
+    // Rule files are Prometheus's.
+    if !plan.runs(job::PROMETHEUS) {
         return Ok(());
     }
     for (group, text) in render_groups(plan)? {
@@ -78,22 +78,10 @@ fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
             })
             .collect(),
         job: jobs(),
-        blackbox_jobs: [
-            job::BLACKBOX_HTTP,
-            job::BLACKBOX_TCP,
-            job::BLACKBOX_ICMP,
-            job::BLACKBOX_DNS,
-        ]
-        .join("|"),
-        probe_jobs: [
-            job::BLACKBOX_HTTP,
-            job::BLACKBOX_TCP,
-            job::BLACKBOX_ICMP,
-            job::BLACKBOX_DNS,
-            job::NETWORK,
-            job::LAN_SWEEP,
-        ]
-        .join("|"),
+        blackbox_jobs: job::SERVICE_CHECKS.join("|"),
+        probe_jobs: [&job::SERVICE_CHECKS[..], &[job::NETWORK, job::LAN_SWEEP]]
+            .concat()
+            .join("|"),
         tls_expiry_ignored: plan
             .cfg
             .services

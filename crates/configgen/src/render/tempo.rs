@@ -11,8 +11,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{lgtm, Tree};
-use crate::model::Role;
-use crate::plan::Plan;
+use crate::plan::{job, join_host_port, Plan};
 
 /// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
 const GRPC_PORT: u16 = 9095;
@@ -20,16 +19,15 @@ const GRPC_PORT: u16 = 9095;
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
     let tempo = &cfg.tempo;
-    if cfg.host.role == Role::Agent || !tempo.enable {
+    if !plan.runs(job::TEMPO) {
         return Ok(());
     }
     let dir = tempo.data_dir.trim_end_matches('/');
     let prometheus = lgtm::local_url(&cfg.prometheus.listen_address, cfg.prometheus.port);
     let mut external_labels = serde_json::Map::new();
     external_labels.insert("source".into(), "tempo".into());
-    external_labels.insert("host".into(), cfg.host.name.clone().into());
-    for (k, v) in &cfg.host.labels {
-        external_labels.insert(k.clone(), v.clone().into());
+    for (k, v) in plan.external_labels() {
+        external_labels.insert(k, v.into());
     }
     let retention = lgtm::go_duration("tempo.retention", &tempo.retention)?;
     let doc = json!({
@@ -47,7 +45,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
                 "otlp": {
                     "protocols": {
                         "grpc": {
-                            "endpoint": lgtm::listen_addr(&tempo.listen_address, tempo.otlp_grpc_port),
+                            "endpoint": join_host_port(&tempo.listen_address, tempo.otlp_grpc_port),
                         }
                     }
                 }

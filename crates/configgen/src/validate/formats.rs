@@ -3,8 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-/// Largest LAN sweep: a /22 is 1,024 addresses.
-const MAX_SWEEP_PREFIX: u8 = 22;
+use crate::plan::MAX_SWEEP_PREFIX;
 
 /// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn is_label_name(name: &str) -> bool {
@@ -109,6 +108,15 @@ pub fn check_host_port(value: &str) -> Result<(), String> {
         Ok(_) => Ok(()),
         Err(_) => Err(format!("`{port}` in `{value}` is not a port (1-65535)")),
     }
+}
+
+/// A name that travels into labels, file names and regexes unquoted (service
+/// names, log file jobs): letters, digits, '-' and '_'.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// A DNS host name: dot-separated labels of letters, digits, '-' and '_'.

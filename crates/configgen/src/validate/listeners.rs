@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use super::Checker;
-use crate::model::{Config, Role};
+use crate::model::Config;
+use crate::plan::{job, Plan};
 
 impl Checker {
     /// Port 0, unparsable addresses, and two daemons on one address and port.
@@ -65,15 +66,15 @@ struct ListenerRef {
 
 /// Every daemon address:port of the stack, with whether it runs on this host.
 fn listeners(cfg: &Config) -> Vec<ListenerRef> {
-    let server = cfg.host.role == Role::Server;
+    let plan = Plan::new(cfg);
     let mut out = Vec::new();
-    let mut add = |section: &str, port_field: &str, address: &str, port: u16, enabled: bool| {
+    let mut add = |section: &str, port_field: &str, address: &str, port: u16, daemon: &str| {
         out.push(ListenerRef {
             port_path: format!("{section}.{port_field}"),
             address_path: format!("{section}.listen_address"),
             address: address.to_string(),
             port,
-            enabled,
+            enabled: plan.runs(daemon),
         })
     };
     let e = &cfg.exporters;
@@ -82,38 +83,44 @@ fn listeners(cfg: &Config) -> Vec<ListenerRef> {
         "port",
         &e.node.listen_address,
         e.node.port,
-        e.node.enable,
+        job::NODE,
     );
-    for (name, l) in [
-        ("blackbox", &e.blackbox),
-        ("cadvisor", &e.cadvisor),
-        ("probe", &e.probe),
+    for (name, l, daemon) in [
+        ("blackbox", &e.blackbox, job::BLACKBOX_EXPORTER),
+        ("cadvisor", &e.cadvisor, job::CADVISOR),
+        ("probe", &e.probe, job::RED_PROBE),
     ] {
         add(
             &format!("exporters.{name}"),
             "port",
             &l.listen_address,
             l.port,
-            l.enable,
+            daemon,
         );
     }
     let (p, am) = (&cfg.prometheus, &cfg.alertmanager);
-    add("prometheus", "port", &p.listen_address, p.port, server);
-    add("alertmanager", "port", &am.listen_address, am.port, server);
-    let loki = &cfg.loki;
     add(
-        "loki",
+        "prometheus",
         "port",
-        &loki.listen_address,
-        loki.port,
-        server && loki.enable,
+        &p.listen_address,
+        p.port,
+        job::PROMETHEUS,
     );
+    add(
+        "alertmanager",
+        "port",
+        &am.listen_address,
+        am.port,
+        job::ALERTMANAGER,
+    );
+    let loki = &cfg.loki;
+    add("loki", "port", &loki.listen_address, loki.port, job::LOKI);
     add(
         "loki",
         "grpc_port",
         &loki.listen_address,
         loki.grpc_port,
-        server && loki.enable,
+        job::LOKI,
     );
     let alloy = &cfg.alloy;
     add(
@@ -121,21 +128,21 @@ fn listeners(cfg: &Config) -> Vec<ListenerRef> {
         "port",
         &alloy.listen_address,
         alloy.port,
-        alloy.enable,
+        job::ALLOY,
     );
     add(
         "alloy",
         "otlp_grpc_port",
         &alloy.listen_address,
         alloy.otlp_grpc_port,
-        alloy.enable,
+        job::ALLOY,
     );
     add(
         "alloy",
         "otlp_http_port",
         &alloy.listen_address,
         alloy.otlp_http_port,
-        alloy.enable,
+        job::ALLOY,
     );
     let tempo = &cfg.tempo;
     add(
@@ -143,22 +150,16 @@ fn listeners(cfg: &Config) -> Vec<ListenerRef> {
         "port",
         &tempo.listen_address,
         tempo.port,
-        server && tempo.enable,
+        job::TEMPO,
     );
     add(
         "tempo",
         "otlp_grpc_port",
         &tempo.listen_address,
         tempo.otlp_grpc_port,
-        server && tempo.enable,
+        job::TEMPO,
     );
     let g = &cfg.grafana;
-    add(
-        "grafana",
-        "port",
-        &g.listen_address,
-        g.port,
-        server && g.enable,
-    );
+    add("grafana", "port", &g.listen_address, g.port, job::GRAFANA);
     out
 }

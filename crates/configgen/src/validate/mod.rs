@@ -8,13 +8,11 @@ mod listeners;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use crate::alerts::Severity;
 use crate::diagnostic::ConfigIssue;
 use crate::model::*;
 use formats::{check_host_port, check_sweep_cidr, is_host_name};
-pub use formats::{is_label_name, parse_duration_ms};
-
-/// Severities an alert can carry, and so the keys `alerting.routes` accepts.
-pub const SEVERITIES: [&str; 3] = ["critical", "warning", "info"];
+pub use formats::{is_label_name, is_plain_name, parse_duration_ms};
 
 /// DNS record types blackbox_exporter is commonly asked for.
 const RECORD_TYPES: [&str; 10] = [
@@ -75,11 +73,7 @@ impl Checker {
             let at = |field: &str| format!("services[{i}].{field}");
             if s.name.is_empty() {
                 self.issue(at("name"), "must not be empty");
-            } else if !s
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            } else if !is_plain_name(&s.name) {
                 self.issue(
                     at("name"),
                     format!("`{}` may only contain letters, digits, '-' and '_'", s.name),
@@ -278,13 +272,15 @@ impl Checker {
                 c.issue(path, format!("unknown receiver `{name}`"));
             }
         };
+        // The keys of `alerting.routes`: the severities an alert can carry.
+        let severities = Severity::CHOOSABLE.map(Severity::as_str);
         for (severity, receivers) in &a.routes {
-            if !SEVERITIES.contains(&severity.as_str()) {
+            if !severities.contains(&severity.as_str()) {
                 self.issue(
                     format!("alerting.routes.{severity}"),
                     format!(
                         "unknown severity `{severity}`; expected one of {}",
-                        SEVERITIES.join(", ")
+                        severities.join(", ")
                     ),
                 );
             }
@@ -330,6 +326,11 @@ impl Checker {
         for (i, f) in cfg.alloy.log_files.iter().enumerate() {
             if f.job.trim().is_empty() {
                 self.issue(format!("alloy.log_files[{i}].job"), "must not be empty");
+            } else if !is_plain_name(&f.job) {
+                self.issue(
+                    format!("alloy.log_files[{i}].job"),
+                    format!("`{}` may only contain letters, digits, '-' and '_'", f.job),
+                );
             }
             self.absolute(&format!("alloy.log_files[{i}].path"), &f.path);
         }

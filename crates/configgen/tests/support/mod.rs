@@ -1,7 +1,10 @@
-//! Shared by configgen's integration tests: rendering helpers, external tool
-//! lookup (skip loudly, or fail under CI=true), and the live stack harness.
+//! Shared by configgen's integration tests: paths, rendering helpers, external
+//! tool lookup (skip loudly, or fail under CI=true), the configgen binary, and
+//! the live stack harness.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod golden;
 pub mod http;
 pub mod stack;
 pub mod webhook;
@@ -12,8 +15,17 @@ use std::path::{Path, PathBuf};
 use configgen::model::Config;
 use configgen::render::Tree;
 
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    crate_dir().join("../..")
+}
+
+/// examples/homelab.toml, the annotated example.
+pub fn example() -> PathBuf {
+    repo_root().join("examples/homelab.toml")
 }
 
 pub fn parse(toml_text: &str) -> Config {

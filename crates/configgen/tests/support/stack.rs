@@ -252,14 +252,16 @@ impl Stack {
         out
     }
 
+    /// The `data` object of a Prometheus HTTP API answer (`path` e.g.
+    /// `/api/v1/rules`), or the API's error.
+    pub fn api(&self, path: &str) -> Result<Value, String> {
+        api_data(&format!("{}{path}", self.prometheus))
+    }
+
     /// An instant query: the API's `data` object, or the API's error (so that
     /// a PromQL mistake is reported as such).
     pub fn query_raw(&self, expr: &str) -> Result<Value, String> {
-        api_data(&format!(
-            "{}/api/v1/query?query={}",
-            self.prometheus,
-            http::encode(expr)
-        ))
+        self.api(&format!("/api/v1/query?query={}", http::encode(expr)))
     }
 
     /// An instant query returning a vector.
@@ -283,7 +285,7 @@ impl Stack {
 
     /// Every active target with its health.
     pub fn targets(&self) -> Result<Vec<TargetHealth>, String> {
-        let data = api_data(&format!("{}/api/v1/targets?state=active", self.prometheus))?;
+        let data = self.api("/api/v1/targets?state=active")?;
         let active = data["activeTargets"].as_array().ok_or("no activeTargets")?;
         Ok(active
             .iter()

@@ -15,6 +15,7 @@ use super::{Datasource, LOKI};
 use crate::model::Config;
 use crate::plan::job;
 use crate::render::alloy;
+use crate::validate::is_plain_name;
 
 const PANELS: &str = include_str!("../../../../../dashboards/_panels.j2");
 
@@ -60,12 +61,6 @@ const TEMPLATES: &[Template] = &[
 
 /// The job label values dashboards select on, by variable suffix.
 fn jobs() -> BTreeMap<&'static str, String> {
-    let blackbox = [
-        job::BLACKBOX_HTTP,
-        job::BLACKBOX_TCP,
-        job::BLACKBOX_ICMP,
-        job::BLACKBOX_DNS,
-    ];
     let mut jobs: BTreeMap<&str, String> = [
         ("node", job::NODE),
         ("cadvisor", job::CADVISOR),
@@ -81,7 +76,7 @@ fn jobs() -> BTreeMap<&'static str, String> {
     .map(|(k, v)| (k, v.to_string()))
     .collect();
     // Every service check, for `job=~"$job_blackbox"`.
-    jobs.insert("blackbox", blackbox.join("|"));
+    jobs.insert("blackbox", job::SERVICE_CHECKS.join("|"));
     jobs
 }
 
@@ -133,11 +128,7 @@ pub fn render(cfg: &Config, provisioned: &[Datasource]) -> Result<Vec<(String, S
 fn log_jobs_regex(cfg: &Config) -> Result<String> {
     let mut jobs = Vec::new();
     for (i, f) in cfg.alloy.log_files.iter().enumerate() {
-        let ok = !f.job.is_empty()
-            && f.job
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !ok {
+        if !is_plain_name(&f.job) {
             bail!(
                 "alloy.log_files[{i}].job: {:?} must be letters, digits, '-' or '_'",
                 f.job

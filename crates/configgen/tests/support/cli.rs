@@ -1,25 +1,16 @@
-//! Helpers shared by the CLI tests.
-#![allow(dead_code)]
+//! Running the real `configgen` binary, and snapshots of what it wrote.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-pub fn crate_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-pub fn example() -> PathBuf {
-    crate_dir().join("../../examples/homelab.toml")
-}
 
 /// Runs the real `configgen` binary from the crate directory.
 pub fn configgen(args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_configgen"))
         .args(args)
-        .current_dir(crate_dir())
+        .current_dir(super::crate_dir())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
