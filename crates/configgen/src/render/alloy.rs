@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
-use crate::model::{Config, LogSource, Role};
+use crate::model::{LogSource, Role};
 use crate::plan::{job, join_host_port, scrape_address, Plan};
 
 /// `job` label of the journal's log streams; dashboards select on it.
@@ -23,7 +23,6 @@ pub const JOURNAL_JOB: &str = "systemd-journal";
 pub const CONTAINERS_JOB: &str = "containers";
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
-    let cfg = plan.cfg;
     if !plan.runs(job::ALLOY) {
         return Ok(());
     }
@@ -32,7 +31,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         tree.add("alloy/logs.alloy", logs(plan, loki_push))?;
     }
     if let Some(otlp) = &sinks.otlp_grpc {
-        tree.add("alloy/traces.alloy", traces(cfg, otlp))?;
+        tree.add("alloy/traces.alloy", traces(plan, otlp))?;
     }
     if let Some(remote_write) = &sinks.remote_write {
         tree.add("alloy/metrics.alloy", metrics(plan, remote_write))?;
@@ -90,7 +89,10 @@ fn external_labels(plan: &Plan) -> Value {
 fn logs(plan: &Plan, loki_push: &str) -> String {
     let cfg = plan.cfg;
     let to_loki = || Value::List(vec![Value::Ref("loki.write.default.receiver".into())]);
-    let mut d = Doc::new("Logs: journald, containers and files, pushed to Loki.");
+    let mut d = Doc::new(
+        plan,
+        "Logs: journald, containers and files, pushed to Loki.",
+    );
 
     d.comment("systemd journal, every unit. level comes from the entry's priority.");
     d.block("loki.relabel", Some("journal"), |b| {
@@ -226,9 +228,12 @@ fn relabel(
     }
 }
 
-fn traces(cfg: &Config, otlp_grpc: &str) -> String {
-    let a = &cfg.alloy;
-    let mut d = Doc::new("Traces: an OTLP receiver (gRPC and HTTP) forwarding to Tempo.");
+fn traces(plan: &Plan, otlp_grpc: &str) -> String {
+    let a = &plan.cfg.alloy;
+    let mut d = Doc::new(
+        plan,
+        "Traces: an OTLP receiver (gRPC and HTTP) forwarding to Tempo.",
+    );
     d.block("otelcol.receiver.otlp", Some("default"), |b| {
         b.block("grpc", None, |g| {
             g.attr(
@@ -271,8 +276,10 @@ fn traces(cfg: &Config, otlp_grpc: &str) -> String {
 
 fn metrics(plan: &Plan, remote_write: &str) -> String {
     let jobs = plan.scrape_jobs();
-    let mut d =
-        Doc::new("Metrics: scrape the local exporters, remote-write to the server's Prometheus.");
+    let mut d = Doc::new(
+        plan,
+        "Metrics: scrape the local exporters, remote-write to the server's Prometheus.",
+    );
     for job in jobs {
         d.block("prometheus.scrape", Some(&ident(&job.name)), |b| {
             let targets = job
@@ -443,9 +450,9 @@ struct Doc {
 }
 
 impl Doc {
-    fn new(title: &str) -> Doc {
+    fn new(plan: &Plan, title: &str) -> Doc {
         Doc {
-            out: format!("// Rendered by configgen. Do not edit.\n// {title}\n"),
+            out: format!("// {}\n// {title}\n", super::generated_notice(plan)),
             depth: 0,
             after_comment: false,
         }

@@ -5,7 +5,7 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::{lgtm, Tree};
+use super::{lgtm, yaml, Tree};
 use crate::model::Config;
 use crate::plan::{job, Plan};
 
@@ -47,11 +47,11 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let provisioned = provisioned(plan);
     tree.add(
         "grafana/provisioning/datasources/homelab.yaml",
-        lgtm::yaml_file(&datasources(cfg, &provisioned))?,
+        yaml::document(plan, "Grafana datasources", &datasources(cfg, &provisioned))?,
     )?;
     tree.add(
         "grafana/provisioning/dashboards/homelab.yaml",
-        lgtm::yaml_file(&provider(cfg))?,
+        yaml::document(plan, "Grafana dashboard provider", &provider(cfg))?,
     )?;
     for (name, json) in dashboards::render(cfg, &provisioned)? {
         tree.add(format!("grafana/dashboards/{name}.json"), json)?;

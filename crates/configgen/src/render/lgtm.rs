@@ -1,19 +1,9 @@
 //! Helpers shared by the Loki, Alloy, Tempo and Grafana renderers.
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 
 use crate::plan;
 use crate::validate::parse_duration_ms;
-
-const HEADER: &str =
-    "# Rendered by configgen. Do not edit: change the homelab config and render again.\n";
-
-/// A YAML file with the "rendered, do not edit" header.
-pub fn yaml_file(doc: &impl Serialize) -> Result<String> {
-    let body = serde_yaml_ng::to_string(doc).context("serializing YAML")?;
-    Ok(format!("{HEADER}{body}"))
-}
 
 /// `http://host:port` of a daemon on this host (a wildcard listener is
 /// reached over loopback).

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{lgtm, Tree};
+use super::{lgtm, yaml, Tree};
 use crate::plan::{job, Plan};
 
 /// First day of the v13 schema period. Fixed forever: moving it would orphan stored data.
@@ -83,5 +83,5 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             }
         },
     });
-    tree.add("loki/loki.yaml", lgtm::yaml_file(&doc)?)
+    tree.add("loki/loki.yaml", yaml::document(plan, "loki.yaml", &doc)?)
 }

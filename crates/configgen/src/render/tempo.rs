@@ -10,7 +10,7 @@
 use anyhow::Result;
 use serde_json::json;
 
-use super::{lgtm, Tree};
+use super::{lgtm, yaml, Tree};
 use crate::plan::{job, join_host_port, Plan};
 
 /// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
@@ -83,5 +83,8 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             }
         },
     });
-    tree.add("tempo/tempo.yaml", lgtm::yaml_file(&doc)?)
+    tree.add(
+        "tempo/tempo.yaml",
+        yaml::document(plan, "tempo.yaml", &doc)?,
+    )
 }
