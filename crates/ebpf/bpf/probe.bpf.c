@@ -312,13 +312,16 @@ static __always_inline void capture_iov(struct hl_event *ev, const struct iovec 
 {
 	__u64 done = 0, head = 0, last_len = 0;
 	const void *last_base = 0;
+	/* One copy of the whole iovec array: each bpf_probe_read_user costs tens of ns. */
+	struct iovec vs[HL_MAX_IOV] = {};
+	__u64 cnt = HL_CLAMP(iovcnt, HL_MAX_IOV);
+	if (cnt == 0 || bpf_probe_read_user(vs, cnt * sizeof(vs[0]), iov))
+		cnt = 0;
 #pragma unroll
 	for (int i = 0; i < HL_MAX_IOV; i++) {
-		if (i >= iovcnt || done >= len)
+		if (i >= cnt || done >= len)
 			break;
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
-			break;
+		struct iovec v = vs[i];
 		__u64 n = v.iov_len;
 		if (n > len - done)
 			n = len - done;
