@@ -139,17 +139,18 @@ static __always_inline struct socket *fd_to_socket(long fd)
 	return (struct socket *)BPF_CORE_READ(file, private_data);
 }
 
-/* Wake the reader only when this record makes the waiting data cross the threshold (or
- * eight times it, in case that crossing was missed in a race between CPUs; the reader's
- * poll timeout is the last resort). A wakeup is an irq_work, i.e. a self-IPI, which in a VM
- * is a VM exit: forcing one on every event while the reader lags (it is runnable but not
- * yet scheduled) cost more than the rest of the program. */
+/* Wake the reader when this record makes the waiting data cross the threshold. A wakeup is
+ * an irq_work, i.e. a self-IPI, which in a VM is a VM exit: forcing one on every event while
+ * the reader lags (runnable but not yet scheduled) cost more than the rest of the program.
+ * Past eight times the threshold (half the ring by default) every event forces one again:
+ * the reader is late (a crossing lost in a race between CPUs, or a starved reader), drops
+ * are near, and the cost of those wakeups slows the producers down. */
 static __always_inline __u64 wakeup_flag(__u64 size)
 {
 	__u64 avail = bpf_ringbuf_query(&hl_events, BPF_RB_AVAIL_DATA);
 	__u64 end = avail + size + 16; /* + record header and padding */
 	__u64 t = hl_wakeup_bytes;
-	if ((avail < t && end >= t) || (avail < 8 * t && end >= 8 * t))
+	if ((avail < t && end >= t) || avail >= 8 * t)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
