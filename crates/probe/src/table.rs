@@ -79,8 +79,10 @@ impl Hasher for ConnKeyHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        // Fibonacci hashing; the high bits (used by hashbrown) mix every input bit.
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // Fibonacci hashing, then the high half folded into the low half: hashbrown picks
+        // the bucket from the low bits, which a product alone takes from the fd only.
+        let x = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
     }
 }
 
@@ -512,6 +514,16 @@ mod tests {
         assert!(!t.contains(7, 3));
         assert_eq!(m.tracked_connections.get(), 1);
         assert_eq!(m.events.get(), 3);
+    }
+
+    #[test]
+    fn conn_key_hash_spreads_processes_with_the_same_fd() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<ConnKeyHasher>::default();
+        let buckets: std::collections::HashSet<u64> = (1..=64u32)
+            .map(|tgid| build.hash_one(conn_key(tgid, 3)) & 0xff)
+            .collect();
+        assert!(buckets.len() > 32, "{} distinct low bytes", buckets.len());
     }
 
     #[test]
