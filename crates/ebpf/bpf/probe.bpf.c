@@ -139,14 +139,27 @@ static __always_inline struct socket *fd_to_socket(long fd)
 	return (struct socket *)BPF_CORE_READ(file, private_data);
 }
 
+/* Wake the reader when this record makes the waiting data cross the threshold. A wakeup is
+ * an irq_work, i.e. a self-IPI, which in a VM is a VM exit: forcing one on every event while
+ * the reader lags (runnable but not yet scheduled) cost more than the rest of the program.
+ * Past eight times the threshold (half the ring by default) every event forces one again:
+ * the reader is late (a crossing lost in a race between CPUs, or a starved reader), drops
+ * are near, and the cost of those wakeups slows the producers down. */
+static __always_inline __u64 wakeup_flag(__u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(&hl_events, BPF_RB_AVAIL_DATA);
+	__u64 end = avail + size + 16; /* + record header and padding */
+	__u64 t = hl_wakeup_bytes;
+	if ((avail < t && end >= t) || avail >= 8 * t)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void emit(struct hl_event *ev, __u64 size)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(&hl_events, BPF_RB_AVAIL_DATA) >= hl_wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
 	if (size > sizeof(*ev))
 		size = sizeof(*ev);
-	if (bpf_ringbuf_output(&hl_events, ev, size, flags))
+	if (bpf_ringbuf_output(&hl_events, ev, size, wakeup_flag(size)))
 		stat_inc(HL_STAT_DROPS);
 }
 
@@ -300,13 +313,16 @@ static __always_inline void capture_iov(struct hl_event *ev, const struct iovec 
 {
 	__u64 done = 0, head = 0, last_len = 0;
 	const void *last_base = 0;
+	/* One copy of the whole iovec array: each bpf_probe_read_user costs tens of ns. */
+	struct iovec vs[HL_MAX_IOV] = {};
+	__u64 cnt = HL_CLAMP(iovcnt, HL_MAX_IOV);
+	if (cnt == 0 || bpf_probe_read_user(vs, cnt * sizeof(vs[0]), iov))
+		cnt = 0;
 #pragma unroll
 	for (int i = 0; i < HL_MAX_IOV; i++) {
-		if (i >= iovcnt || done >= len)
+		if (i >= cnt || done >= len)
 			break;
-		struct iovec v = {};
-		if (bpf_probe_read_user(&v, sizeof(v), &iov[i]))
-			break;
+		struct iovec v = vs[i];
 		__u64 n = v.iov_len;
 		if (n > len - done)
 			n = len - done;

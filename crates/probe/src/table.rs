@@ -4,6 +4,7 @@
 
 use std::{
     collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::Arc,
 };
@@ -14,7 +15,7 @@ use httpflow::{
     normalize_method, Connection, Direction, Exchange, Limits, RouteMatcher, Segment, Side,
 };
 
-use prometheus::Histogram;
+use prometheus::{Histogram, IntGauge};
 
 use crate::metrics::Metrics;
 
@@ -57,13 +58,41 @@ struct ConnState {
     /// Parse errors of this connection already exported.
     errors_seen: u64,
     last_series: Option<Series>,
+    /// `http_server_active_requests` of the service, resolved at the first request: the
+    /// label lookup costs more than the rest of the accounting.
+    active_gauge: Option<IntGauge>,
 }
+
+/// Hasher of the connection keys (tgid << 32 | fd), looked up several times per event:
+/// SipHash showed in the collector's profile. The keys come from the kernel (process ids
+/// and descriptors), not from the network, so a multiplicative hash is enough.
+#[derive(Default)]
+struct ConnKeyHasher(u64);
+
+impl Hasher for ConnKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing, then the high half folded into the low half: hashbrown picks
+        // the bucket from the low bits, which a product alone takes from the fd only.
+        let x = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
+    }
+}
+
+type ConnMap = HashMap<u64, ConnState, BuildHasherDefault<ConnKeyHasher>>;
 
 /// Names the service of a process: (tgid, process name sent by the kernel at open).
 pub type Namer = Box<dyn FnMut(u32, Option<&str>) -> String + Send>;
 
 pub struct Table {
-    conns: HashMap<u64, ConnState>,
+    conns: ConnMap,
     capacity: usize,
     watches: Vec<WatchInfo>,
     names: HashMap<u32, Arc<str>>,
@@ -115,7 +144,7 @@ impl Table {
         namer: Namer,
     ) -> Self {
         Table {
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             capacity: capacity.max(16),
             watches,
             names: HashMap::new(),
@@ -193,6 +222,7 @@ impl Table {
                 opaque: false,
                 errors_seen: 0,
                 last_series: None,
+                active_gauge: None,
             },
         );
         self.metrics
@@ -279,9 +309,10 @@ impl Table {
             if c.side == Side::Server {
                 let now = c.parser.active_requests() as i64;
                 if now != c.active {
-                    self.metrics
-                        .server_active
-                        .with_label_values(&[&c.service])
+                    c.active_gauge
+                        .get_or_insert_with(|| {
+                            self.metrics.server_active.with_label_values(&[&c.service])
+                        })
                         .add(now - c.active);
                     c.active = now;
                 }
@@ -371,10 +402,9 @@ impl Table {
             self.metrics.parse_errors.inc_by(errors - c.errors_seen);
         }
         if c.active != 0 {
-            self.metrics
-                .server_active
-                .with_label_values(&[&c.service])
-                .sub(c.active);
+            if let Some(g) = &c.active_gauge {
+                g.sub(c.active);
+            }
             c.active = 0;
         }
         if !self.out.is_empty() {
@@ -395,11 +425,8 @@ impl Table {
         }
         for (_, key) in ages {
             if let Some(c) = self.conns.remove(&key) {
-                if c.active != 0 {
-                    self.metrics
-                        .server_active
-                        .with_label_values(&[&c.service])
-                        .sub(c.active);
+                if let Some(g) = &c.active_gauge {
+                    g.sub(c.active);
                 }
                 self.metrics.evicted_connections.inc();
             }
@@ -487,6 +514,16 @@ mod tests {
         assert!(!t.contains(7, 3));
         assert_eq!(m.tracked_connections.get(), 1);
         assert_eq!(m.events.get(), 3);
+    }
+
+    #[test]
+    fn conn_key_hash_spreads_processes_with_the_same_fd() {
+        use std::hash::BuildHasher;
+        let build = BuildHasherDefault::<ConnKeyHasher>::default();
+        let buckets: std::collections::HashSet<u64> = (1..=64u32)
+            .map(|tgid| build.hash_one(conn_key(tgid, 3)) & 0xff)
+            .collect();
+        assert!(buckets.len() > 32, "{} distinct low bytes", buckets.len());
     }
 
     #[test]
