@@ -12,8 +12,6 @@
 //! Alertmanager 0.25; before 0.27 the file is used byte for byte, so it must
 //! not end with a newline), authorization.credentials_file for ntfy tokens.
 
-use std::collections::BTreeMap;
-
 use anyhow::{bail, Result};
 use serde::Serialize;
 
@@ -260,36 +258,25 @@ fn receiver(r: &Receiver) -> ReceiverYml {
 /// the publish URL carries `tpl=1` and Go templates for the title (`t`) and
 /// message (`m`), evaluated against Alertmanager's webhook payload.
 fn ntfy_url(topic_url: &str) -> String {
-    let params: BTreeMap<&str, &str> = BTreeMap::from([
+    const PARAMS: [(&str, &str); 3] = [
         (
             "m",
             "{{range .alerts}}[{{.status}}] {{.labels.alertname}} on {{.labels.instance}}: {{.annotations.summary}}\n{{end}}",
         ),
         ("t", "{{.status}}: {{.commonLabels.alertname}}"),
         ("tpl", "1"),
-    ]);
-    let query: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent_encode(v)))
-        .collect();
+    ];
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(PARAMS)
+        .finish();
     let sep = if topic_url.contains('?') { '&' } else { '?' };
-    format!("{topic_url}{sep}{}", query.join("&"))
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    format!("{topic_url}{sep}{query}")
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::model::Config;
     use serde_yaml_ng::Value;
@@ -390,12 +377,13 @@ mod tests {
     fn ntfy_gets_templates_and_a_token_file() {
         let am = rendered(RECEIVERS);
         let phone = &am["receivers"][2]["webhook_configs"][0];
-        let url = phone["url"].as_str().unwrap();
-        assert!(
-            url.starts_with("https://ntfy.sh/topic?m=%7B%7Brange%20.alerts"),
-            "{url}"
-        );
-        assert!(url.ends_with("&tpl=1"), "{url}");
+        let url = url::Url::parse(phone["url"].as_str().unwrap()).unwrap();
+        assert_eq!(url.path(), "/topic");
+        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(query.len(), 3, "{query:?}");
+        assert!(query["m"].starts_with("{{range .alerts}}[{{.status}}] "));
+        assert_eq!(query["t"], "{{.status}}: {{.commonLabels.alertname}}");
+        assert_eq!(query["tpl"], "1");
         let auth = &phone["http_config"]["authorization"];
         assert_eq!(auth["type"].as_str(), Some("Bearer"));
         assert_eq!(auth["credentials_file"].as_str(), Some("/run/secrets/ntfy"));
