@@ -358,38 +358,50 @@ static __always_inline void capture_iov(struct hl_event *ev, const struct iovec 
 	emit(ev, sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head));
 }
 
-static __always_inline int on_buf(long ret, __u8 dir)
+/* A read or write syscall that returned data: who made it, on which fd. */
+struct data_call {
+	__u32 tgid;
+	long fd;
+	struct pt_regs *regs;
+};
+
+/* The watched plain-text connection a successful read or write moved data on,
+ * else NULL; fills `call` on the way. */
+static __always_inline struct hl_conn *watched_data_call(long ret, struct data_call *call)
 {
 	if (ret <= 0)
-		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+		return NULL;
+	call->tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &call->tgid);
 	if (!tflags)
-		return 0;
-	struct pt_regs *regs = user_regs();
-	long fd = regs->di;
-	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
+		return NULL;
+	call->regs = user_regs();
+	call->fd = call->regs->di;
+	struct hl_conn *conn = lookup_conn(call->tgid, *tflags, call->fd);
 	if (!conn || conn->tls)
+		return NULL;
+	return conn;
+}
+
+static __always_inline int on_buf(long ret, __u8 dir)
+{
+	struct data_call call;
+	struct hl_conn *conn = watched_data_call(ret, &call);
+	if (!conn)
 		return 0;
-	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
+	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
 	if (ev)
-		capture_buf(ev, (const void *)regs->si, ret);
+		capture_buf(ev, (const void *)call.regs->si, ret);
 	return 0;
 }
 
 static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 {
-	if (ret <= 0)
+	struct data_call call;
+	struct hl_conn *conn = watched_data_call(ret, &call);
+	if (!conn)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
-	if (!tflags)
-		return 0;
-	struct pt_regs *regs = user_regs();
-	long fd = regs->di;
-	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
-	if (!conn || conn->tls)
-		return 0;
+	struct pt_regs *regs = call.regs;
 	const struct iovec *iov;
 	__u64 cnt;
 	if (msg) {
@@ -401,7 +413,7 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 		iov = (const struct iovec *)regs->si;
 		cnt = regs->dx;
 	}
-	struct hl_event *ev = data_event(tgid, fd, ret, dir, conn);
+	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
 	if (ev)
 		capture_iov(ev, iov, cnt, ret);
 	return 0;
@@ -437,17 +449,11 @@ SEC("tracepoint/syscalls/sys_exit_sendfile64")
 int hl_exit_sendfile64(struct hl_sys_exit *ctx)
 {
 	long ret = ctx->ret;
-	if (ret <= 0)
+	struct data_call call;
+	struct hl_conn *conn = watched_data_call(ret, &call);
+	if (!conn)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
-	if (!tflags)
-		return 0;
-	long fd = user_regs()->di;
-	struct hl_conn *conn = lookup_conn(tgid, *tflags, fd);
-	if (!conn || conn->tls)
-		return 0;
-	struct hl_event *ev = data_event(tgid, fd, ret, HL_DIR_WRITE, conn);
+	struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
 	if (ev) {
 		ev->hdr.flags = HL_F_NO_PAYLOAD;
 		emit(ev, sizeof(ev->hdr));
