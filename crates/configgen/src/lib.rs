@@ -13,6 +13,7 @@ pub mod logql;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod runtime;
 pub mod schema;
 pub mod validate;
 pub mod write;

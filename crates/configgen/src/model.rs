@@ -25,6 +25,23 @@ pub struct Config {
     pub alloy: Alloy,
     pub tempo: Tempo,
     pub grafana: Grafana,
+    pub deploy: Deploy,
+}
+
+/// Where the rendered tree is installed on the host. Units and compose.yaml
+/// name the daemons' files by their path under it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deploy {
+    pub config_dir: String,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy {
+            config_dir: "/etc/homelab-observability".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -297,6 +314,10 @@ pub struct Prometheus {
     pub evaluation_interval: String,
     /// How long samples are kept (Prometheus --storage.tsdb.retention.time).
     pub retention: String,
+    pub data_dir: String,
+    /// Accept remote writes from agents. Tempo's span metrics need it too,
+    /// so it is on whenever Tempo runs.
+    pub remote_write_receiver: bool,
     pub remote_write: Vec<RemoteWrite>,
 }
 
@@ -308,6 +329,8 @@ impl Default for Prometheus {
             scrape_interval: "30s".into(),
             evaluation_interval: "30s".into(),
             retention: "30d".into(),
+            data_dir: "/var/lib/prometheus/metrics2".into(),
+            remote_write_receiver: false,
             remote_write: Vec::new(),
         }
     }
@@ -337,6 +360,7 @@ pub struct BasicAuth {
 pub struct Alertmanager {
     pub listen_address: String,
     pub port: u16,
+    pub data_dir: String,
 }
 
 impl Default for Alertmanager {
@@ -344,6 +368,7 @@ impl Default for Alertmanager {
         Alertmanager {
             listen_address: loopback(),
             port: 9093,
+            data_dir: "/var/lib/prometheus/alertmanager".into(),
         }
     }
 }
@@ -495,6 +520,7 @@ pub struct Alloy {
     pub log_files: Vec<LogFiles>,
     pub otlp_grpc_port: u16,
     pub otlp_http_port: u16,
+    pub data_dir: String,
 }
 
 impl Default for Alloy {
@@ -507,6 +533,7 @@ impl Default for Alloy {
             log_files: Vec::new(),
             otlp_grpc_port: 4317,
             otlp_http_port: 4318,
+            data_dir: "/var/lib/alloy".into(),
         }
     }
 }
@@ -557,6 +584,7 @@ pub struct Grafana {
     pub admin_password_file: Option<String>,
     /// Directory the rendered dashboards are installed to (the provider's path).
     pub dashboards_dir: String,
+    pub data_dir: String,
 }
 
 impl Default for Grafana {
@@ -568,6 +596,7 @@ impl Default for Grafana {
             domain: "localhost".into(),
             admin_password_file: None,
             dashboards_dir: "/etc/homelab-observability/grafana/dashboards".into(),
+            data_dir: "/var/lib/grafana".into(),
         }
     }
 }

@@ -282,6 +282,7 @@ mod tempo {
     #[serde(deny_unknown_fields)]
     pub struct Memberlist {
         pub bind_addr: Vec<String>,
+        pub bind_port: u16,
     }
 
     #[derive(Deserialize)]

@@ -16,7 +16,7 @@ mod loki;
 mod probe;
 mod prometheus;
 mod rules;
-mod tempo;
+pub(crate) mod tempo;
 pub(crate) mod yaml;
 
 /// The rendered tree: relative path -> file contents. Ordered, so that the

@@ -14,7 +14,10 @@ use super::{lgtm, yaml, Tree};
 use crate::plan::{job, join_host_port, Plan};
 
 /// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
-const GRPC_PORT: u16 = 9095;
+pub const GRPC_PORT: u16 = 9095;
+/// Memberlist gossip, Tempo's own default port, written out so that the
+/// runtime model can list it.
+pub const MEMBERLIST_PORT: u16 = 7946;
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let cfg = plan.cfg;
@@ -52,7 +55,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             }
         },
         // Memberlist gossip stays on loopback (it binds every interface by default).
-        "memberlist": { "bind_addr": [tempo.listen_address] },
+        "memberlist": { "bind_addr": [tempo.listen_address], "bind_port": MEMBERLIST_PORT },
         "live_store": {
             "wal": { "path": format!("{dir}/live-store/traces") },
             "shutdown_marker_dir": format!("{dir}/live-store/shutdown-marker"),

@@ -335,6 +335,15 @@ impl Checker {
             self.absolute(&format!("alloy.log_files[{i}].path"), &f.path);
         }
         self.absolute("grafana.dashboards_dir", &cfg.grafana.dashboards_dir);
+        for (field, dir) in [
+            ("deploy.config_dir", &cfg.deploy.config_dir),
+            ("prometheus.data_dir", &cfg.prometheus.data_dir),
+            ("alertmanager.data_dir", &cfg.alertmanager.data_dir),
+            ("alloy.data_dir", &cfg.alloy.data_dir),
+            ("grafana.data_dir", &cfg.grafana.data_dir),
+        ] {
+            self.absolute(field, dir);
+        }
         if let Some(file) = &cfg.grafana.admin_password_file {
             self.secret_file("grafana.admin_password_file", file);
         }

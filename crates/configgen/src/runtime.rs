@@ -1,0 +1,690 @@
+//! How every daemon of the stack runs: program and pinned version, flags,
+//! every listener, data directory, user, the files and secrets it reads, and
+//! what it needs from the host. Decided here once; compose.yaml, the systemd
+//! units and the NixOS module's wiring read these facts and add nothing of
+//! their own.
+//!
+//! The rendered tree is installed at `deploy.config_dir` on the host and
+//! mounted at that same path in containers; data directories and secret files
+//! are also at the same paths everywhere. So a flag is one string on every
+//! deployment target.
+
+use std::collections::BTreeSet;
+
+use crate::model::{Config, Receiver};
+use crate::plan::{job, join_host_port, Plan};
+use crate::render::tempo;
+
+/// A container image, pinned to the exact upstream release the rendered
+/// configs are written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Image {
+    pub repository: &'static str,
+    pub tag: &'static str,
+}
+
+impl Image {
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+/// A daemon as Debian (or its upstream's own .deb) packages it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Package {
+    /// The package name, e.g. `prometheus-node-exporter`.
+    pub name: &'static str,
+    /// Whether Debian itself ships it; otherwise the upstream .deb does.
+    pub in_debian: bool,
+    /// The systemd unit the package installs.
+    pub unit: &'static str,
+    pub binary: &'static str,
+    /// The system user the package creates and runs the daemon as.
+    pub user: &'static str,
+}
+
+/// A socket the daemon opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// What the socket is for: `http`, `grpc`, `gossip`, `otlp-grpc`, ...
+    pub purpose: &'static str,
+    pub address: String,
+    pub port: u16,
+}
+
+/// A host path a container needs to see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMount {
+    pub source: String,
+    pub target: String,
+    pub read_only: bool,
+}
+
+impl HostMount {
+    fn same_path(path: &str) -> Self {
+        HostMount {
+            source: path.into(),
+            target: path.into(),
+            read_only: true,
+        }
+    }
+}
+
+/// What running in a container needs beyond the common facts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerNeeds {
+    /// `uid:gid` the image runs as; the data volume is handed to it.
+    pub user: &'static str,
+    /// Flags only a container needs (e.g. where the host's root is mounted).
+    pub extra_args: Vec<String>,
+    pub host_pid: bool,
+    pub mounts: Vec<HostMount>,
+    pub devices: Vec<&'static str>,
+    /// Supplementary groups, e.g. to read the journal.
+    pub group_add: Vec<&'static str>,
+    /// Memory limit that fits a small server, in Compose's notation.
+    pub memory_limit: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    /// Service name in compose.yaml and in our own units.
+    pub name: &'static str,
+    /// The `job` label of its own metrics.
+    pub job: &'static str,
+    pub image: Image,
+    pub package: Package,
+    /// Command-line flags, the same on every target.
+    pub args: Vec<String>,
+    /// Environment the daemon needs, the same on every target.
+    pub env: Vec<(String, String)>,
+    pub listeners: Vec<Listener>,
+    pub data_dir: Option<String>,
+    /// Rendered files it reads, as absolute paths under `deploy.config_dir`.
+    pub config_files: Vec<String>,
+    /// Secret files the config names, read by the daemon at run time.
+    pub secrets: Vec<String>,
+    /// Linux capabilities it needs beyond an unprivileged user's.
+    pub capabilities: Vec<&'static str>,
+    pub container: ContainerNeeds,
+}
+
+/// The pinned releases. Every image tag and every version-dependent choice of
+/// the renderers refers to this one table.
+pub mod release {
+    use super::Image;
+    pub const PROMETHEUS: Image = Image {
+        repository: "quay.io/prometheus/prometheus",
+        tag: "v3.14.0",
+    };
+    pub const ALERTMANAGER: Image = Image {
+        repository: "quay.io/prometheus/alertmanager",
+        tag: "v0.34.0",
+    };
+    pub const NODE_EXPORTER: Image = Image {
+        repository: "quay.io/prometheus/node-exporter",
+        tag: "v1.12.1",
+    };
+    pub const BLACKBOX_EXPORTER: Image = Image {
+        repository: "quay.io/prometheus/blackbox-exporter",
+        tag: "v0.28.0",
+    };
+    pub const CADVISOR: Image = Image {
+        repository: "ghcr.io/google/cadvisor",
+        tag: "0.60.5",
+    };
+    pub const LOKI: Image = Image {
+        repository: "docker.io/grafana/loki",
+        tag: "3.7.6",
+    };
+    pub const ALLOY: Image = Image {
+        repository: "docker.io/grafana/alloy",
+        tag: "v1.18.1",
+    };
+    pub const TEMPO: Image = Image {
+        repository: "docker.io/grafana/tempo",
+        tag: "3.0.3",
+    };
+    pub const GRAFANA: Image = Image {
+        repository: "docker.io/grafana/grafana",
+        tag: "13.2.0",
+    };
+}
+
+/// `nobody`, the user of the Prometheus project's images.
+const NOBODY: &str = "65534:65534";
+
+/// The daemons this host runs, in a stable order. The eBPF probe is not
+/// among them: it runs as a host unit on every target (see `probe_args`).
+pub fn daemons(plan: &Plan) -> Vec<Daemon> {
+    let cfg = plan.cfg;
+    let mut out = Vec::new();
+    let file = |rel: &str| format!("{}/{rel}", cfg.deploy.config_dir.trim_end_matches('/'));
+    let http = |address: &str, port: u16| Listener {
+        purpose: "http",
+        address: address.into(),
+        port,
+    };
+    let listen_flag = |l: &Listener| {
+        format!(
+            "--web.listen-address={}",
+            join_host_port(&l.address, l.port)
+        )
+    };
+
+    if plan.runs(job::PROMETHEUS) {
+        let p = &cfg.prometheus;
+        let l = http(&p.listen_address, p.port);
+        let mut args = vec![
+            format!("--config.file={}", file("prometheus/prometheus.yml")),
+            format!("--storage.tsdb.path={}", p.data_dir),
+            format!("--storage.tsdb.retention.time={}", p.retention),
+            listen_flag(&l),
+            // Exemplars carry the trace ids behind the metric-to-trace links.
+            "--enable-feature=exemplar-storage".into(),
+        ];
+        if accepts_remote_write(cfg, plan) {
+            args.push("--web.enable-remote-write-receiver".into());
+        }
+        out.push(Daemon {
+            name: "prometheus",
+            job: job::PROMETHEUS,
+            image: release::PROMETHEUS,
+            package: Package {
+                name: "prometheus",
+                in_debian: true,
+                unit: "prometheus.service",
+                binary: "/usr/bin/prometheus",
+                user: "prometheus",
+            },
+            args,
+            env: Vec::new(),
+            listeners: vec![l],
+            data_dir: Some(p.data_dir.clone()),
+            config_files: vec![file("prometheus/prometheus.yml"), file("prometheus/rules")],
+            secrets: remote_write_secrets(cfg),
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: NOBODY,
+                memory_limit: "1g",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::ALERTMANAGER) {
+        let a = &cfg.alertmanager;
+        let l = http(&a.listen_address, a.port);
+        out.push(Daemon {
+            name: "alertmanager",
+            job: job::ALERTMANAGER,
+            image: release::ALERTMANAGER,
+            package: Package {
+                name: "prometheus-alertmanager",
+                in_debian: true,
+                unit: "prometheus-alertmanager.service",
+                binary: "/usr/bin/prometheus-alertmanager",
+                user: "prometheus",
+            },
+            args: vec![
+                format!("--config.file={}", file("alertmanager/alertmanager.yml")),
+                format!("--storage.path={}", a.data_dir),
+                listen_flag(&l),
+                // A single Alertmanager needs no cluster: an empty address
+                // turns gossip off, so nothing listens on 9094.
+                "--cluster.listen-address=".into(),
+            ],
+            env: Vec::new(),
+            listeners: vec![l],
+            data_dir: Some(a.data_dir.clone()),
+            config_files: vec![file("alertmanager/alertmanager.yml")],
+            secrets: receiver_secrets(cfg),
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: NOBODY,
+                memory_limit: "128m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::NODE) {
+        let n = &cfg.exporters.node;
+        let l = http(&n.listen_address, n.port);
+        let mut args = vec![listen_flag(&l)];
+        args.extend(n.collectors.iter().map(|c| format!("--collector.{c}")));
+        let systemd = n.collectors.iter().any(|c| c == "systemd");
+        if systemd {
+            // node_systemd_service_restart_total, which the crash-loop alert counts.
+            args.push("--collector.systemd.enable-restarts-metrics".into());
+        }
+        let mut mounts = vec![HostMount {
+            source: "/".into(),
+            target: "/host".into(),
+            read_only: true,
+        }];
+        if systemd {
+            mounts.push(HostMount::same_path("/run/dbus/system_bus_socket"));
+        }
+        out.push(Daemon {
+            name: "node-exporter",
+            job: job::NODE,
+            image: release::NODE_EXPORTER,
+            package: Package {
+                name: "prometheus-node-exporter",
+                in_debian: true,
+                unit: "prometheus-node-exporter.service",
+                binary: "/usr/bin/prometheus-node-exporter",
+                user: "prometheus",
+            },
+            args,
+            env: Vec::new(),
+            listeners: vec![l],
+            data_dir: None,
+            config_files: Vec::new(),
+            secrets: Vec::new(),
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: NOBODY,
+                extra_args: vec!["--path.rootfs=/host".into()],
+                host_pid: true,
+                mounts,
+                memory_limit: "128m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::BLACKBOX_EXPORTER) {
+        let b = &cfg.exporters.blackbox;
+        let l = http(&b.listen_address, b.port);
+        out.push(Daemon {
+            name: "blackbox-exporter",
+            job: job::BLACKBOX_EXPORTER,
+            image: release::BLACKBOX_EXPORTER,
+            package: Package {
+                name: "prometheus-blackbox-exporter",
+                in_debian: true,
+                unit: "prometheus-blackbox-exporter.service",
+                binary: "/usr/bin/prometheus-blackbox-exporter",
+                user: "prometheus",
+            },
+            args: vec![
+                format!("--config.file={}", file("blackbox/blackbox.yml")),
+                listen_flag(&l),
+            ],
+            env: Vec::new(),
+            listeners: vec![l],
+            data_dir: None,
+            config_files: vec![file("blackbox/blackbox.yml")],
+            secrets: Vec::new(),
+            // ICMP probes open raw sockets.
+            capabilities: vec!["NET_RAW"],
+            container: ContainerNeeds {
+                // The image runs as root; a non-root container user would not
+                // keep NET_RAW, and host networking rules out the ping sysctl.
+                // Every other capability is dropped.
+                user: "0:0",
+                memory_limit: "64m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::CADVISOR) {
+        let c = &cfg.exporters.cadvisor;
+        let l = http(&c.listen_address, c.port);
+        out.push(Daemon {
+            name: "cadvisor",
+            job: job::CADVISOR,
+            image: release::CADVISOR,
+            package: Package {
+                name: "cadvisor",
+                in_debian: true,
+                unit: "cadvisor.service",
+                binary: "/usr/bin/cadvisor",
+                user: "root",
+            },
+            args: vec![
+                format!("--listen_ip={}", c.listen_address),
+                format!("--port={}", c.port),
+                // Systemd services too, not only Docker containers.
+                "--docker_only=false".into(),
+                "--housekeeping_interval=30s".into(),
+            ],
+            env: Vec::new(),
+            listeners: vec![l],
+            data_dir: None,
+            config_files: Vec::new(),
+            secrets: Vec::new(),
+            capabilities: vec!["SYS_ADMIN", "DAC_READ_SEARCH"],
+            container: ContainerNeeds {
+                user: "0:0",
+                mounts: ["/", "/var/run", "/sys", "/var/lib/docker", "/dev/disk"]
+                    .into_iter()
+                    .map(|p| HostMount {
+                        source: p.into(),
+                        target: if p == "/" { "/rootfs".into() } else { p.into() },
+                        read_only: true,
+                    })
+                    .collect(),
+                devices: vec!["/dev/kmsg"],
+                memory_limit: "256m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::LOKI) {
+        let lk = &cfg.loki;
+        out.push(Daemon {
+            name: "loki",
+            job: job::LOKI,
+            image: release::LOKI,
+            package: Package {
+                name: "loki",
+                in_debian: false,
+                unit: "loki.service",
+                binary: "/usr/bin/loki",
+                user: "loki",
+            },
+            args: vec![format!("-config.file={}", file("loki/loki.yaml"))],
+            env: Vec::new(),
+            listeners: vec![
+                http(&lk.listen_address, lk.port),
+                Listener {
+                    purpose: "grpc",
+                    address: lk.listen_address.clone(),
+                    port: lk.grpc_port,
+                },
+            ],
+            data_dir: Some(lk.data_dir.clone()),
+            config_files: vec![file("loki/loki.yaml")],
+            secrets: Vec::new(),
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: "10001:10001",
+                memory_limit: "512m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::TEMPO) {
+        let t = &cfg.tempo;
+        let on = |purpose, port| Listener {
+            purpose,
+            address: t.listen_address.clone(),
+            port,
+        };
+        out.push(Daemon {
+            name: "tempo",
+            job: job::TEMPO,
+            image: release::TEMPO,
+            package: Package {
+                name: "tempo",
+                in_debian: false,
+                unit: "tempo.service",
+                binary: "/usr/bin/tempo",
+                user: "tempo",
+            },
+            args: vec![format!("-config.file={}", file("tempo/tempo.yaml"))],
+            env: Vec::new(),
+            listeners: vec![
+                on("http", t.port),
+                on("grpc", tempo::GRPC_PORT),
+                on("otlp-grpc", t.otlp_grpc_port),
+                on("gossip", tempo::MEMBERLIST_PORT),
+            ],
+            data_dir: Some(t.data_dir.clone()),
+            config_files: vec![file("tempo/tempo.yaml")],
+            secrets: Vec::new(),
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: "10001:10001",
+                memory_limit: "512m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::ALLOY) {
+        let a = &cfg.alloy;
+        let on = |purpose, port| Listener {
+            purpose,
+            address: a.listen_address.clone(),
+            port,
+        };
+        let mut mounts: Vec<HostMount> =
+            ["/var/log/journal", "/run/log/journal", "/etc/machine-id"]
+                .into_iter()
+                .map(HostMount::same_path)
+                .collect();
+        let mut group_add = vec!["systemd-journal"];
+        if let Some(socket) = &a.container_socket {
+            mounts.push(HostMount::same_path(socket));
+            group_add.push("docker");
+        }
+        let log_dirs: BTreeSet<&str> = a
+            .log_files
+            .iter()
+            .filter_map(|f| glob_root(&f.path))
+            .collect();
+        mounts.extend(log_dirs.into_iter().map(HostMount::same_path));
+        out.push(Daemon {
+            name: "alloy",
+            job: job::ALLOY,
+            image: release::ALLOY,
+            package: Package {
+                name: "alloy",
+                in_debian: false,
+                unit: "alloy.service",
+                binary: "/usr/bin/alloy",
+                user: "alloy",
+            },
+            args: vec![
+                "run".into(),
+                format!(
+                    "--server.http.listen-addr={}",
+                    join_host_port(&a.listen_address, a.port)
+                ),
+                format!("--storage.path={}", a.data_dir),
+                "--disable-reporting".into(),
+                file("alloy"),
+            ],
+            env: Vec::new(),
+            listeners: vec![
+                on("http", a.port),
+                on("otlp-grpc", a.otlp_grpc_port),
+                on("otlp-http", a.otlp_http_port),
+            ],
+            data_dir: Some(a.data_dir.clone()),
+            config_files: vec![file("alloy")],
+            secrets: Vec::new(),
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: "0:0",
+                mounts,
+                group_add,
+                memory_limit: "256m",
+                ..Default::default()
+            },
+        });
+    }
+
+    if plan.runs(job::GRAFANA) {
+        let g = &cfg.grafana;
+        let mut secrets = Vec::new();
+        secrets.extend(g.admin_password_file.iter().cloned());
+        out.push(Daemon {
+            name: "grafana",
+            job: job::GRAFANA,
+            image: release::GRAFANA,
+            package: Package {
+                name: "grafana",
+                in_debian: false,
+                unit: "grafana-server.service",
+                binary: "/usr/share/grafana/bin/grafana",
+                user: "grafana",
+            },
+            args: Vec::new(),
+            env: vec![("GF_PATHS_CONFIG".into(), file("grafana/grafana.ini"))],
+            listeners: vec![http(&g.listen_address, g.port)],
+            data_dir: Some(g.data_dir.clone()),
+            config_files: vec![
+                file("grafana/grafana.ini"),
+                file("grafana/provisioning"),
+                g.dashboards_dir.clone(),
+            ],
+            secrets,
+            capabilities: Vec::new(),
+            container: ContainerNeeds {
+                user: "472:0",
+                memory_limit: "512m",
+                ..Default::default()
+            },
+        });
+    }
+    out
+}
+
+/// Agents remote-write to this Prometheus, and Tempo writes span metrics.
+fn accepts_remote_write(cfg: &Config, plan: &Plan) -> bool {
+    cfg.prometheus.remote_write_receiver || plan.runs(job::TEMPO)
+}
+
+fn remote_write_secrets(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for rw in &cfg.prometheus.remote_write {
+        out.extend(rw.basic_auth.iter().map(|b| b.password_file.clone()));
+        out.extend(rw.bearer_token_file.iter().cloned());
+    }
+    out
+}
+
+fn receiver_secrets(cfg: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &cfg.alerting.receivers {
+        match r {
+            Receiver::Email(e) => out.extend(e.password_file.iter().cloned()),
+            Receiver::Ntfy(n) => out.extend(n.token_file.iter().cloned()),
+            Receiver::Webhook(_) => {}
+        }
+    }
+    out
+}
+
+/// The directory a log-file glob lives in, e.g. `/var/log/nginx` for
+/// `/var/log/nginx/*.log`.
+fn glob_root(path: &str) -> Option<&str> {
+    let cut = path.find(['*', '?', '[', '{']).unwrap_or(path.len());
+    let dir = path[..cut].rsplit_once('/')?.0;
+    (!dir.is_empty()).then_some(dir)
+}
+
+/// The eBPF probe's command line, for the host unit every target runs.
+pub fn probe_args(plan: &Plan) -> Option<Vec<String>> {
+    if !plan.runs(job::RED_PROBE) {
+        return None;
+    }
+    let dir = plan.cfg.deploy.config_dir.trim_end_matches('/');
+    Some(vec![format!("--config={dir}/probe/probe.toml")])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemons_of(toml_text: &str) -> Vec<Daemon> {
+        let cfg: Config = toml::from_str(toml_text).unwrap();
+        daemons(&Plan::new(&cfg))
+    }
+
+    fn find<'d>(ds: &'d [Daemon], name: &str) -> &'d Daemon {
+        ds.iter().find(|d| d.name == name).unwrap()
+    }
+
+    #[test]
+    fn every_listener_is_on_loopback_by_default() {
+        let ds = daemons_of("");
+        assert_eq!(
+            ds.len(),
+            9,
+            "{:?}",
+            ds.iter().map(|d| d.name).collect::<Vec<_>>()
+        );
+        for d in &ds {
+            assert!(!d.listeners.is_empty(), "{}", d.name);
+            for l in &d.listeners {
+                assert_eq!(l.address, "127.0.0.1", "{} {}", d.name, l.purpose);
+            }
+        }
+    }
+
+    #[test]
+    fn prometheus_flags_follow_the_config() {
+        let ds = daemons_of(
+            "[prometheus]\nretention = \"90d\"\nport = 9191\ndata_dir = \"/srv/prom\"\n[tempo]\nenable = false\n",
+        );
+        let p = find(&ds, "prometheus");
+        assert!(p.args.contains(&"--storage.tsdb.retention.time=90d".into()));
+        assert!(p
+            .args
+            .contains(&"--web.listen-address=127.0.0.1:9191".into()));
+        assert!(p.args.contains(&"--storage.tsdb.path=/srv/prom".into()));
+        assert!(!p
+            .args
+            .iter()
+            .any(|a| a == "--web.enable-remote-write-receiver"));
+        let with_tempo = daemons_of("");
+        assert!(find(&with_tempo, "prometheus")
+            .args
+            .contains(&"--web.enable-remote-write-receiver".into()));
+    }
+
+    #[test]
+    fn alertmanager_never_gossips() {
+        let ds = daemons_of("");
+        assert!(find(&ds, "alertmanager")
+            .args
+            .contains(&"--cluster.listen-address=".into()));
+    }
+
+    #[test]
+    fn node_collectors_become_flags() {
+        let ds = daemons_of("[exporters.node]\ncollectors = [\"systemd\", \"ethtool\"]\n");
+        let n = find(&ds, "node-exporter");
+        assert!(n.args.contains(&"--collector.systemd".into()));
+        assert!(n.args.contains(&"--collector.ethtool".into()));
+        assert!(n
+            .args
+            .contains(&"--collector.systemd.enable-restarts-metrics".into()));
+    }
+
+    #[test]
+    fn agents_run_no_server_daemons() {
+        let ds = daemons_of(
+            "[host]\nrole = \"agent\"\nship_to = { prometheus_remote_write = \"http://s:9090/api/v1/write\", loki_push = \"http://s:3100/loki/api/v1/push\" }\n",
+        );
+        let names: Vec<&str> = ds.iter().map(|d| d.name).collect();
+        assert_eq!(
+            names,
+            ["node-exporter", "blackbox-exporter", "cadvisor", "alloy"]
+        );
+    }
+
+    #[test]
+    fn files_live_under_the_config_dir() {
+        let ds = daemons_of("[deploy]\nconfig_dir = \"/opt/hlo/\"\n");
+        assert!(find(&ds, "loki")
+            .args
+            .contains(&"-config.file=/opt/hlo/loki/loki.yaml".into()));
+    }
+
+    #[test]
+    fn log_file_globs_mount_their_directory() {
+        assert_eq!(glob_root("/var/log/nginx/*.log"), Some("/var/log/nginx"));
+        assert_eq!(glob_root("/srv/app/log/{a,b}.log"), Some("/srv/app/log"));
+        assert_eq!(glob_root("/x.log"), None);
+    }
+}
