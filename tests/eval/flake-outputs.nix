@@ -27,6 +27,27 @@
   };
   self = (import ../../flake.nix).outputs {inherit self nixpkgs;};
 
+  # The overlay applied as nixpkgs applies overlays: the package set is the
+  # fixpoint of its base extended by each overlay, and the base's own
+  # functions (callPackage) read the final set.
+  overlaid = system:
+    lib.fix (lib.extends self.overlays.default (final:
+      removeAttrs (pkgsFor system) [
+        "homelab-configgen"
+        "homelab-probe"
+      ]
+      // {
+        callPackage = file: _args: final.runCommand (baseNameOf (toString file)) {} "";
+      }));
+
+  # Without the flake's module: nixos-modules/ takes the packages from the overlay.
+  fromOverlay = evalHost [
+    {
+      services.homelab-observability.enable = true;
+      _module.args.pkgs = lib.mkForce (overlaid "x86_64-linux");
+    }
+  ];
+
   fromFlakeModule = evalHost [
     self.nixosModules.default
     {
@@ -59,10 +80,16 @@ in {
       "default"
       "homelab-observability"
     ])
-    (check "overlay" (lib.attrNames (self.overlays.default (pkgsFor "x86_64-linux") {})) [
-      "homelab-configgen"
-      "homelab-probe"
-    ])
+    (check "the overlay adds the packages in a fixpoint" (map (name: (overlaid "x86_64-linux").${name}.name) [
+        "homelab-configgen"
+        "homelab-probe"
+      ]) [
+        "configgen.nix"
+        "probe.nix"
+      ])
+    (check "the overlay adds no probe on aarch64" ((overlaid "aarch64-linux") ? homelab-probe) false)
+    (check "the module takes configgen from the overlay" fromOverlay.services.homelab-observability.package.name "configgen.nix")
+    (check "the module takes the probe from the overlay" fromOverlay.services.homelab-observability.probe.package.name "probe.nix")
     (check "x86_64 checks" (lib.attrNames self.checks.x86_64-linux) [
       "formatting"
       "homelab-configgen"
