@@ -1,5 +1,6 @@
 # Contradictory settings fail evaluation with a message naming the options.
 {
+  config,
   options,
   lib,
   pkgs,
@@ -75,14 +76,21 @@
       enabled = on.alloy;
     }
   ];
-  # Tempo's internal gRPC server listens on a port configgen fixes.
-  tempoGrpc = {
-    name = "tempo gRPC (9095, fixed)";
-    port = 9095;
-  };
+  # Tempo's internal gRPC server and its memberlist (bound to 127.0.0.1 by
+  # configgen, on memberlist's default port) listen on fixed ports.
+  tempoFixed = [
+    {
+      name = "tempo gRPC (9095, fixed)";
+      port = 9095;
+    }
+    {
+      name = "tempo memberlist (7946, fixed)";
+      port = 7946;
+    }
+  ];
   portOf = l: l.port or cfg.ports.${l.name};
   byPort = lib.groupBy (l: toString (portOf l)) (
-    listeners ++ lib.optional on.tempo tempoGrpc
+    listeners ++ lib.optionals on.tempo tempoFixed
   );
   clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
   clashMessage = port: ls: "port ${port}: ${
@@ -113,6 +121,9 @@
     }
     // receiverSecrets
   );
+  # Alertmanager refuses a flag given twice (kingpin: "cannot be repeated").
+  clusterAddressFlags = lib.filter (lib.hasPrefix "--cluster.listen-address") config.services.prometheus.alertmanager.extraFlags;
+
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
 in {
@@ -133,6 +144,10 @@ in {
       {
         assertion = on.probe -> isx86_64;
         message = "${opt}.probe.enable: homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is ${system}. Set ${opt}.probe.enable = false; request rate, errors and duration (red) are then not measured.";
+      }
+      {
+        assertion = lib.length clusterAddressFlags <= 1;
+        message = "services.prometheus.alertmanager.extraFlags: ${opt} turns Alertmanager's cluster gossip off with --cluster.listen-address= (services.prometheus.alertmanager.clusterPeers is empty), and Alertmanager refuses the flag twice. Remove your --cluster.listen-address, or set services.prometheus.alertmanager.clusterPeers to cluster it (gossip then listens on your address).";
       }
       {
         assertion = cfg.openFirewall -> cfg.acceptAgents;

@@ -105,6 +105,7 @@
       docker
       podman
       ;
+    flags = import ./flags.nix {inherit config lib cfg model on tree;};
   };
 in {
   imports = [./options.nix];

@@ -11,6 +11,7 @@
   stateDir,
   dashboardsDir,
   adminPasswordFile,
+  flags,
   ...
 }: let
   inherit (cfg) ports;
@@ -74,8 +75,7 @@ in
                 }
             )
             remoteWrite;
-          # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
-          extraFlags = lib.optional (cfg.acceptAgents || tempo) "--web.enable-remote-write-receiver";
+          extraFlags = flags.prometheus;
           checkConfig = lib.mkIf remoteWriteSecrets (lib.mkDefault "syntax-only");
         };
 
@@ -86,6 +86,7 @@ in
           # Satisfies the upstream module's "a configuration is required"
           # assertion; the unit runs the rendered file instead (preStart below).
           configText = lib.mkDefault alertmanagerPlaceholder;
+          extraFlags = flags.alertmanager;
         };
         # Upstream copies its config through envsubst into this path; the rendered
         # file holds no environment references (secrets are *_file) and may hold

@@ -78,6 +78,9 @@ in {
         {static_configs = [{targets = ["127.0.0.1:9093"];}];}
       ])
       (check "alertmanager on loopback" c.services.prometheus.alertmanager.listenAddress "127.0.0.1")
+      (check "alertmanager's cluster gossip (0.0.0.0:9094) turned off" c.services.prometheus.alertmanager.extraFlags [
+        "--cluster.listen-address="
+      ])
       (holds "alertmanager runs the rendered file, amtool-checked, not upstream's" (
         hasPrefixAndSuffix "/nix/store/" "-alertmanager-checked.yml" amConfig
       ))
@@ -570,6 +573,7 @@ in {
         services.homelab-observability.settings = {
           exporters.cadvisor.enable = false;
           loki.enable = false;
+          alloy.enable = false;
         };
       }
     ];
@@ -577,6 +581,8 @@ in {
     rendering c [
       (check "no cadvisor" c.services.cadvisor.enable false)
       (check "no loki" c.services.loki.enable false)
+      (check "no alloy" c.services.alloy.enable false)
+      (check "no stray alloy unit" (c.systemd.services ? alloy) false)
       (check "no firewall port for loki" c.networking.firewall.allowedTCPPorts [])
     ];
 
@@ -599,6 +605,21 @@ in {
         "nginx"
       ])
     ];
+
+  alertmanager-cluster = let
+    c = evalHost [
+      enable
+      {services.prometheus.alertmanager.clusterPeers = ["am2.lan"];}
+    ];
+  in
+    rendering c [
+      (check "with peers, gossip is left to the user's cluster" c.services.prometheus.alertmanager.extraFlags [])
+    ];
+
+  alertmanager-cluster-flag-twice = refused "services.prometheus.alertmanager.extraFlags: services.homelab-observability turns Alertmanager's cluster gossip off with --cluster.listen-address=" (evalHost [
+    enable
+    {services.prometheus.alertmanager.extraFlags = ["--cluster.listen-address=127.0.0.1:9094"];}
+  ]);
 
   tempo-grpc-clash = refused "port 9095: services.homelab-observability.ports.lokiGrpc, tempo gRPC (9095, fixed)" (evalHost [
     enable

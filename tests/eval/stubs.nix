@@ -111,6 +111,7 @@ in {
         checkConfig = opt types.bool true;
         listenAddress = str "";
         port = port 9093;
+        clusterPeers = listOfStr;
         extraFlags = listOfStr;
       };
 
