@@ -68,14 +68,14 @@
   };
 in
   cases
-  // {
-    flake-outputs = import ./flake-outputs.nix {
-      inherit
-        lib
-        pkgs
-        evalHost
-        check
-        holds
-        ;
-    };
+  // import ./flake-outputs.nix {
+    inherit
+      lib
+      pkgs
+      evalHost
+      check
+      holds
+      failedAssertions
+      rendering
+      ;
   }
