@@ -124,6 +124,29 @@
   # Alertmanager refuses a flag given twice (kingpin: "cannot be repeated").
   clusterAddressFlags = lib.filter (lib.hasPrefix "--cluster.listen-address") config.services.prometheus.alertmanager.extraFlags;
 
+  # Upstream options the module cannot share with the user's own definitions:
+  # nixpkgs' modules take either a whole file or settings, and the module's
+  # files come from configgen's tree. Upstream's own assertion fires too, but
+  # does not say what to change.
+  exclusive = [
+    {
+      when = on.loki && config.services.loki.configuration != {};
+      message = "services.loki.configuration is set, but ${opt} runs Loki with the file configgen renders (services.loki.configFile), and nixpkgs' Loki takes only one of the two. Move your settings to services.loki.extraFlags (Loki has a command-line flag for most settings, e.g. -querier.max-concurrent=8) or to ${opt}.settings.loki (configgen's keys); or set ${opt}.settings.loki.enable = false to keep your own Loki.";
+    }
+    {
+      when = on.tempo && config.services.tempo.settings != {};
+      message = "services.tempo.settings is set, but ${opt} runs Tempo with the file configgen renders (services.tempo.configFile), and nixpkgs' Tempo takes only one of the two. Move your settings to services.tempo.extraFlags (Tempo's command-line flags) or to ${opt}.settings.tempo (configgen's keys); or set ${opt}.tempo.enable = false to keep your own Tempo.";
+    }
+    {
+      when = on.grafana && config.services.grafana.provision.datasources.settings != null;
+      message = "services.grafana.provision.datasources.settings is set, but ${opt} provisions Grafana's datasources as a directory (services.grafana.provision.datasources.path), and nixpkgs' Grafana takes only one of the two. Move the entries of services.grafana.provision.datasources.settings.datasources to ${opt}.grafana.extraDatasources: they are provisioned next to the module's.";
+    }
+    {
+      when = on.grafana && config.services.grafana.provision.dashboards.path != null;
+      message = "services.grafana.provision.dashboards.path is set, but ${opt} adds its dashboard provider to services.grafana.provision.dashboards.settings.providers, and nixpkgs' Grafana takes only one of the two. List your providers in services.grafana.provision.dashboards.settings.providers instead: they are kept beside the module's.";
+    }
+  ];
+
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
 in {
@@ -154,6 +177,11 @@ in {
         message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
       }
     ]
+    ++ map (e: {
+      assertion = !e.when;
+      inherit (e) message;
+    })
+    exclusive
     ++ lib.mapAttrsToList (name: file: {
       assertion = !(inStore file || relative file);
       message = "${opt}.${name} = \"${file}\": give an absolute path outside the Nix store (the store is world-readable); the file is read at run time.";

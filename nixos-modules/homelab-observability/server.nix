@@ -31,6 +31,38 @@
         ln -s ${tree}/alertmanager/alertmanager.yml $out
       ''
     else "${tree}/alertmanager/alertmanager.yml";
+  # The dashboard provider of configgen's grafana/provisioning/dashboards/homelab.yaml,
+  # as a providers entry, so that the user's own providers merge with it (the
+  # nix-checks eval test requires both to be equal).
+  dashboardProvider = {
+    name = "homelab";
+    orgId = 1;
+    type = "file";
+    folder = "Homelab";
+    folderUid = "homelab";
+    disableDeletion = true;
+    allowUiUpdates = false;
+    updateIntervalSeconds = 60;
+    options = {
+      path = dashboardsDir;
+      foldersFromFilesStructure = false;
+    };
+  };
+  # Datasources come as a file with correlations between them, so they are
+  # provisioned as a directory: configgen's file, and the user's extra
+  # datasources next to it.
+  datasourcesDir = pkgs.runCommand "homelab-observability-grafana-datasources" {} (
+    ''
+      mkdir $out
+      ln -s ${tree}/grafana/provisioning/datasources/* $out/
+    ''
+    + lib.optionalString (cfg.grafana.extraDatasources != []) ''
+      ln -s ${pkgs.writeText "extra-datasources.yaml" (builtins.toJSON {
+        apiVersion = 1;
+        datasources = cfg.grafana.extraDatasources;
+      })} $out/extra-datasources.yaml
+    ''
+  );
   remoteWrite = model.prometheus.remote_write or [];
   # promtool's full check opens credential files, which the build sandbox cannot see.
   remoteWriteSecrets = lib.any (rw: rw ? bearer_token_file || rw ? basic_auth) remoteWrite;
@@ -148,8 +180,8 @@ in
           };
           provision = {
             enable = true;
-            datasources.path = "${tree}/grafana/provisioning/datasources";
-            dashboards.path = "${tree}/grafana/provisioning/dashboards";
+            datasources.path = datasourcesDir;
+            dashboards.settings.providers = [dashboardProvider];
           };
         };
         # The dashboard provider of the rendered tree reads this directory.

@@ -117,8 +117,14 @@ in {
       (check "grafana on loopback" g.settings.server.http_addr "127.0.0.1")
       (check "grafana admin password from a file" g.settings.security.admin_password "$__file{/var/lib/homelab-observability/grafana-admin-password}")
       (check "grafana secret key from a file" g.settings.security.secret_key "$__file{/var/lib/homelab-observability/grafana-secret-key}")
-      (check "grafana datasources from the tree" (toString g.provision.datasources.path) "${tree}/grafana/provisioning/datasources")
-      (check "grafana dashboard providers from the tree" (toString g.provision.dashboards.path) "${tree}/grafana/provisioning/dashboards")
+      (check "grafana datasources: a directory of the tree's files" g.provision.datasources.path.script ''
+        mkdir $out
+        ln -s ${tree}/grafana/provisioning/datasources/* $out/
+      '')
+      (check "grafana dashboards through provider settings, not a path" g.provision.dashboards.path null)
+      (check "the dashboard provider reads the installed dashboards" (map (p: p.options.path) g.provision.dashboards.settings.providers) [
+        "/etc/homelab-observability/grafana/dashboards"
+      ])
       (check "dashboards installed where the provider looks" (
         toString
         c.environment.etc."homelab-observability/grafana/dashboards".source
@@ -191,7 +197,14 @@ in {
       (holds "no password value in the config, only *_file paths" (!lib.hasInfix "\"password\":" json))
       (check "no firewall port opened" c.networking.firewall.allowedTCPPorts [])
       (check "no warning" c.warnings [])
-    ];
+    ]
+    // {
+      # The Rust test requires configgen's rendering of this file to be equal.
+      sameAsRendered."grafana/provisioning/dashboards/homelab.yaml" = {
+        apiVersion = 1;
+        providers = map (p: removeAttrs p ["_module"]) g.provision.dashboards.settings.providers;
+      };
+    };
 
   agent = let
     c = evalHost [
@@ -619,6 +632,89 @@ in {
   alertmanager-cluster-flag-twice = refused "services.prometheus.alertmanager.extraFlags: services.homelab-observability turns Alertmanager's cluster gossip off with --cluster.listen-address=" (evalHost [
     enable
     {services.prometheus.alertmanager.extraFlags = ["--cluster.listen-address=127.0.0.1:9094"];}
+  ]);
+
+  users-own-grafana-provisioning = let
+    c = evalHost [
+      enable
+      {
+        services.grafana.provision.dashboards.settings.providers = [
+          {
+            name = "mine";
+            options.path = "/var/lib/grafana/my-dashboards";
+          }
+        ];
+        services.homelab-observability.grafana.extraDatasources = [
+          {
+            name = "Router";
+            type = "prometheus";
+            uid = "router";
+            url = "http://192.168.1.1:9090";
+          }
+        ];
+      }
+    ];
+    g = c.services.grafana.provision;
+    extra = lib.head (builtins.match ".*ln -s ([^ ]+) \\$out/extra-datasources.yaml.*" g.datasources.path.script);
+  in
+    rendering c [
+      (check "the user's dashboard provider is kept beside the module's" (map (p: p.name) g.dashboards.settings.providers) [
+        "homelab"
+        "mine"
+      ])
+      # The fake store path is a hash of the file's text.
+      (check "extra datasources provisioned next to the module's" extra (toString (pkgs.writeText "extra-datasources.yaml" (builtins.toJSON {
+        apiVersion = 1;
+        datasources = [
+          {
+            name = "Router";
+            type = "prometheus";
+            uid = "router";
+            url = "http://192.168.1.1:9090";
+          }
+        ];
+      }))))
+    ];
+
+  users-own-loki-configuration = refused "services.loki.configuration is set, but services.homelab-observability runs Loki with the file configgen renders (services.loki.configFile)" (evalHost [
+    enable
+    {services.loki.configuration.server.http_listen_port = 3101;}
+  ]);
+
+  users-own-loki-without-the-modules-loki = let
+    c = evalHost [
+      enable
+      {
+        services.loki.configuration.server.http_listen_port = 3101;
+        services.homelab-observability.settings.loki.enable = false;
+      }
+    ];
+  in
+    rendering c [
+      (check "the user's Loki configuration is left alone" c.services.loki.configFile null)
+    ];
+
+  users-own-tempo-settings = refused "services.tempo.settings is set, but services.homelab-observability runs Tempo with the file configgen renders (services.tempo.configFile)" (evalHost [
+    enable
+    {services.tempo.settings.server.http_listen_port = 3201;}
+  ]);
+
+  users-own-grafana-datasource-settings = refused "Move the entries of services.grafana.provision.datasources.settings.datasources to services.homelab-observability.grafana.extraDatasources" (evalHost [
+    enable
+    {
+      services.grafana.provision.datasources.settings.datasources = [
+        {
+          name = "Router";
+          type = "prometheus";
+          url = "http://192.168.1.1:9090";
+        }
+      ];
+    }
+  ]);
+
+  users-own-grafana-dashboards-path = refused "List your providers in services.grafana.provision.dashboards.settings.providers instead" (evalHost [
+    enable
+    {services.grafana.provision.dashboards.path = "/etc/my-grafana/dashboards.yaml";}
   ]);
 
   tempo-grpc-clash = refused "port 9095: services.homelab-observability.ports.lokiGrpc, tempo gRPC (9095, fixed)" (evalHost [
