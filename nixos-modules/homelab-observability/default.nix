@@ -119,6 +119,7 @@ in {
         };
       }
       (import ./assertions.nix shared)
+      (import ./values.nix shared)
       (import ./common.nix shared)
       (import ./server.nix shared)
       (import ./probe.nix shared)

@@ -8,6 +8,7 @@
   rendering,
   refused,
   refusedByConfiggen,
+  refusedLikeConfiggen,
 }: let
   enable = {
     services.homelab-observability.enable = true;
@@ -769,16 +770,134 @@ in {
     {services.homelab-observability.grafana.adminPasswordFile = "/nix/store/0000-grafana-password";}
   ]);
 
-  # Only configgen knows what a valid URL or duration is: the module passes
-  # them through, and configgen's message names the field.
-  configgen-refuses-bad-values = refusedByConfiggen "services[0].http.url" (evalHost [
+  # `settings` are configgen's keys, passed through: configgen's message names
+  # the field.
+  configgen-refuses-bad-settings = refusedByConfiggen "prometheus.evaluation_interval" (evalHost [
+    enable
+    {services.homelab-observability.settings.prometheus.evaluation_interval = "soon";}
+  ]);
+
+  # Values of typed options configgen would refuse at build time: refused at
+  # evaluation with the option's path.
+  # Values at the edges of the module's checks that configgen accepts.
+  valid-edge-values = rendering (evalHost [
     enable
     {
       services.homelab-observability = {
-        services.nas.http.url = "nas.lan/health";
-        settings.prometheus.evaluation_interval = "soon";
+        scrapeInterval = "1m30s";
+        retention.metrics = "1y";
+        labels._site = "home";
+        services = {
+          smb.tcp = "[fd00::1]:445";
+          router.icmp = "fd00::1";
+          nas_2 = {
+            http.url = "https://nas.lan:8443/health?full=1";
+            interval = "500ms";
+          };
+        };
       };
     }
+  ]) [];
+
+  empty-host-name = refusedLikeConfiggen "services.homelab-observability.hostName is empty: it is the `host` label of everything this machine sends, and it defaults to networking.hostName" "host.name: must not be empty" (evalHost [
+    enable
+    {networking.hostName = "";}
+  ]);
+
+  bad-http-url = refusedLikeConfiggen "services.homelab-observability.services.nas.http.url = \"nas.lan/health\": not an http:// or https:// URL" "services[0].http.url" (evalHost [
+    enable
+    {services.homelab-observability.services.nas.http.url = "nas.lan/health";}
+  ]);
+
+  bad-service-name = refusedLikeConfiggen "services.homelab-observability.services.\"my nas\": a service name may only contain" "services[0].name" (evalHost [
+    enable
+    {services.homelab-observability.services."my nas".icmp = "192.168.1.2";}
+  ]);
+
+  bad-tcp-target = refusedLikeConfiggen "services.homelab-observability.services.smb.tcp = \"fd00::1:445\": not host:port" "services[0].tcp" (evalHost [
+    enable
+    {services.homelab-observability.services.smb.tcp = "fd00::1:445";}
+  ]);
+
+  bad-route = refusedLikeConfiggen "services.homelab-observability.services.app.red.routes = \"items/{id}\": a route template starts with '/'" "services[0].red.routes[0]" (evalHost [
+    enable
+    {
+      services.homelab-observability.services.app.red = {
+        ports = [8080];
+        routes = ["items/{id}"];
+      };
+    }
+  ]);
+
+  reserved-label = refusedLikeConfiggen "services.homelab-observability.labels.host = \"nas\": the `host` label is set by configgen" "host.labels.host" (evalHost [
+    enable
+    {services.homelab-observability.labels.host = "nas";}
+  ]);
+
+  bad-label-name = refusedLikeConfiggen "services.homelab-observability.services.app.labels.my-team = \"media\": `my-team` is not a label name" "services[0].labels.my-team" (evalHost [
+    enable
+    {
+      services.homelab-observability.services.app = {
+        icmp = "192.168.1.2";
+        labels.my-team = "media";
+      };
+    }
+  ]);
+
+  bad-retention = refusedLikeConfiggen "services.homelab-observability.retention.logs = \"30 days\": not a Prometheus duration" "loki.retention" (evalHost [
+    enable
+    {services.homelab-observability.retention.logs = "30 days";}
+  ]);
+
+  zero-scrape-interval = refusedLikeConfiggen "services.homelab-observability.scrapeInterval = \"0s\"" "prometheus.scrape_interval" (evalHost [
+    enable
+    {services.homelab-observability.scrapeInterval = "0s";}
+  ]);
+
+  unknown-default-receiver = refusedLikeConfiggen "services.homelab-observability.defaultReceivers = \"phone\": no receiver is named `phone`" "alerting.default_receivers[0]" (evalHost [
+    enable
+    {services.homelab-observability.defaultReceivers = ["phone"];}
+  ]);
+
+  duplicate-receiver = refusedLikeConfiggen "services.homelab-observability.receivers = \"hook\": two receivers are named `hook`" "duplicate receiver name `hook`" (evalHost [
+    enable
+    {
+      services.homelab-observability.receivers = [
+        {
+          type = "webhook";
+          name = "hook";
+          url = "http://127.0.0.1:9999/";
+        }
+        {
+          type = "webhook";
+          name = "hook";
+          url = "http://127.0.0.1:9998/";
+        }
+      ];
+    }
+  ]);
+
+  bad-receiver-url = refusedLikeConfiggen "services.homelab-observability.receivers.hook.url = \"127.0.0.1:9999\": not an http:// or https:// URL" "alerting.receivers[0].url" (evalHost [
+    enable
+    {
+      services.homelab-observability.receivers = [
+        {
+          type = "webhook";
+          name = "hook";
+          url = "127.0.0.1:9999";
+        }
+      ];
+    }
+  ]);
+
+  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red.ports = []: list the local ports" "services[0].red.ports" (evalHost [
+    enable
+    {services.homelab-observability.services.app.red.ports = [];}
+  ]);
+
+  port-zero = refusedLikeConfiggen "services.homelab-observability.ports.node = 0: port 0 is not a usable port" "exporters.node.port" (evalHost [
+    enable
+    {services.homelab-observability.ports.node = 0;}
   ]);
 
   probe-with-tls = let

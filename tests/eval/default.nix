@@ -54,6 +54,18 @@
     configgenRefuses = needle;
   };
 
+  # A case the module refuses with `needle`, as configgen would with
+  # `configgenNeedle` (the Rust test hands configgen the same JSON): the
+  # module's check and configgen's agree on that value.
+  refusedLikeConfiggen = needle: configgenNeedle: config: {
+    checks = [
+      (holds "an assertion says: ${needle}" (lib.any (lib.hasInfix needle) (failedAssertions config)))
+    ];
+    config = config.services.homelab-observability.generatedConfig;
+    render = false;
+    configgenRefuses = configgenNeedle;
+  };
+
   cases = import ./cases.nix {
     inherit
       lib
@@ -64,6 +76,7 @@
       rendering
       refused
       refusedByConfiggen
+      refusedLikeConfiggen
       ;
   };
 in
