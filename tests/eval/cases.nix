@@ -200,6 +200,8 @@ in {
       (check "no warning" c.warnings [])
     ]
     // {
+      # tests/alertmanager_listeners.rs runs real Alertmanager with them.
+      alertmanagerFlags = c.services.prometheus.alertmanager.extraFlags;
       # The Rust test requires configgen's rendering of this file to be equal.
       sameAsRendered."grafana/provisioning/dashboards/homelab.yaml" = {
         apiVersion = 1;
