@@ -6,14 +6,15 @@ GOSSIP_PORT = 9094  # Alertmanager's cluster listener, off without peers
 def stack_sockets(node, units):
     """Every listening TCP socket and bound UDP socket of the given systemd
     units, as (proto, local address, unit)."""
-    owners = {}
+    owners: dict[str, str] = {}
     for line in node.succeed(
         "for pid in $(ss -Htulnp | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do "
-        "echo \"$pid $(tail -1 /proc/$pid/cgroup)\"; done"
+        "echo \"$pid $(tail -1 /proc/$pid/cgroup 2>/dev/null)\"; done"
     ).splitlines():
-        pid, cgroup = line.split(maxsplit=1)
-        owners[pid] = cgroup.rsplit("/", 1)[-1].removesuffix(".service")
-    sockets = []
+        fields = line.split(maxsplit=1)
+        if len(fields) == 2:  # else the process has exited meanwhile
+            owners[fields[0]] = fields[1].rsplit("/", 1)[-1].removesuffix(".service")
+    sockets: list[tuple[str, str, str]] = []
     for proto in ["tcp", "udp"]:
         for line in node.succeed(f"ss -Hln --{proto} -p").splitlines():
             local = line.split()[3]
