@@ -15,8 +15,11 @@
   in {
     packages = forAllSystems (pkgs: import ./nix/packages.nix {inherit pkgs;});
 
-    overlays.default = final: _prev:
-      removeAttrs (import ./nix/packages.nix {pkgs = final;}) [
+    overlays.default = final: prev:
+      removeAttrs (import ./nix/packages.nix {
+        pkgs = final;
+        inherit (prev.stdenv) hostPlatform;
+      }) [
         "configgen"
         "default"
       ];

@@ -1,4 +1,10 @@
-{pkgs}: let
+# The flake's packages. `hostPlatform` decides which exist. The overlay passes
+# the previous layer's: the names an overlay returns must not depend on the
+# fixpoint it is applied to (nor on `pkgs.lib`, hence `if`, not optionalAttrs).
+{
+  pkgs,
+  hostPlatform ? pkgs.stdenv.hostPlatform,
+}: let
   src = import ./source.nix {inherit (pkgs) lib;};
   version = (pkgs.lib.importTOML ../Cargo.toml).workspace.package.version;
   homelab-configgen = pkgs.callPackage ./configgen.nix {inherit src version;};
@@ -8,6 +14,8 @@ in
     configgen = homelab-configgen;
     default = homelab-configgen;
   }
-  // pkgs.lib.optionalAttrs pkgs.stdenv.hostPlatform.isx86_64 {
-    homelab-probe = pkgs.callPackage ./probe.nix {inherit src version;};
-  }
+  // (
+    if hostPlatform.isx86_64
+    then {homelab-probe = pkgs.callPackage ./probe.nix {inherit src version;};}
+    else {}
+  )

@@ -1,5 +1,6 @@
 # Contradictory settings fail evaluation with a message naming the options.
 {
+  config,
   options,
   lib,
   pkgs,
@@ -75,14 +76,21 @@
       enabled = on.alloy;
     }
   ];
-  # Tempo's internal gRPC server listens on a port configgen fixes.
-  tempoGrpc = {
-    name = "tempo gRPC (9095, fixed)";
-    port = 9095;
-  };
+  # Tempo's internal gRPC server and its memberlist (bound to 127.0.0.1 by
+  # configgen, on memberlist's default port) listen on fixed ports.
+  tempoFixed = [
+    {
+      name = "tempo gRPC (9095, fixed)";
+      port = 9095;
+    }
+    {
+      name = "tempo memberlist (7946, fixed)";
+      port = 7946;
+    }
+  ];
   portOf = l: l.port or cfg.ports.${l.name};
   byPort = lib.groupBy (l: toString (portOf l)) (
-    listeners ++ lib.optional on.tempo tempoGrpc
+    listeners ++ lib.optionals on.tempo tempoFixed
   );
   clashes = lib.filterAttrs (_: ls: lib.length ls > 1) byPort;
   clashMessage = port: ls: "port ${port}: ${
@@ -113,6 +121,32 @@
     }
     // receiverSecrets
   );
+  # Alertmanager refuses a flag given twice (kingpin: "cannot be repeated").
+  clusterAddressFlags = lib.filter (lib.hasPrefix "--cluster.listen-address") config.services.prometheus.alertmanager.extraFlags;
+
+  # Upstream options the module cannot share with the user's own definitions:
+  # nixpkgs' modules take either a whole file or settings, and the module's
+  # files come from configgen's tree. Upstream's own assertion fires too, but
+  # does not say what to change.
+  exclusive = [
+    {
+      when = on.loki && config.services.loki.configuration != {};
+      message = "services.loki.configuration is set, but ${opt} runs Loki with the file configgen renders (services.loki.configFile), and nixpkgs' Loki takes only one of the two. Move your settings to services.loki.extraFlags (Loki has a command-line flag for most settings, e.g. -querier.max-concurrent=8) or to ${opt}.settings.loki (configgen's keys); or set ${opt}.settings.loki.enable = false to keep your own Loki.";
+    }
+    {
+      when = on.tempo && config.services.tempo.settings != {};
+      message = "services.tempo.settings is set, but ${opt} runs Tempo with the file configgen renders (services.tempo.configFile), and nixpkgs' Tempo takes only one of the two. Move your settings to services.tempo.extraFlags (Tempo's command-line flags) or to ${opt}.settings.tempo (configgen's keys); or set ${opt}.tempo.enable = false to keep your own Tempo.";
+    }
+    {
+      when = on.grafana && config.services.grafana.provision.datasources.settings != null;
+      message = "services.grafana.provision.datasources.settings is set, but ${opt} provisions Grafana's datasources as a directory (services.grafana.provision.datasources.path), and nixpkgs' Grafana takes only one of the two. Move the entries of services.grafana.provision.datasources.settings.datasources to ${opt}.grafana.extraDatasources: they are provisioned next to the module's.";
+    }
+    {
+      when = on.grafana && config.services.grafana.provision.dashboards.path != null;
+      message = "services.grafana.provision.dashboards.path is set, but ${opt} adds its dashboard provider to services.grafana.provision.dashboards.settings.providers, and nixpkgs' Grafana takes only one of the two. List your providers in services.grafana.provision.dashboards.settings.providers instead: they are kept beside the module's.";
+    }
+  ];
+
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
 in {
@@ -135,10 +169,19 @@ in {
         message = "${opt}.probe.enable: homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is ${system}. Set ${opt}.probe.enable = false; request rate, errors and duration (red) are then not measured.";
       }
       {
+        assertion = lib.length clusterAddressFlags <= 1;
+        message = "services.prometheus.alertmanager.extraFlags: ${opt} turns Alertmanager's cluster gossip off with --cluster.listen-address= (services.prometheus.alertmanager.clusterPeers is empty), and Alertmanager refuses the flag twice. Remove your --cluster.listen-address, or set services.prometheus.alertmanager.clusterPeers to cluster it (gossip then listens on your address).";
+      }
+      {
         assertion = cfg.openFirewall -> cfg.acceptAgents;
         message = "${opt}: openFirewall = true opens the ports agents push to, but acceptAgents = false keeps those daemons on 127.0.0.1.";
       }
     ]
+    ++ map (e: {
+      assertion = !e.when;
+      inherit (e) message;
+    })
+    exclusive
     ++ lib.mapAttrsToList (name: file: {
       assertion = !(inStore file || relative file);
       message = "${opt}.${name} = \"${file}\": give an absolute path outside the Nix store (the store is world-readable); the file is read at run time.";

@@ -12,6 +12,7 @@
   tree,
   docker,
   podman,
+  flags,
   ...
 }: let
   inherit (cfg) ports;
@@ -22,9 +23,7 @@ in {
     listenAddress = lib.mkDefault ex.node.listen_address;
     port = ports.node;
     enabledCollectors = ex.node.collectors;
-    # The systemd collector exports node_systemd_service_restart_total, which
-    # the HostSystemdUnitCrashLooping alert counts, only with this flag.
-    extraFlags = lib.optional (lib.elem "systemd" ex.node.collectors) "--collector.systemd.enable-restarts-metrics";
+    extraFlags = flags.node;
   };
 
   services.prometheus.exporters.blackbox = lib.mkIf on.blackbox {
@@ -41,26 +40,24 @@ in {
     enable = true;
     listenAddress = lib.mkDefault ex.cadvisor.listen_address;
     port = ports.cadvisor;
-    # Without it cAdvisor reports docker containers only, not systemd services.
-    extraOptions = ["--docker_only=false"];
+    extraOptions = flags.cadvisor;
   };
 
   services.alloy = lib.mkIf on.alloy {
     enable = true;
     # Every *.alloy file of that directory is loaded.
     configPath = "${tree}/alloy";
-    extraFlags = [
-      "--server.http.listen-addr=${model.alloy.listen_address}:${toString ports.alloy}"
-      "--disable-reporting"
-    ];
+    extraFlags = flags.alloy;
   };
   # Reading container logs through the docker/podman API socket, and nginx's
   # log files when they are among the shipped ones.
-  systemd.services.alloy.serviceConfig.SupplementaryGroups =
-    lib.optional (model.alloy.container_socket != null && docker) "docker"
-    ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
-    ++ lib.optional (config.services.nginx.enable
-      && lib.any (
-        files: lib.hasPrefix "/var/log/nginx/" files.path
-      ) (model.alloy.log_files or [])) "nginx";
+  systemd.services.alloy = lib.mkIf on.alloy {
+    serviceConfig.SupplementaryGroups =
+      lib.optional (model.alloy.container_socket != null && docker) "docker"
+      ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
+      ++ lib.optional (config.services.nginx.enable
+        && lib.any (
+          files: lib.hasPrefix "/var/log/nginx/" files.path
+        ) (model.alloy.log_files or [])) "nginx";
+  };
 }

@@ -105,6 +105,7 @@
       docker
       podman
       ;
+    flags = import ./flags.nix {inherit config lib cfg model on tree;};
   };
 in {
   imports = [./options.nix];
@@ -118,6 +119,7 @@ in {
         };
       }
       (import ./assertions.nix shared)
+      (import ./values.nix shared)
       (import ./common.nix shared)
       (import ./server.nix shared)
       (import ./probe.nix shared)

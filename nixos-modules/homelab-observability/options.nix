@@ -312,6 +312,26 @@ in {
             start in `/var/lib/homelab-observability/grafana-secret-key`.
           '';
         };
+      extraDatasources = mkOption {
+        type = types.listOf jsonAttrs;
+        default = [];
+        example = [
+          {
+            name = "Router";
+            type = "prometheus";
+            uid = "router";
+            url = "http://192.168.1.1:9090";
+          }
+        ];
+        description = ''
+          Your own Grafana datasources, entries of a provisioning file
+          (`name`, `type`, `uid`, `url`, `jsonData`, ...), provisioned next to
+          the module's. They end up in the Nix store: give secrets in
+          `secureJsonData` as `$__file{/path}`. The module provisions
+          datasources through {option}`services.grafana.provision.datasources.path`,
+          which nixpkgs does not combine with `.settings`.
+        '';
+      };
       smtp = {
         enable = mkEnableOption "e-mail from Grafana";
         host = mkOption {

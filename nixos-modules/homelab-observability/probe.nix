@@ -6,7 +6,7 @@
   lib,
   cfg,
   on,
-  tree,
+  flags,
   ...
 }: let
   capabilities =
@@ -31,9 +31,7 @@ in
         "sys-kernel-tracing.mount"
       ];
       serviceConfig = {
-        ExecStart =
-          "${cfg.probe.package}/bin/homelab-probe --config ${tree}/probe/probe.toml"
-          + lib.optionalString (!cfg.probe.tls) " --no-tls";
+        ExecStart = lib.escapeShellArgs (["${cfg.probe.package}/bin/homelab-probe"] ++ flags.probe);
         Restart = "on-failure";
         RestartSec = 5;
 

@@ -11,6 +11,7 @@
   stateDir,
   dashboardsDir,
   adminPasswordFile,
+  flags,
   ...
 }: let
   inherit (cfg) ports;
@@ -30,6 +31,38 @@
         ln -s ${tree}/alertmanager/alertmanager.yml $out
       ''
     else "${tree}/alertmanager/alertmanager.yml";
+  # The dashboard provider of configgen's grafana/provisioning/dashboards/homelab.yaml,
+  # as a providers entry, so that the user's own providers merge with it (the
+  # nix-checks eval test requires both to be equal).
+  dashboardProvider = {
+    name = "homelab";
+    orgId = 1;
+    type = "file";
+    folder = "Homelab";
+    folderUid = "homelab";
+    disableDeletion = true;
+    allowUiUpdates = false;
+    updateIntervalSeconds = 60;
+    options = {
+      path = dashboardsDir;
+      foldersFromFilesStructure = false;
+    };
+  };
+  # Datasources come as a file with correlations between them, so they are
+  # provisioned as a directory: configgen's file, and the user's extra
+  # datasources next to it.
+  datasourcesDir = pkgs.runCommand "homelab-observability-grafana-datasources" {} (
+    ''
+      mkdir $out
+      ln -s ${tree}/grafana/provisioning/datasources/* $out/
+    ''
+    + lib.optionalString (cfg.grafana.extraDatasources != []) ''
+      ln -s ${pkgs.writeText "extra-datasources.yaml" (builtins.toJSON {
+        apiVersion = 1;
+        datasources = cfg.grafana.extraDatasources;
+      })} $out/extra-datasources.yaml
+    ''
+  );
   remoteWrite = model.prometheus.remote_write or [];
   # promtool's full check opens credential files, which the build sandbox cannot see.
   remoteWriteSecrets = lib.any (rw: rw ? bearer_token_file || rw ? basic_auth) remoteWrite;
@@ -74,8 +107,7 @@ in
                 }
             )
             remoteWrite;
-          # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
-          extraFlags = lib.optional (cfg.acceptAgents || tempo) "--web.enable-remote-write-receiver";
+          extraFlags = flags.prometheus;
           checkConfig = lib.mkIf remoteWriteSecrets (lib.mkDefault "syntax-only");
         };
 
@@ -86,6 +118,7 @@ in
           # Satisfies the upstream module's "a configuration is required"
           # assertion; the unit runs the rendered file instead (preStart below).
           configText = lib.mkDefault alertmanagerPlaceholder;
+          extraFlags = flags.alertmanager;
         };
         # Upstream copies its config through envsubst into this path; the rendered
         # file holds no environment references (secrets are *_file) and may hold
@@ -147,8 +180,8 @@ in
           };
           provision = {
             enable = true;
-            datasources.path = "${tree}/grafana/provisioning/datasources";
-            dashboards.path = "${tree}/grafana/provisioning/dashboards";
+            datasources.path = datasourcesDir;
+            dashboards.settings.providers = [dashboardProvider];
           };
         };
         # The dashboard provider of the rendered tree reads this directory.

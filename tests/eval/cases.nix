@@ -8,6 +8,7 @@
   rendering,
   refused,
   refusedByConfiggen,
+  refusedLikeConfiggen,
 }: let
   enable = {
     services.homelab-observability.enable = true;
@@ -78,6 +79,9 @@ in {
         {static_configs = [{targets = ["127.0.0.1:9093"];}];}
       ])
       (check "alertmanager on loopback" c.services.prometheus.alertmanager.listenAddress "127.0.0.1")
+      (check "alertmanager's cluster gossip (0.0.0.0:9094) turned off" c.services.prometheus.alertmanager.extraFlags [
+        "--cluster.listen-address="
+      ])
       (holds "alertmanager runs the rendered file, amtool-checked, not upstream's" (
         hasPrefixAndSuffix "/nix/store/" "-alertmanager-checked.yml" amConfig
       ))
@@ -114,8 +118,14 @@ in {
       (check "grafana on loopback" g.settings.server.http_addr "127.0.0.1")
       (check "grafana admin password from a file" g.settings.security.admin_password "$__file{/var/lib/homelab-observability/grafana-admin-password}")
       (check "grafana secret key from a file" g.settings.security.secret_key "$__file{/var/lib/homelab-observability/grafana-secret-key}")
-      (check "grafana datasources from the tree" (toString g.provision.datasources.path) "${tree}/grafana/provisioning/datasources")
-      (check "grafana dashboard providers from the tree" (toString g.provision.dashboards.path) "${tree}/grafana/provisioning/dashboards")
+      (check "grafana datasources: a directory of the tree's files" g.provision.datasources.path.script ''
+        mkdir $out
+        ln -s ${tree}/grafana/provisioning/datasources/* $out/
+      '')
+      (check "grafana dashboards through provider settings, not a path" g.provision.dashboards.path null)
+      (check "the dashboard provider reads the installed dashboards" (map (p: p.options.path) g.provision.dashboards.settings.providers) [
+        "/etc/homelab-observability/grafana/dashboards"
+      ])
       (check "dashboards installed where the provider looks" (
         toString
         c.environment.etc."homelab-observability/grafana/dashboards".source
@@ -188,7 +198,16 @@ in {
       (holds "no password value in the config, only *_file paths" (!lib.hasInfix "\"password\":" json))
       (check "no firewall port opened" c.networking.firewall.allowedTCPPorts [])
       (check "no warning" c.warnings [])
-    ];
+    ]
+    // {
+      # tests/alertmanager_listeners.rs runs real Alertmanager with them.
+      alertmanagerFlags = c.services.prometheus.alertmanager.extraFlags;
+      # The Rust test requires configgen's rendering of this file to be equal.
+      sameAsRendered."grafana/provisioning/dashboards/homelab.yaml" = {
+        apiVersion = 1;
+        providers = map (p: removeAttrs p ["_module"]) g.provision.dashboards.settings.providers;
+      };
+    };
 
   agent = let
     c = evalHost [
@@ -570,6 +589,7 @@ in {
         services.homelab-observability.settings = {
           exporters.cadvisor.enable = false;
           loki.enable = false;
+          alloy.enable = false;
         };
       }
     ];
@@ -577,6 +597,8 @@ in {
     rendering c [
       (check "no cadvisor" c.services.cadvisor.enable false)
       (check "no loki" c.services.loki.enable false)
+      (check "no alloy" c.services.alloy.enable false)
+      (check "no stray alloy unit" (c.systemd.services ? alloy) false)
       (check "no firewall port for loki" c.networking.firewall.allowedTCPPorts [])
     ];
 
@@ -599,6 +621,104 @@ in {
         "nginx"
       ])
     ];
+
+  alertmanager-cluster = let
+    c = evalHost [
+      enable
+      {services.prometheus.alertmanager.clusterPeers = ["am2.lan"];}
+    ];
+  in
+    rendering c [
+      (check "with peers, gossip is left to the user's cluster" c.services.prometheus.alertmanager.extraFlags [])
+    ];
+
+  alertmanager-cluster-flag-twice = refused "services.prometheus.alertmanager.extraFlags: services.homelab-observability turns Alertmanager's cluster gossip off with --cluster.listen-address=" (evalHost [
+    enable
+    {services.prometheus.alertmanager.extraFlags = ["--cluster.listen-address=127.0.0.1:9094"];}
+  ]);
+
+  users-own-grafana-provisioning = let
+    c = evalHost [
+      enable
+      {
+        services.grafana.provision.dashboards.settings.providers = [
+          {
+            name = "mine";
+            options.path = "/var/lib/grafana/my-dashboards";
+          }
+        ];
+        services.homelab-observability.grafana.extraDatasources = [
+          {
+            name = "Router";
+            type = "prometheus";
+            uid = "router";
+            url = "http://192.168.1.1:9090";
+          }
+        ];
+      }
+    ];
+    g = c.services.grafana.provision;
+    extra = lib.head (builtins.match ".*ln -s ([^ ]+) \\$out/extra-datasources.yaml.*" g.datasources.path.script);
+  in
+    rendering c [
+      (check "the user's dashboard provider is kept beside the module's" (map (p: p.name) g.dashboards.settings.providers) [
+        "homelab"
+        "mine"
+      ])
+      # The fake store path is a hash of the file's text.
+      (check "extra datasources provisioned next to the module's" extra (toString (pkgs.writeText "extra-datasources.yaml" (builtins.toJSON {
+        apiVersion = 1;
+        datasources = [
+          {
+            name = "Router";
+            type = "prometheus";
+            uid = "router";
+            url = "http://192.168.1.1:9090";
+          }
+        ];
+      }))))
+    ];
+
+  users-own-loki-configuration = refused "services.loki.configuration is set, but services.homelab-observability runs Loki with the file configgen renders (services.loki.configFile)" (evalHost [
+    enable
+    {services.loki.configuration.server.http_listen_port = 3101;}
+  ]);
+
+  users-own-loki-without-the-modules-loki = let
+    c = evalHost [
+      enable
+      {
+        services.loki.configuration.server.http_listen_port = 3101;
+        services.homelab-observability.settings.loki.enable = false;
+      }
+    ];
+  in
+    rendering c [
+      (check "the user's Loki configuration is left alone" c.services.loki.configFile null)
+    ];
+
+  users-own-tempo-settings = refused "services.tempo.settings is set, but services.homelab-observability runs Tempo with the file configgen renders (services.tempo.configFile)" (evalHost [
+    enable
+    {services.tempo.settings.server.http_listen_port = 3201;}
+  ]);
+
+  users-own-grafana-datasource-settings = refused "Move the entries of services.grafana.provision.datasources.settings.datasources to services.homelab-observability.grafana.extraDatasources" (evalHost [
+    enable
+    {
+      services.grafana.provision.datasources.settings.datasources = [
+        {
+          name = "Router";
+          type = "prometheus";
+          url = "http://192.168.1.1:9090";
+        }
+      ];
+    }
+  ]);
+
+  users-own-grafana-dashboards-path = refused "List your providers in services.grafana.provision.dashboards.settings.providers instead" (evalHost [
+    enable
+    {services.grafana.provision.dashboards.path = "/etc/my-grafana/dashboards.yaml";}
+  ]);
 
   tempo-grpc-clash = refused "port 9095: services.homelab-observability.ports.lokiGrpc, tempo gRPC (9095, fixed)" (evalHost [
     enable
@@ -652,16 +772,134 @@ in {
     {services.homelab-observability.grafana.adminPasswordFile = "/nix/store/0000-grafana-password";}
   ]);
 
-  # Only configgen knows what a valid URL or duration is: the module passes
-  # them through, and configgen's message names the field.
-  configgen-refuses-bad-values = refusedByConfiggen "services[0].http.url" (evalHost [
+  # `settings` are configgen's keys, passed through: configgen's message names
+  # the field.
+  configgen-refuses-bad-settings = refusedByConfiggen "prometheus.evaluation_interval" (evalHost [
+    enable
+    {services.homelab-observability.settings.prometheus.evaluation_interval = "soon";}
+  ]);
+
+  # Values of typed options configgen would refuse at build time: refused at
+  # evaluation with the option's path.
+  # Values at the edges of the module's checks that configgen accepts.
+  valid-edge-values = rendering (evalHost [
     enable
     {
       services.homelab-observability = {
-        services.nas.http.url = "nas.lan/health";
-        settings.prometheus.evaluation_interval = "soon";
+        scrapeInterval = "1m30s";
+        retention.metrics = "1y";
+        labels._site = "home";
+        services = {
+          smb.tcp = "[fd00::1]:445";
+          router.icmp = "fd00::1";
+          nas_2 = {
+            http.url = "https://nas.lan:8443/health?full=1";
+            interval = "500ms";
+          };
+        };
       };
     }
+  ]) [];
+
+  empty-host-name = refusedLikeConfiggen "services.homelab-observability.hostName is empty: it is the `host` label of everything this machine sends, and it defaults to networking.hostName" "host.name: must not be empty" (evalHost [
+    enable
+    {networking.hostName = "";}
+  ]);
+
+  bad-http-url = refusedLikeConfiggen "services.homelab-observability.services.nas.http.url = \"nas.lan/health\": not an http:// or https:// URL" "services[0].http.url" (evalHost [
+    enable
+    {services.homelab-observability.services.nas.http.url = "nas.lan/health";}
+  ]);
+
+  bad-service-name = refusedLikeConfiggen "services.homelab-observability.services.\"my nas\": a service name may only contain" "services[0].name" (evalHost [
+    enable
+    {services.homelab-observability.services."my nas".icmp = "192.168.1.2";}
+  ]);
+
+  bad-tcp-target = refusedLikeConfiggen "services.homelab-observability.services.smb.tcp = \"fd00::1:445\": not host:port" "services[0].tcp" (evalHost [
+    enable
+    {services.homelab-observability.services.smb.tcp = "fd00::1:445";}
+  ]);
+
+  bad-route = refusedLikeConfiggen "services.homelab-observability.services.app.red.routes = \"items/{id}\": a route template starts with '/'" "services[0].red.routes[0]" (evalHost [
+    enable
+    {
+      services.homelab-observability.services.app.red = {
+        ports = [8080];
+        routes = ["items/{id}"];
+      };
+    }
+  ]);
+
+  reserved-label = refusedLikeConfiggen "services.homelab-observability.labels.host = \"nas\": the `host` label is set by configgen" "host.labels.host" (evalHost [
+    enable
+    {services.homelab-observability.labels.host = "nas";}
+  ]);
+
+  bad-label-name = refusedLikeConfiggen "services.homelab-observability.services.app.labels.my-team = \"media\": `my-team` is not a label name" "services[0].labels.my-team" (evalHost [
+    enable
+    {
+      services.homelab-observability.services.app = {
+        icmp = "192.168.1.2";
+        labels.my-team = "media";
+      };
+    }
+  ]);
+
+  bad-retention = refusedLikeConfiggen "services.homelab-observability.retention.logs = \"30 days\": not a Prometheus duration" "loki.retention" (evalHost [
+    enable
+    {services.homelab-observability.retention.logs = "30 days";}
+  ]);
+
+  zero-scrape-interval = refusedLikeConfiggen "services.homelab-observability.scrapeInterval = \"0s\"" "prometheus.scrape_interval" (evalHost [
+    enable
+    {services.homelab-observability.scrapeInterval = "0s";}
+  ]);
+
+  unknown-default-receiver = refusedLikeConfiggen "services.homelab-observability.defaultReceivers = \"phone\": no receiver is named `phone`" "alerting.default_receivers[0]" (evalHost [
+    enable
+    {services.homelab-observability.defaultReceivers = ["phone"];}
+  ]);
+
+  duplicate-receiver = refusedLikeConfiggen "services.homelab-observability.receivers = \"hook\": two receivers are named `hook`" "duplicate receiver name `hook`" (evalHost [
+    enable
+    {
+      services.homelab-observability.receivers = [
+        {
+          type = "webhook";
+          name = "hook";
+          url = "http://127.0.0.1:9999/";
+        }
+        {
+          type = "webhook";
+          name = "hook";
+          url = "http://127.0.0.1:9998/";
+        }
+      ];
+    }
+  ]);
+
+  bad-receiver-url = refusedLikeConfiggen "services.homelab-observability.receivers.hook.url = \"127.0.0.1:9999\": not an http:// or https:// URL" "alerting.receivers[0].url" (evalHost [
+    enable
+    {
+      services.homelab-observability.receivers = [
+        {
+          type = "webhook";
+          name = "hook";
+          url = "127.0.0.1:9999";
+        }
+      ];
+    }
+  ]);
+
+  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red.ports = []: list the local ports" "services[0].red.ports" (evalHost [
+    enable
+    {services.homelab-observability.services.app.red.ports = [];}
+  ]);
+
+  port-zero = refusedLikeConfiggen "services.homelab-observability.ports.node = 0: port 0 is not a usable port" "exporters.node.port" (evalHost [
+    enable
+    {services.homelab-observability.ports.node = 0;}
   ]);
 
   probe-with-tls = let

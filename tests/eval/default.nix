@@ -54,6 +54,18 @@
     configgenRefuses = needle;
   };
 
+  # A case the module refuses with `needle`, as configgen would with
+  # `configgenNeedle` (the Rust test hands configgen the same JSON): the
+  # module's check and configgen's agree on that value.
+  refusedLikeConfiggen = needle: configgenNeedle: config: {
+    checks = [
+      (holds "an assertion says: ${needle}" (lib.any (lib.hasInfix needle) (failedAssertions config)))
+    ];
+    config = config.services.homelab-observability.generatedConfig;
+    render = false;
+    configgenRefuses = configgenNeedle;
+  };
+
   cases = import ./cases.nix {
     inherit
       lib
@@ -64,18 +76,19 @@
       rendering
       refused
       refusedByConfiggen
+      refusedLikeConfiggen
       ;
   };
 in
   cases
-  // {
-    flake-outputs = import ./flake-outputs.nix {
-      inherit
-        lib
-        pkgs
-        evalHost
-        check
-        holds
-        ;
-    };
+  // import ./flake-outputs.nix {
+    inherit
+      lib
+      pkgs
+      evalHost
+      check
+      holds
+      failedAssertions
+      rendering
+      ;
   }

@@ -11,16 +11,23 @@
       outPath = storePath name (builtins.toJSON (builtins.removeAttrs attrs ["passAsFile"]));
     };
   package = name: fakeDrv name {};
-in {
-  stdenv.hostPlatform = {
-    system = "x86_64-linux";
-    isx86_64 = true;
+  pkgs = {
+    stdenv.hostPlatform = {
+      system = "x86_64-linux";
+      isx86_64 = true;
+    };
+    writeText = name: text: fakeDrv name {inherit text;};
+    runCommand = name: env: script: fakeDrv name {inherit env script;};
+    jq = package "jq";
+    yq = package "yq";
+    prometheus-alertmanager = package "alertmanager";
+    homelab-configgen = package "configgen";
+    homelab-probe = package "homelab-probe";
+    # used by the VM tests
+    writeTextDir = path: text: fakeDrv (baseNameOf path) {inherit path text;};
+    python3 = package "python3";
+    curl = package "curl";
+    testers.runNixOSTest = import ./run-nixos-test.nix {inherit lib pkgs;};
   };
-  writeText = name: text: fakeDrv name {inherit text;};
-  runCommand = name: env: script: fakeDrv name {inherit env script;};
-  jq = package "jq";
-  yq = package "yq";
-  prometheus-alertmanager = package "alertmanager";
-  homelab-configgen = package "configgen";
-  homelab-probe = package "homelab-probe";
-}
+in
+  pkgs

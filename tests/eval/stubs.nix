@@ -19,6 +19,12 @@
   port = opt types.port;
   listOfStr = opt (types.listOf types.str) [];
   submodule = options: types.submodule {inherit options;};
+  # a submodule with declared keys and any other (pkgs.formats.yaml's type)
+  freeform = options:
+    types.submodule {
+      freeformType = types.attrsOf types.anything;
+      inherit options;
+    };
   json = types.attrsOf types.anything;
 
   # services.prometheus.exporters.<name>: mkExporterOpts in exporters.nix
@@ -111,6 +117,7 @@ in {
         checkConfig = opt types.bool true;
         listenAddress = str "";
         port = port 9093;
+        clusterPeers = listOfStr;
         extraFlags = listOfStr;
       };
 
@@ -162,11 +169,37 @@ in {
       provision = {
         enable = mkEnableOption "provision";
         datasources = opt (submodule {
-          settings = nullOpt types.attrs;
+          settings = nullOpt (submodule {
+            apiVersion = opt types.int 1;
+            datasources = opt (types.listOf (freeform {
+              name = mkOption {type = types.str;};
+              type = mkOption {type = types.str;};
+              access = opt (types.enum [
+                "proxy"
+                "direct"
+              ]) "proxy";
+              uid = nullOpt types.str;
+              url = str "";
+              editable = opt types.bool false;
+              jsonData = nullOpt types.attrs;
+              secureJsonData = nullOpt types.attrs;
+            })) [];
+            deleteDatasources = opt (types.listOf (submodule {
+              name = mkOption {type = types.str;};
+              orgId = mkOption {type = types.int;};
+            })) [];
+          });
           path = nullOpt types.path;
         }) {};
         dashboards = opt (submodule {
-          settings = nullOpt types.attrs;
+          settings = nullOpt (submodule {
+            apiVersion = opt types.int 1;
+            providers = opt (types.listOf (freeform {
+              name = str "default";
+              type = str "file";
+              options.path = mkOption {type = types.path;};
+            })) [];
+          });
           path = nullOpt types.path;
         }) {};
       };
@@ -215,9 +248,39 @@ in {
     };
   };
 
-  # What the upstream alertmanager module defines, to prove the module's
-  # mkForce replaces it.
-  config.systemd.services.alertmanager = lib.mkIf config.services.prometheus.alertmanager.enable {
-    preStart = "envsubst -o /tmp/alert-manager-substituted.yaml -i upstream-generated.yml";
+  config = let
+    inherit (config.services) prometheus loki tempo grafana;
+  in {
+    # What the upstream alertmanager module defines, to prove the module's
+    # mkForce replaces it.
+    systemd.services.alertmanager = lib.mkIf prometheus.alertmanager.enable {
+      preStart = "envsubst -o /tmp/alert-manager-substituted.yaml -i upstream-generated.yml";
+    };
+
+    # The conditions of upstream's assertions on the options the module sets
+    # (alertmanager.nix, loki.nix, tempo.nix, grafana.nix), so that a
+    # configuration they would refuse is refused here too.
+    assertions = [
+      {
+        assertion = prometheus.alertmanager.enable -> prometheus.alertmanager.configuration != null || prometheus.alertmanager.configText != null;
+        message = "upstream alertmanager.nix: configuration or configText is required";
+      }
+      {
+        assertion = loki.enable -> (loki.configuration == {}) != (loki.configFile == null);
+        message = "upstream loki.nix: exactly one of configuration and configFile";
+      }
+      {
+        assertion = tempo.enable -> (tempo.settings == {}) != (tempo.configFile == null);
+        message = "upstream tempo.nix: exactly one of settings and configFile";
+      }
+      {
+        assertion = grafana.enable -> grafana.provision.datasources.settings == null || grafana.provision.datasources.path == null;
+        message = "upstream grafana.nix: datasources settings and path both set";
+      }
+      {
+        assertion = grafana.enable -> grafana.provision.dashboards.settings == null || grafana.provision.dashboards.path == null;
+        message = "upstream grafana.nix: dashboards settings and path both set";
+      }
+    ];
   };
 }

@@ -14,5 +14,5 @@
       serverAddress = "server";
     };
   };
-  testScript = builtins.readFile ./multi-host.py;
+  testScript = builtins.readFile ./listeners.py + builtins.readFile ./multi-host.py;
 }

@@ -1,13 +1,28 @@
 PROMETHEUS = "http://127.0.0.1:9090"
 LOKI = "http://127.0.0.1:3100"
 
+AGENT_UNITS = ["alloy", "prometheus-node-exporter", "prometheus-blackbox-exporter", "cadvisor", "homelab-probe"]
+SERVER_UNITS = AGENT_UNITS + ["prometheus", "alertmanager", "loki", "tempo", "grafana"]
+
 start_all()
-for unit in ["prometheus", "loki"]:
+for unit in SERVER_UNITS:
     server.wait_for_unit(f"{unit}.service")
 server.wait_for_open_port(9090)
 server.wait_for_open_port(3100)
-for unit in ["alloy", "prometheus-node-exporter", "homelab-probe"]:
+for unit in AGENT_UNITS:
     agent.wait_for_unit(f"{unit}.service")
+
+with subtest("only the daemons agents push to listen beyond loopback"):
+    # configgen binds each of these daemons' listeners to one address; the
+    # firewall opens only 9090, 3100 and 4327.
+    assert_loopback_only(
+        server,
+        SERVER_UNITS,
+        public={"prometheus": {9090}, "loki": {3100, 9096}, "tempo": {3200, 4327, 9095, 7946}},
+    )
+
+with subtest("every socket of the agent is on loopback"):
+    assert_loopback_only(agent, AGENT_UNITS)
 
 with subtest("the agent runs no server daemons"):
     agent.fail("systemctl is-active prometheus.service")

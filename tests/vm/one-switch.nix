@@ -4,5 +4,5 @@
     imports = [./app.nix];
     services.homelab-observability.enable = true;
   };
-  testScript = builtins.readFile ./one-switch.py;
+  testScript = builtins.readFile ./listeners.py + builtins.readFile ./one-switch.py;
 }

@@ -4,7 +4,7 @@ PROMETHEUS = "http://127.0.0.1:9090"
 GRAFANA = "http://127.0.0.1:3000"
 LOKI = "http://127.0.0.1:3100"
 
-UNITS = [
+STACK = [
     "prometheus",
     "alertmanager",
     "prometheus-node-exporter",
@@ -15,9 +15,8 @@ UNITS = [
     "alloy",
     "grafana",
     "homelab-probe",
-    "nginx",
-    "app-backend",
 ]
+UNITS = STACK + ["nginx", "app-backend"]
 PORTS = [9090, 9093, 9100, 9115, 8088, 3100, 3200, 12345, 3000, 9464, 80, 8080]
 DATASOURCE_UIDS = ["prometheus", "loki", "tempo", "alertmanager"]
 DASHBOARD_UIDS = {
@@ -39,14 +38,8 @@ for port in PORTS:
 with subtest("every unit is active, none failed"):
     machine.succeed("systemctl is-system-running --wait || systemctl --failed --no-legend | (! grep .)")
 
-with subtest("daemons listen on loopback only"):
-    listening = machine.succeed("ss -Htlnp")
-    machine.log(listening)
-    for port in [9090, 9093, 9100, 9115, 8088, 3100, 3200, 12345, 3000, 9464]:
-        for line in listening.splitlines():
-            local = line.split()[3]
-            if local.endswith(f":{port}"):
-                assert local.startswith("127.0.0.1:") or local.startswith("[::1]:"), line
+with subtest("every TCP and UDP socket of the stack is on loopback, no gossip listener"):
+    assert_loopback_only(machine, STACK)
 
 with subtest("every Prometheus target is up"):
     machine.wait_until_succeeds(

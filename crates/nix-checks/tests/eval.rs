@@ -1,8 +1,9 @@
 //! NixOS module evaluation: every case of tests/eval holds, and the JSON the
 //! module hands to configgen passes configgen's loader and validation (as in
 //! `configgen render`) and renders; a case marked `configgenRefuses` must be
-//! refused with configgen's located message. Needs NIXPKGS_LIB and
-//! `nix-instantiate`.
+//! refused with configgen's located message; a file the module builds in Nix
+//! (`sameAsRendered`: tree path -> value) must equal configgen's rendering of
+//! it. Needs NIXPKGS_LIB and `nix-instantiate`.
 
 mod common;
 
@@ -14,7 +15,7 @@ fn module_evaluation_cases_hold_and_render() {
         return;
     };
     let mut failures = Vec::new();
-    let (mut checks, mut rendered, mut refused) = (0, 0, 0);
+    let (mut checks, mut rendered, mut refused, mut compared) = (0, 0, 0, 0);
     for (case, result) in &cases {
         for check in result["checks"].as_array().expect("checks list") {
             checks += 1;
@@ -56,13 +57,28 @@ fn module_evaluation_cases_hold_and_render() {
                 Ok(tree) => {
                     rendered += 1;
                     println!("{case}: rendered {} files", tree.files().count());
+                    let same = result["sameAsRendered"].as_object().into_iter().flatten();
+                    for (path, built_in_nix) in same {
+                        compared += 1;
+                        let Some(text) = tree.get(path) else {
+                            failures.push(format!("{case}: configgen renders no {path}"));
+                            continue;
+                        };
+                        let rendered: Value = serde_yaml_ng::from_str(text)
+                            .unwrap_or_else(|e| panic!("{case}: {path}: {e}"));
+                        if &rendered != built_in_nix {
+                            failures.push(format!(
+                                "{case}: {path} differs from what the module builds in Nix\n    configgen: {rendered}\n    module:    {built_in_nix}"
+                            ));
+                        }
+                    }
                 }
                 Err(e) => failures.push(format!("{case}: configgen cannot render: {e:#}")),
             }
         }
     }
     println!(
-        "{} cases, {checks} checks, {rendered} configs loaded, validated and rendered by configgen, {refused} refused by configgen",
+        "{} cases, {checks} checks, {rendered} configs loaded, validated and rendered by configgen, {refused} refused by configgen, {compared} files built in Nix equal to configgen's",
         cases.len()
     );
     assert!(
@@ -70,6 +86,7 @@ fn module_evaluation_cases_hold_and_render() {
         "expected the cases of tests/eval/cases.nix"
     );
     assert!(refused >= 1, "expected a case refused by configgen");
+    assert!(compared >= 1, "expected a file built in Nix to compare");
     assert!(
         failures.is_empty(),
         "failed checks:\n{}",
