@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{Config, Receiver};
-use crate::plan::{job, join_host_port, Plan};
+use crate::plan::{job, join_host_port, scrape_address, Plan};
 use crate::render::tempo;
 
 /// A container image, pinned to the exact upstream release the rendered
@@ -80,10 +80,41 @@ pub struct ContainerNeeds {
     pub host_pid: bool,
     pub mounts: Vec<HostMount>,
     pub devices: Vec<&'static str>,
-    /// Supplementary groups, e.g. to read the journal.
-    pub group_add: Vec<&'static str>,
+    /// Capabilities only the container needs, beyond the daemon's own: group
+    /// names are resolved in the image, not on the host, so an image user
+    /// cannot join the host's groups and reads their files through a
+    /// capability instead.
+    pub capabilities: Vec<&'static str>,
     /// Memory limit that fits a small server, in Compose's notation.
     pub memory_limit: &'static str,
+    /// Paths the image writes outside the data directory; everything else
+    /// of the image is mounted read-only.
+    pub scratch: Vec<&'static str>,
+    /// The command, run inside the container with what its image ships, that
+    /// exits 0 once the daemon is ready. None: the image has no program
+    /// that can probe it.
+    pub healthcheck: Option<Vec<String>>,
+}
+
+/// An image of the stack that ships busybox's `chown`: it hands each new
+/// data volume, created root-owned, to its daemon's user.
+pub const VOLUME_INIT_IMAGE: Image = release::PROMETHEUS;
+
+/// `wget` of busybox (Prometheus-project and Alpine-based images): exits 0
+/// on a 2xx answer.
+fn wget(address: &str, port: u16, path: &str) -> Option<Vec<String>> {
+    let url = format!("http://{}{path}", scrape_address(address, port));
+    Some(
+        ["wget", "-q", "-O", "/dev/null", &url]
+            .map(String::from)
+            .into(),
+    )
+}
+
+/// The built-in `-health` check of Loki's and Tempo's distroless images.
+fn builtin_health(binary: &str, address: &str, port: u16) -> Option<Vec<String>> {
+    let url = format!("-health.url=http://{}/ready", scrape_address(address, port));
+    Some([binary, "-health", &url].map(String::from).into())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +238,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             container: ContainerNeeds {
                 user: NOBODY,
                 memory_limit: "1g",
+                healthcheck: wget(&p.listen_address, p.port, "/-/healthy"),
                 ..Default::default()
             },
         });
@@ -243,6 +275,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             container: ContainerNeeds {
                 user: NOBODY,
                 memory_limit: "128m",
+                healthcheck: wget(&a.listen_address, a.port, "/-/healthy"),
                 ..Default::default()
             },
         });
@@ -290,6 +323,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 host_pid: true,
                 mounts,
                 memory_limit: "128m",
+                healthcheck: wget(&n.listen_address, n.port, "/"),
                 ..Default::default()
             },
         });
@@ -326,6 +360,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 // Every other capability is dropped.
                 user: "0:0",
                 memory_limit: "64m",
+                healthcheck: wget(&b.listen_address, b.port, "/-/healthy"),
                 ..Default::default()
             },
         });
@@ -370,6 +405,10 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                     .collect(),
                 devices: vec!["/dev/kmsg"],
                 memory_limit: "256m",
+                scratch: vec!["/tmp"],
+                // The image's own check asks for `localhost`, which may
+                // resolve to ::1 while cAdvisor listens on 127.0.0.1 only.
+                healthcheck: wget(&c.listen_address, c.port, "/healthz"),
                 ..Default::default()
             },
         });
@@ -405,6 +444,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             container: ContainerNeeds {
                 user: "10001:10001",
                 memory_limit: "512m",
+                scratch: vec!["/tmp"],
+                healthcheck: builtin_health("/usr/bin/loki", &lk.listen_address, lk.port),
                 ..Default::default()
             },
         });
@@ -443,6 +484,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             container: ContainerNeeds {
                 user: "10001:10001",
                 memory_limit: "512m",
+                scratch: vec!["/tmp"],
+                healthcheck: builtin_health("/tempo", &t.listen_address, t.port),
                 ..Default::default()
             },
         });
@@ -460,10 +503,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 .into_iter()
                 .map(HostMount::same_path)
                 .collect();
-        let mut group_add = vec!["systemd-journal"];
         if let Some(socket) = &a.container_socket {
             mounts.push(HostMount::same_path(socket));
-            group_add.push("docker");
         }
         let log_dirs: BTreeSet<&str> = a
             .log_files
@@ -505,8 +546,13 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             container: ContainerNeeds {
                 user: "0:0",
                 mounts,
-                group_add,
+                // Log files of other users (e.g. www-data:adm 0640), which
+                // root without its capabilities cannot read.
+                capabilities: vec!["DAC_READ_SEARCH"],
                 memory_limit: "256m",
+                scratch: vec!["/tmp"],
+                // No healthcheck: the image has neither wget nor curl, and
+                // Alloy has no built-in check.
                 ..Default::default()
             },
         });
@@ -541,6 +587,9 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             container: ContainerNeeds {
                 user: "472:0",
                 memory_limit: "512m",
+                // The image's default log mode also writes a file there.
+                scratch: vec!["/tmp", "/var/log/grafana"],
+                healthcheck: wget(&g.listen_address, g.port, "/api/health"),
                 ..Default::default()
             },
         });

@@ -10,6 +10,7 @@ use crate::plan::Plan;
 mod alertmanager;
 mod alloy;
 mod blackbox;
+pub mod compose;
 mod grafana;
 mod lgtm;
 mod loki;
@@ -67,5 +68,6 @@ pub fn render(cfg: &Config) -> Result<Tree> {
     alloy::render(&plan, &mut tree)?;
     tempo::render(&plan, &mut tree)?;
     grafana::render(&plan, &mut tree)?;
+    compose::render(&plan, &mut tree)?;
     Ok(tree)
 }
