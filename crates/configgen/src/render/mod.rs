@@ -10,7 +10,7 @@ use crate::plan::Plan;
 mod alertmanager;
 mod alloy;
 mod blackbox;
-mod grafana;
+pub(crate) mod grafana;
 mod lgtm;
 mod loki;
 mod probe;
