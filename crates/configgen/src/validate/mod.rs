@@ -230,7 +230,15 @@ impl Checker {
     }
 
     fn alerting(&mut self, a: &Alerting, am: &Alertmanager) {
-        let url_files = self.alertmanager_url_files(am);
+        let minor = self.alertmanager_minor(am);
+        // url_file came with 0.26. For ntfy it also carries the templates in
+        // http_config.http_headers, known from the pinned release's docs.
+        let url_files = url_file_support(minor, 26, "has no url_file (added in 0.26)");
+        let ntfy_url_files = url_file_support(
+            minor,
+            34,
+            "is older than the pinned 0.34, whose http_headers carry ntfy's templates when the URL is in a file",
+        );
         let mut names: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, r) in a.receivers.iter().enumerate() {
             let at = |field: &str| format!("alerting.receivers[{i}].{field}");
@@ -263,7 +271,7 @@ impl Checker {
                     self.url_or_file(&at(""), "url", &w.url, &w.url_file, &url_files);
                 }
                 Receiver::Ntfy(n) => {
-                    self.url_or_file(&at(""), "url", &n.url, &n.url_file, &url_files);
+                    self.url_or_file(&at(""), "url", &n.url, &n.url_file, &ntfy_url_files);
                     if let Some(file) = &n.token_file {
                         self.secret_file(&at("token_file"), file);
                     }
@@ -325,33 +333,24 @@ impl Checker {
         }
     }
 
-    /// Whether this Alertmanager reads `url_file` (0.26+). An unreadable
-    /// version is reported and treated as recent enough.
-    fn alertmanager_url_files(&mut self, am: &Alertmanager) -> Result<(), String> {
+    /// The minor version of `alertmanager.version` ("0.MINOR"). An unreadable
+    /// version is reported, and then treated as recent enough.
+    fn alertmanager_minor(&mut self, am: &Alertmanager) -> Option<u32> {
         let minor = am
             .version
             .strip_prefix("0.")
             .and_then(|rest| rest.split('.').next())
             .and_then(|m| m.parse::<u32>().ok());
-        match minor {
-            None => {
-                self.issue(
-                    "alertmanager.version",
-                    format!(
-                        "`{}` is not an Alertmanager release such as 0.25 or 0.34",
-                        am.version
-                    ),
-                );
-                Ok(())
-            }
-            Some(m) if m < 26 => Err(format!(
-                "Alertmanager {} has no url_file (added in 0.26); run the pinned image \
-                 ({}) or write the URL inline if it carries no secret (docs/secrets.md)",
-                am.version,
-                crate::runtime::release::ALERTMANAGER_VERSION
-            )),
-            Some(_) => Ok(()),
+        if minor.is_none() {
+            self.issue(
+                "alertmanager.version",
+                format!(
+                    "`{}` is not an Alertmanager release such as 0.25 or 0.34",
+                    am.version
+                ),
+            );
         }
+        minor
     }
 
     /// A URL given either inline (`{prefix}{field}`) or by file
@@ -545,4 +544,16 @@ fn credentials_in(url: &url::Url) -> Option<String> {
             .any(|w| lower.contains(w))
             .then(|| format!("the query parameter `{name}`"))
     })
+}
+
+/// Ok when an Alertmanager of minor version `minor` is at least 0.`needs`;
+/// else the error for a `*_url_file` field, with `why`.
+fn url_file_support(minor: Option<u32>, needs: u32, why: &str) -> Result<(), String> {
+    match minor {
+        Some(m) if m < needs => Err(format!(
+            "Alertmanager 0.{m} {why}; run the pinned image ({}) or write the URL inline if it carries no secret (docs/secrets.md)",
+            crate::runtime::release::ALERTMANAGER_VERSION
+        )),
+        _ => Ok(()),
+    }
 }
