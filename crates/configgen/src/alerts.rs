@@ -185,7 +185,7 @@ use Severity as S;
 /// Every alert this project ships, in rendering order.
 pub const CATALOGUE: &[Alert] = &[
     alert("Watchdog", G::Watchdog, S::None, "",
-        "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url), which alerts you when it stops."),
+        "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url_file, or watchdog_url), which alerts you when it stops."),
     alert("TargetDown", G::Targets, S::Warning, "2m",
         "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out: the blackbox_exporter target stands for them."),
     alert("AgentNotReporting", G::Targets, S::Critical, "5m",

@@ -361,6 +361,10 @@ pub struct Alertmanager {
     pub listen_address: String,
     pub port: u16,
     pub data_dir: String,
+    /// The Alertmanager release this host runs, "major.minor". Default: the
+    /// pinned image's. Set "0.25" for Debian bookworm's package, which has no
+    /// webhook `url_file`: configgen then refuses every `url_file` field.
+    pub version: String,
 }
 
 impl Default for Alertmanager {
@@ -369,6 +373,7 @@ impl Default for Alertmanager {
             listen_address: loopback(),
             port: 9093,
             data_dir: "/var/lib/prometheus/alertmanager".into(),
+            version: crate::runtime::release::ALERTMANAGER_VERSION.into(),
         }
     }
 }
@@ -388,7 +393,10 @@ pub struct Alerting {
     pub group_interval: String,
     pub repeat_interval: String,
     /// External dead-man's switch (e.g. healthchecks.io) pinged by the always-firing Watchdog alert.
+    /// Its URL is a secret (whoever knows it can fake the heartbeat): prefer `watchdog_url_file`.
     pub watchdog_url: Option<String>,
+    /// File holding the heartbeat URL, read by Alertmanager (0.26+) at run time.
+    pub watchdog_url_file: Option<String>,
     /// Per-alert overrides, keyed by alert name.
     pub overrides: BTreeMap<String, AlertOverride>,
     /// Extra Prometheus rule files (paths), loaded as they are.
@@ -406,6 +414,7 @@ impl Default for Alerting {
             group_interval: "5m".into(),
             repeat_interval: "3h".into(),
             watchdog_url: None,
+            watchdog_url_file: None,
             overrides: BTreeMap::new(),
             extra_rule_files: Vec::new(),
         }
@@ -467,7 +476,10 @@ pub struct EmailReceiver {
 #[serde(deny_unknown_fields)]
 pub struct WebhookReceiver {
     pub name: String,
-    pub url: String,
+    /// Inline URL: only for URLs that grant nothing (no token in them).
+    pub url: Option<String>,
+    /// File holding the URL, read by Alertmanager (0.26+) at run time.
+    pub url_file: Option<String>,
     #[serde(default = "default_enable")]
     pub send_resolved: bool,
 }
@@ -476,8 +488,12 @@ pub struct WebhookReceiver {
 #[serde(deny_unknown_fields)]
 pub struct NtfyReceiver {
     pub name: String,
-    /// Topic URL, e.g. "https://ntfy.sh/my-homelab".
-    pub url: String,
+    /// Topic URL, e.g. "https://ntfy.sh/my-homelab". Whoever knows an
+    /// unprotected topic can read it: prefer `url_file`, or protect the topic
+    /// with `token_file`.
+    pub url: Option<String>,
+    /// File holding the topic URL, read by Alertmanager (0.26+) at run time.
+    pub url_file: Option<String>,
     /// File holding an ntfy access token, read at run time.
     pub token_file: Option<String>,
     #[serde(default = "default_enable")]
@@ -580,11 +596,71 @@ pub struct Grafana {
     pub port: u16,
     /// Public domain Grafana is served under (for links in notifications).
     pub domain: String,
+    /// The URL users open, e.g. "https://lab.example.org/grafana/" behind a
+    /// reverse proxy (a path serves Grafana from that sub-path). Default:
+    /// http://DOMAIN:PORT/.
+    pub root_url: Option<String>,
+    /// The first admin's login name.
+    pub admin_user: String,
     /// File holding the admin password, read by Grafana at run time.
     pub admin_password_file: Option<String>,
+    /// File holding the key Grafana encrypts its stored secrets with. Unset:
+    /// Grafana's built-in key, which is public. Required with `oidc`.
+    pub secret_key_file: Option<String>,
+    pub smtp: Option<GrafanaSmtp>,
+    /// Login through an OpenID Connect provider (Authentik, Authelia, Keycloak...).
+    pub oidc: Option<GrafanaOidc>,
     /// Directory the rendered dashboards are installed to (the provider's path).
     pub dashboards_dir: String,
     pub data_dir: String,
+}
+
+/// The mail server Grafana sends invitations and password resets through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaSmtp {
+    /// "host:port".
+    pub host: String,
+    pub user: Option<String>,
+    /// File holding the SMTP password, read by Grafana at run time.
+    pub password_file: Option<String>,
+    pub from_address: String,
+}
+
+/// Grafana's generic OAuth login against an OpenID Connect provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrafanaOidc {
+    /// Shown on the login button ("Sign in with NAME").
+    #[serde(default = "default_oidc_name")]
+    pub name: String,
+    pub client_id: String,
+    /// File holding the client secret, read by Grafana at run time.
+    pub client_secret_file: String,
+    pub auth_url: String,
+    pub token_url: String,
+    /// The provider's userinfo endpoint.
+    pub api_url: String,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// JMESPath giving Grafana's role from the user's claims, e.g.
+    /// "contains(groups[*], 'admins') && 'Admin' || 'Viewer'".
+    pub role_attribute_path: Option<String>,
+    /// Create a Grafana user at a provider user's first login.
+    #[serde(default = "default_enable")]
+    pub allow_sign_up: bool,
+    #[serde(default = "default_enable")]
+    pub use_pkce: bool,
+}
+
+fn default_oidc_name() -> String {
+    "SSO".into()
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "groups"]
+        .map(String::from)
+        .into()
 }
 
 impl Default for Grafana {
@@ -594,7 +670,12 @@ impl Default for Grafana {
             listen_address: loopback(),
             port: 3000,
             domain: "localhost".into(),
+            root_url: None,
+            admin_user: "admin".into(),
             admin_password_file: None,
+            secret_key_file: None,
+            smtp: None,
+            oidc: None,
             dashboards_dir: "/etc/homelab-observability/grafana/dashboards".into(),
             data_dir: "/var/lib/grafana".into(),
         }

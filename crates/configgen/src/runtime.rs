@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use crate::model::{Config, Receiver};
 use crate::plan::{job, join_host_port, scrape_address, Plan};
-use crate::render::tempo;
+use crate::render::{grafana, tempo};
 
 /// A container image, pinned to the exact upstream release the rendered
 /// configs are written for.
@@ -152,6 +152,8 @@ pub mod release {
         repository: "quay.io/prometheus/alertmanager",
         tag: "v0.34.0",
     };
+    /// `alertmanager.version`'s default: the image's release, major.minor.
+    pub const ALERTMANAGER_VERSION: &str = "0.34";
     pub const NODE_EXPORTER: Image = Image {
         repository: "quay.io/prometheus/node-exporter",
         tag: "v1.12.1",
@@ -560,8 +562,15 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
 
     if plan.runs(job::GRAFANA) {
         let g = &cfg.grafana;
-        let mut secrets = Vec::new();
-        secrets.extend(g.admin_password_file.iter().cloned());
+        let secrets = grafana::ini::secret_files(g)
+            .into_iter()
+            .map(|(_, path)| path.to_string())
+            .collect();
+        let mut env = vec![("GF_PATHS_CONFIG".to_string(), file("grafana/grafana.ini"))];
+        env.extend(
+            grafana::ini::paths(cfg)
+                .map(|(key, value)| (format!("GF_PATHS_{}", key.to_uppercase()), value)),
+        );
         out.push(Daemon {
             name: "grafana",
             job: job::GRAFANA,
@@ -574,7 +583,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 user: "grafana",
             },
             args: Vec::new(),
-            env: vec![("GF_PATHS_CONFIG".into(), file("grafana/grafana.ini"))],
+            env,
             listeners: vec![http(&g.listen_address, g.port)],
             data_dir: Some(g.data_dir.clone()),
             config_files: vec![
@@ -616,10 +625,14 @@ fn receiver_secrets(cfg: &Config) -> Vec<String> {
     for r in &cfg.alerting.receivers {
         match r {
             Receiver::Email(e) => out.extend(e.password_file.iter().cloned()),
-            Receiver::Ntfy(n) => out.extend(n.token_file.iter().cloned()),
-            Receiver::Webhook(_) => {}
+            Receiver::Ntfy(n) => {
+                out.extend(n.token_file.iter().cloned());
+                out.extend(n.url_file.iter().cloned());
+            }
+            Receiver::Webhook(w) => out.extend(w.url_file.iter().cloned()),
         }
     }
+    out.extend(cfg.alerting.watchdog_url_file.iter().cloned());
     out
 }
 

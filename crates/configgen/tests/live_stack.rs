@@ -186,7 +186,8 @@ fn stopped_service_fires_the_probe_alert_and_recovery_resolves_it() {
     let mut cfg = config_watching(&web);
     cfg.alerting.receivers = vec![Receiver::Webhook(WebhookReceiver {
         name: "sink".into(),
-        url: sink.url("/alerts"),
+        url: Some(sink.url("/alerts")),
+        url_file: None,
         send_resolved: true,
     })];
     cfg.alerting.default_receivers = vec!["sink".into()];

@@ -10,7 +10,11 @@
 //!
 //! Secrets are referenced by file only: auth_password_file for SMTP (since
 //! Alertmanager 0.25; before 0.27 the file is used byte for byte, so it must
-//! not end with a newline), authorization.credentials_file for ntfy tokens.
+//! not end with a newline), authorization.credentials_file for ntfy tokens,
+//! url_file for webhook, ntfy and heartbeat URLs (since 0.26; validation
+//! refuses it when alertmanager.version is older). docs/secrets.md says why.
+
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -77,15 +81,37 @@ struct EmailConfig {
 
 #[derive(Serialize)]
 struct WebhookConfig {
-    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url_file: Option<String>,
     send_resolved: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     http_config: Option<HttpConfig>,
 }
 
-#[derive(Serialize)]
+impl WebhookConfig {
+    fn to(url: &Option<String>, url_file: &Option<String>, send_resolved: bool) -> Self {
+        WebhookConfig {
+            url: url.clone(),
+            url_file: url_file.clone(),
+            send_resolved,
+            http_config: None,
+        }
+    }
+}
+
+#[derive(Serialize, Default)]
 struct HttpConfig {
-    authorization: Authorization,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<Authorization>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    http_headers: BTreeMap<&'static str, HeaderValues>,
+}
+
+#[derive(Serialize)]
+struct HeaderValues {
+    values: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -118,7 +144,8 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         }
     }
 
-    let mut routes = vec![watchdog_route(alerting.watchdog_url.is_some())];
+    let has_watchdog = alerting.watchdog_url.is_some() || alerting.watchdog_url_file.is_some();
+    let mut routes = vec![watchdog_route(has_watchdog)];
     for (severity, receivers) in &alerting.routes {
         let matchers = vec![format!("severity=\"{severity}\"")];
         routes.extend(fan_out(matchers, receivers));
@@ -146,15 +173,15 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         email_configs: Vec::new(),
         webhook_configs: Vec::new(),
     }];
-    if let Some(url) = &alerting.watchdog_url {
+    if has_watchdog {
         receivers.push(ReceiverYml {
             name: WATCHDOG_RECEIVER.into(),
             email_configs: Vec::new(),
-            webhook_configs: vec![WebhookConfig {
-                url: url.clone(),
-                send_resolved: false,
-                http_config: None,
-            }],
+            webhook_configs: vec![WebhookConfig::to(
+                &alerting.watchdog_url,
+                &alerting.watchdog_url_file,
+                false,
+            )],
         });
     }
     receivers.extend(alerting.receivers.iter().map(receiver));
@@ -235,42 +262,74 @@ fn receiver(r: &Receiver) -> ReceiverYml {
             require_tls: e.require_tls,
             send_resolved: e.send_resolved,
         }),
-        Receiver::Webhook(w) => out.webhook_configs.push(WebhookConfig {
-            url: w.url.clone(),
-            send_resolved: w.send_resolved,
-            http_config: None,
-        }),
-        Receiver::Ntfy(n) => out.webhook_configs.push(WebhookConfig {
-            url: ntfy_url(&n.url),
-            send_resolved: n.send_resolved,
-            http_config: n.token_file.as_ref().map(|f| HttpConfig {
-                authorization: Authorization {
+        Receiver::Webhook(w) => {
+            out.webhook_configs
+                .push(WebhookConfig::to(&w.url, &w.url_file, w.send_resolved))
+        }
+        Receiver::Ntfy(n) => {
+            let mut config = WebhookConfig::to(&n.url, &n.url_file, n.send_resolved);
+            let mut http = HttpConfig {
+                authorization: n.token_file.as_ref().map(|f| Authorization {
                     kind: "Bearer",
                     credentials_file: f.clone(),
-                },
-            }),
-        }),
+                }),
+                ..HttpConfig::default()
+            };
+            match &mut config.url {
+                Some(url) => *url = ntfy_url(url),
+                // The URL is only known at run time: the templates go in
+                // headers, which ntfy reads like the query parameters.
+                None => http.http_headers = ntfy_headers(),
+            }
+            if http.authorization.is_some() || !http.http_headers.is_empty() {
+                config.http_config = Some(http);
+            }
+            out.webhook_configs.push(config)
+        }
     }
     out
 }
 
 /// ntfy (2.10+) turns a JSON webhook body into a readable notification when
-/// the publish URL carries `tpl=1` and Go templates for the title (`t`) and
+/// asked for templating (`tpl=1`) with Go templates for the title (`t`) and
 /// message (`m`), evaluated against Alertmanager's webhook payload.
+const NTFY_TEMPLATE: &str = "1";
+const NTFY_TITLE: &str = "{{.status}}: {{.commonLabels.alertname}}";
+/// One line per alert; `\n` is the newline escape ntfy also honours in headers.
+const NTFY_MESSAGE: &str = "{{range .alerts}}[{{.status}}] {{.labels.alertname}} on {{.labels.instance}}: {{.annotations.summary}}\\n{{end}}";
+
+/// The topic URL with the templates as query parameters.
 fn ntfy_url(topic_url: &str) -> String {
-    const PARAMS: [(&str, &str); 3] = [
-        (
-            "m",
-            "{{range .alerts}}[{{.status}}] {{.labels.alertname}} on {{.labels.instance}}: {{.annotations.summary}}\n{{end}}",
-        ),
-        ("t", "{{.status}}: {{.commonLabels.alertname}}"),
-        ("tpl", "1"),
+    let message = NTFY_MESSAGE.replace("\\n", "\n");
+    let params = [
+        ("m", message.as_str()),
+        ("t", NTFY_TITLE),
+        ("tpl", NTFY_TEMPLATE),
     ];
     let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(PARAMS)
+        .extend_pairs(params)
         .finish();
     let sep = if topic_url.contains('?') { '&' } else { '?' };
     format!("{topic_url}{sep}{query}")
+}
+
+/// The same templates as headers, for a topic URL read from a file.
+fn ntfy_headers() -> BTreeMap<&'static str, HeaderValues> {
+    [
+        ("X-Message", NTFY_MESSAGE),
+        ("X-Title", NTFY_TITLE),
+        ("X-Template", NTFY_TEMPLATE),
+    ]
+    .into_iter()
+    .map(|(name, value)| {
+        (
+            name,
+            HeaderValues {
+                values: vec![value.into()],
+            },
+        )
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -387,6 +446,47 @@ mod tests {
         let auth = &phone["http_config"]["authorization"];
         assert_eq!(auth["type"].as_str(), Some("Bearer"));
         assert_eq!(auth["credentials_file"].as_str(), Some("/run/secrets/ntfy"));
+    }
+
+    #[test]
+    fn urls_from_files_are_named_not_inlined() {
+        let am = rendered(
+            r#"
+            alerting.watchdog_url_file = "/run/secrets/heartbeat"
+            [[alerting.receivers]]
+            type = "webhook"
+            name = "hook"
+            url_file = "/run/secrets/hook"
+            [[alerting.receivers]]
+            type = "ntfy"
+            name = "phone"
+            url_file = "/run/secrets/topic"
+            "#,
+        );
+        let receivers = am["receivers"].as_sequence().unwrap();
+        let config = |i: usize| &receivers[i]["webhook_configs"][0];
+        for (i, file) in [
+            (1, "/run/secrets/heartbeat"),
+            (2, "/run/secrets/hook"),
+            (3, "/run/secrets/topic"),
+        ] {
+            assert_eq!(config(i)["url_file"].as_str(), Some(file));
+            assert!(config(i)["url"].is_null());
+        }
+        assert_eq!(
+            am["route"]["routes"][0]["receiver"].as_str(),
+            Some("watchdog")
+        );
+        // ntfy's templates travel as headers, the same text as the query.
+        let headers = &config(3)["http_config"]["http_headers"];
+        assert_eq!(headers["X-Template"]["values"][0].as_str(), Some("1"));
+        assert_eq!(headers["X-Title"]["values"][0].as_str(), Some(NTFY_TITLE));
+        let message = headers["X-Message"]["values"][0].as_str().unwrap();
+        assert!(
+            message.ends_with("{{.annotations.summary}}\\n{{end}}"),
+            "{message}"
+        );
+        assert!(config(3)["http_config"]["authorization"].is_null());
     }
 
     #[test]

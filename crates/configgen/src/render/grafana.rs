@@ -1,6 +1,7 @@
-//! Grafana provisioning: datasources with fixed uids and their correlations
-//! (traces to logs and metrics, logs to traces, exemplars), the dashboard
-//! provider, and the dashboards rendered from `dashboards/*.json.j2`.
+//! Grafana: its settings (grafana.ini, see `ini`), provisioning of
+//! datasources with fixed uids and their correlations (traces to logs and
+//! metrics, logs to traces, exemplars), the dashboard provider, and the
+//! dashboards rendered from `dashboards/*.json.j2`.
 
 use anyhow::Result;
 use serde_json::{json, Value};
@@ -10,6 +11,7 @@ use crate::model::Config;
 use crate::plan::{job, Plan};
 
 mod dashboards;
+pub(crate) mod ini;
 
 /// A provisioned datasource: its plugin type and fixed uid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +47,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         return Ok(());
     }
     let provisioned = provisioned(plan);
+    tree.add("grafana/grafana.ini", ini::render(plan)?)?;
     tree.add(
         "grafana/provisioning/datasources/homelab.yaml",
         yaml::document(plan, "Grafana datasources", &datasources(cfg, &provisioned))?,

@@ -11,7 +11,7 @@ mod alertmanager;
 mod alloy;
 mod blackbox;
 pub mod compose;
-mod grafana;
+pub(crate) mod grafana;
 mod lgtm;
 mod loki;
 mod probe;

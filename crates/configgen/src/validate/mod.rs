@@ -3,6 +3,7 @@
 //! Every problem is reported (not just the first), each with its field path.
 
 mod formats;
+mod grafana;
 mod listeners;
 
 use std::collections::BTreeMap;
@@ -26,8 +27,9 @@ pub fn validate(cfg: &Config) -> Vec<ConfigIssue> {
     c.services(&cfg.services);
     c.network(&cfg.network);
     c.prometheus(&cfg.prometheus);
-    c.alerting(&cfg.alerting);
+    c.alerting(&cfg.alerting, &cfg.alertmanager);
     c.storage(cfg);
+    c.grafana(&cfg.grafana);
     c.listeners(cfg);
     c.issues.extend(crate::alerts::check_overrides(cfg));
     c.issues
@@ -227,7 +229,16 @@ impl Checker {
         }
     }
 
-    fn alerting(&mut self, a: &Alerting) {
+    fn alerting(&mut self, a: &Alerting, am: &Alertmanager) {
+        let minor = self.alertmanager_minor(am);
+        // url_file came with 0.26. For ntfy it also carries the templates in
+        // http_config.http_headers, known from the pinned release's docs.
+        let url_files = url_file_support(minor, 26, "has no url_file (added in 0.26)");
+        let ntfy_url_files = url_file_support(
+            minor,
+            34,
+            "is older than the pinned 0.34, whose http_headers carry ntfy's templates when the URL is in a file",
+        );
         let mut names: BTreeMap<&str, usize> = BTreeMap::new();
         for (i, r) in a.receivers.iter().enumerate() {
             let at = |field: &str| format!("alerting.receivers[{i}].{field}");
@@ -257,10 +268,10 @@ impl Checker {
                     }
                 }
                 Receiver::Webhook(w) => {
-                    self.http_url(&at("url"), &w.url);
+                    self.url_or_file(&at(""), "url", &w.url, &w.url_file, &url_files);
                 }
                 Receiver::Ntfy(n) => {
-                    self.http_url(&at("url"), &n.url);
+                    self.url_or_file(&at(""), "url", &n.url, &n.url_file, &ntfy_url_files);
                     if let Some(file) = &n.token_file {
                         self.secret_file(&at("token_file"), file);
                     }
@@ -302,8 +313,15 @@ impl Checker {
         self.duration("alerting.group_wait", &a.group_wait, true);
         self.duration("alerting.group_interval", &a.group_interval, false);
         self.duration("alerting.repeat_interval", &a.repeat_interval, false);
-        if let Some(url) = &a.watchdog_url {
-            self.http_url("alerting.watchdog_url", url);
+        // Optional, unlike a receiver's URL: no heartbeat is fine.
+        if a.watchdog_url.is_some() || a.watchdog_url_file.is_some() {
+            self.url_or_file(
+                "alerting.",
+                "watchdog_url",
+                &a.watchdog_url,
+                &a.watchdog_url_file,
+                &url_files,
+            );
         }
         for (i, file) in a.extra_rule_files.iter().enumerate() {
             self.absolute(&format!("alerting.extra_rule_files[{i}]"), file);
@@ -311,6 +329,64 @@ impl Checker {
         for (name, o) in &a.overrides {
             if let Some(for_) = &o.for_ {
                 self.duration(&format!("alerting.overrides.{name}.for"), for_, true);
+            }
+        }
+    }
+
+    /// The minor version of `alertmanager.version` ("0.MINOR"). An unreadable
+    /// version is reported, and then treated as recent enough.
+    fn alertmanager_minor(&mut self, am: &Alertmanager) -> Option<u32> {
+        let minor = am
+            .version
+            .strip_prefix("0.")
+            .and_then(|rest| rest.split('.').next())
+            .and_then(|m| m.parse::<u32>().ok());
+        if minor.is_none() {
+            self.issue(
+                "alertmanager.version",
+                format!(
+                    "`{}` is not an Alertmanager release such as 0.25 or 0.34",
+                    am.version
+                ),
+            );
+        }
+        minor
+    }
+
+    /// A URL given either inline (`{prefix}{field}`) or by file
+    /// (`{prefix}{field}_file`), exactly one of them. An inline URL must not
+    /// carry credentials: they would sit in a rendered file.
+    fn url_or_file(
+        &mut self,
+        prefix: &str,
+        field: &str,
+        url: &Option<String>,
+        file: &Option<String>,
+        url_files: &Result<(), String>,
+    ) {
+        let url_path = format!("{prefix}{field}");
+        let file_path = format!("{url_path}_file");
+        match (url, file) {
+            (Some(_), Some(_)) => self.issue(
+                file_path,
+                format!("set either {field} or {field}_file, not both"),
+            ),
+            (None, None) => self.issue(url_path, format!("missing: set {field} or {field}_file")),
+            (Some(url), None) => {
+                if let Some(u) = self.http_url(&url_path, url) {
+                    if let Some(what) = credentials_in(&u) {
+                        self.issue(
+                            url_path,
+                            format!("this URL carries {what}, which would be written into alertmanager.yml; put the URL in a file and name it in {field}_file"),
+                        );
+                    }
+                }
+            }
+            (None, Some(file)) => {
+                self.secret_file(&file_path, file);
+                if let Err(message) = url_files {
+                    self.issue(file_path, message.clone());
+                }
             }
         }
     }
@@ -343,9 +419,6 @@ impl Checker {
             ("grafana.data_dir", &cfg.grafana.data_dir),
         ] {
             self.absolute(field, dir);
-        }
-        if let Some(file) = &cfg.grafana.admin_password_file {
-            self.secret_file("grafana.admin_password_file", file);
         }
         for (i, c) in cfg.exporters.node.collectors.iter().enumerate() {
             if c.is_empty()
@@ -453,5 +526,34 @@ impl Checker {
                 format!("secret file `{value}` is in the world-readable Nix store; use e.g. /run/secrets/"),
             );
         }
+    }
+}
+
+/// What in an inline URL is a credential: a user or password, or a query
+/// parameter named like a token. (A secret path segment cannot be told apart
+/// from an ordinary one; docs/secrets.md asks for url_file there.)
+fn credentials_in(url: &url::Url) -> Option<String> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("a user name or password".into());
+    }
+    const SECRET_WORDS: [&str; 7] = ["token", "key", "secret", "pass", "auth", "sig", "cred"];
+    url.query_pairs().find_map(|(name, _)| {
+        let lower = name.to_lowercase();
+        SECRET_WORDS
+            .iter()
+            .any(|w| lower.contains(w))
+            .then(|| format!("the query parameter `{name}`"))
+    })
+}
+
+/// Ok when an Alertmanager of minor version `minor` is at least 0.`needs`;
+/// else the error for a `*_url_file` field, with `why`.
+fn url_file_support(minor: Option<u32>, needs: u32, why: &str) -> Result<(), String> {
+    match minor {
+        Some(m) if m < needs => Err(format!(
+            "Alertmanager 0.{m} {why}; run the pinned image ({}) or write the URL inline if it carries no secret (docs/secrets.md)",
+            crate::runtime::release::ALERTMANAGER_VERSION
+        )),
+        _ => Ok(()),
     }
 }

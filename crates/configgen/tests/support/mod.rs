@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod golden;
+pub mod grafana_ini;
 pub mod http;
 pub mod stack;
 pub mod webhook;
