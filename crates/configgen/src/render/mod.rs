@@ -16,6 +16,7 @@ mod loki;
 mod probe;
 mod prometheus;
 mod rules;
+pub mod systemd;
 pub(crate) mod tempo;
 pub(crate) mod yaml;
 
@@ -67,5 +68,6 @@ pub fn render(cfg: &Config) -> Result<Tree> {
     alloy::render(&plan, &mut tree)?;
     tempo::render(&plan, &mut tree)?;
     grafana::render(&plan, &mut tree)?;
+    systemd::render(&plan, &mut tree)?;
     Ok(tree)
 }
