@@ -234,3 +234,16 @@ fn nixos_probe_unit_has_the_models_capabilities() {
     assert!(tls_line.contains("cfg.probe.tls"), "{tls_line}");
     assert_eq!(quoted_caps(tls_line), [runtime::PROBE_TLS_CAPABILITY]);
 }
+
+#[test]
+fn the_support_parser_reads_what_the_renderer_writes() {
+    use support::unit_file::{exec_start, split};
+    let words = ["/bin/x", "--a=", "b c", "100%", "$HOME", "q\"\\"].map(String::from);
+    let line = configgen::render::systemd::exec_line(&words);
+    assert_eq!(split(&line).unwrap(), words);
+    let unit = format!("[Service]\nExecStart=\nExecStart={line}\nUser=x\n");
+    assert_eq!(exec_start(&unit).unwrap(), words);
+    assert!(split("/bin/x $HOME").is_err());
+    assert!(split("/bin/x %n").is_err());
+    assert!(exec_start("[Service]\nExecStart=\n").is_err());
+}

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod golden;
 pub mod http;
 pub mod stack;
+pub mod unit_file;
 pub mod webhook;
 
 use std::fs;
