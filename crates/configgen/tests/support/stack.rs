@@ -109,6 +109,8 @@ pub struct Sample {
 
 pub struct Stack {
     dir: tempfile::TempDir,
+    /// The config as rendered: the caller's, with paths in `dir`.
+    cfg: Config,
     daemons: Vec<Daemon>,
     prometheus: String,
     alertmanager: String,
@@ -133,7 +135,8 @@ impl Stack {
         cfg.prometheus.data_dir = data("prometheus");
         cfg.alertmanager.data_dir = data("alertmanager");
         let tree = super::render(&cfg);
-        super::write_tree(&tree, &conf);
+        configgen::write::write_tree(&tree, &conf)
+            .unwrap_or_else(|e| panic!("writing {}: {e:#}", conf.display()));
         let mut stack = Stack {
             prometheus: format!(
                 "http://{}",
@@ -145,6 +148,7 @@ impl Stack {
             ),
             dir,
             daemons: Vec::new(),
+            cfg: cfg.clone(),
         };
         // Exporters first, Prometheus last.
         for d in runtime::daemons(&Plan::new(&cfg)).iter().rev() {
@@ -203,6 +207,18 @@ impl Stack {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The config the stack runs: the one given to [`Stack::start`] with
+    /// `deploy.config_dir` and the data directories in the stack's temp dir.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The process id of a unit's daemon, while it runs.
+    pub fn pid(&mut self, unit: &str) -> Option<u32> {
+        let d = self.daemons.iter_mut().find(|d| d.name == unit)?;
+        matches!(d.child.try_wait(), Ok(None)).then(|| d.child.id())
     }
 
     pub fn prometheus_url(&self) -> &str {
