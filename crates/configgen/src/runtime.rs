@@ -122,8 +122,8 @@ pub struct UnitNeeds {
     /// Arguments before `args` that only the packaged binary needs (the
     /// image's entrypoint passes its own).
     pub leading_args: Vec<String>,
-    /// Reads the host's devices, mount points and network interfaces: it
-    /// must see the real /dev and /home, and may open netlink sockets.
+    /// Reads the host's devices, mount points, network interfaces and clock
+    /// state: it must see the real /dev and /home, and may call adjtimex(2).
     pub inspects_host: bool,
 }
 

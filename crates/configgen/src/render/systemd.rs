@@ -151,7 +151,12 @@ fn hardening(d: &Daemon) -> String {
         set("ProtectKernelLogs", "yes");
     }
     set("ProtectControlGroups", "yes");
-    set("ProtectClock", "yes");
+    // Host inspectors read the clock's sync state with adjtimex(2) (node
+    // exporter's timex collector), which ProtectClock= forbids; without
+    // CAP_SYS_TIME they still cannot set it.
+    if !host {
+        set("ProtectClock", "yes");
+    }
     set("ProtectHostname", "yes");
     // AF_NETLINK: Go's net package lists interfaces over netlink (Loki's and
     // Tempo's ring address, node_exporter's netdev collector).
@@ -166,7 +171,14 @@ fn hardening(d: &Daemon) -> String {
     set("MemoryDenyWriteExecute", "yes");
     set("RemoveIPC", "yes");
     set("SystemCallArchitectures", "native");
-    set("SystemCallFilter", "@system-service");
+    set(
+        "SystemCallFilter",
+        if host {
+            "@system-service adjtimex"
+        } else {
+            "@system-service"
+        },
+    );
     set("SystemCallErrorNumber", "EPERM");
     set("UMask", "0027");
     s
