@@ -99,10 +99,11 @@ impl Change {
     }
 }
 
-/// The files of an earlier output (none if `dir` does not exist yet).
+/// The files of an earlier output (none if `dir` is missing or empty).
 pub fn read_tree(dir: &Path) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
-    if !dir.exists() {
+    let empty = fs::read_dir(dir).map(|mut d| d.next().is_none());
+    if !dir.exists() || matches!(empty, Ok(true)) {
         return Ok(out);
     }
     if !dir.join(MARKER).is_file() {
@@ -284,7 +285,14 @@ fn systemd_unit_steps(
         }
         restart.insert(unit);
     }
-    if reload_daemon {
+    let reload: Vec<&Reader> = readers
+        .iter()
+        .filter(|r| host_unit(&r.unit) && !restart.contains(&r.unit) && r.reads(change))
+        .collect();
+    // Writing the tree replaces every installed unit file (new inodes, new
+    // mtimes): systemd counts them as changed on disk, and says so, until
+    // a daemon-reload, even when their contents are the same.
+    if reload_daemon || !reload.is_empty() {
         steps.push(Step::Run(vec!["systemctl".into(), "daemon-reload".into()]));
     }
     let systemctl = |verb: &[&str], unit: &str| {
@@ -308,12 +316,10 @@ fn systemd_unit_steps(
     for unit in &restart {
         steps.push(systemctl(&["restart"], unit));
     }
-    for r in readers {
-        if host_unit(&r.unit) && !restart.contains(&r.unit) && r.reads(change) {
-            // ExecReload= sends SIGHUP where the daemon re-reads its files;
-            // without one, reload-or-restart restarts.
-            steps.push(systemctl(&["reload-or-restart"], &r.unit));
-        }
+    for r in reload {
+        // ExecReload= sends SIGHUP where the daemon re-reads its files;
+        // without one, reload-or-restart restarts.
+        steps.push(systemctl(&["reload-or-restart"], &r.unit));
     }
     steps
 }
@@ -419,7 +425,10 @@ mod tests {
         );
         assert_eq!(
             plan_steps(Target::Systemd, &before, &after),
-            ["systemctl reload-or-restart prometheus.service"]
+            [
+                "systemctl daemon-reload",
+                "systemctl reload-or-restart prometheus.service"
+            ]
         );
     }
 

@@ -2,9 +2,10 @@
 //! and the reload path against a real running Prometheus.
 //!
 //! There is no systemd as PID 1 and no container engine here, so the live
-//! test plays systemd's part for the one step apply decides on: it runs the
+//! test plays systemd's part for the reload apply decides on: it runs the
 //! rendered drop-in's `ExecReload=` with `$MAINPID` set to the test's
-//! Prometheus, as `systemctl reload-or-restart` would.
+//! Prometheus, as `systemctl reload-or-restart` would (daemon-reload has
+//! nothing to do for a process systemd does not run).
 
 mod support;
 
@@ -74,7 +75,10 @@ fn dry_run_lists_the_changed_rule_file_and_one_reload() {
         .collect();
     assert_eq!(
         steps,
-        ["systemctl reload-or-restart prometheus.service"],
+        [
+            "systemctl daemon-reload",
+            "systemctl reload-or-restart prometheus.service"
+        ],
         "{stdout}"
     );
     let changed: Vec<&str> = stdout
@@ -196,13 +200,13 @@ fn an_edited_alert_rule_is_loaded_by_reload_without_a_restart() {
         Path::new("/nonexistent"),
     )
     .unwrap();
+    let steps: Vec<String> = steps.iter().map(Step::to_string).collect();
     assert_eq!(
         steps,
-        [Step::Run(
-            ["systemctl", "reload-or-restart", "prometheus.service"]
-                .map(String::from)
-                .to_vec()
-        )]
+        [
+            "systemctl daemon-reload",
+            "systemctl reload-or-restart prometheus.service"
+        ]
     );
     configgen::write::write_tree(&new, &out).unwrap();
 
