@@ -1,7 +1,9 @@
 # The eBPF RED probe: its own unit, with only the privileges it needs. The
-# capabilities are those the probe was measured to need (crates/probe's
-# docs/probe.md, "Capabilities"); how each directive was checked is listed in
-# docs/nixos.md.
+# capabilities are those the probe was measured to need (docs/probe.md,
+# "Capabilities"); their one home is configgen's runtime model
+# (PROBE_CAPABILITIES in crates/configgen/src/runtime.rs), and configgen's
+# tests/systemd_units.rs checks that this list agrees. How each directive was
+# checked is listed in docs/nixos.md.
 {
   lib,
   cfg,

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod alloy_syntax;
+pub mod apply;
 pub mod dashboard_queries;
 pub mod diagnostic;
 pub mod load;

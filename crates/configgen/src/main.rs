@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use configgen::apply;
 use configgen::load::{self, Diagnostic, Source};
 
 /// Compiles one declarative homelab config (TOML, YAML or JSON) into every
@@ -31,6 +32,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Render like `render`, then reload or restart only what the change needs.
+    ///
+    /// Compares the new tree with the one at DIR (which must be the config's
+    /// deploy.config_dir, where the daemons read it). systemd: links new units
+    /// and drop-ins into the unit directory (symbolic links into DIR), runs
+    /// daemon-reload when one changed, restarts units whose command line
+    /// changed and runs reload-or-restart for units whose config files changed
+    /// (SIGHUP for Prometheus, Alertmanager, blackbox_exporter, Alloy).
+    /// compose: `docker compose up -d`, then `kill -s HUP` or `restart` for
+    /// services whose mounted config changed. Each step is printed as it runs.
+    Apply {
+        /// Config file: .toml, .yaml, .yml or .json; `-` reads JSON from stdin.
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        /// The installed tree: the config's deploy.config_dir.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = Target::Systemd)]
+        target: Target,
+        /// Container engine for --target compose.
+        #[arg(long, value_enum, default_value_t = Engine::Docker)]
+        engine: Engine,
+        /// Where units are linked for --target systemd.
+        #[arg(long, value_name = "DIR", default_value = "/etc/systemd/system")]
+        unit_dir: PathBuf,
+        /// Print the changed files and the steps; write and run nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Validate the config and report every problem as FILE:LINE:COL: field.path: message.
     Check {
         /// Config file: .toml, .yaml, .yml or .json; `-` reads JSON from stdin.
@@ -39,6 +69,18 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Target {
+    Systemd,
+    Compose,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Engine {
+    Docker,
+    Podman,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +103,35 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Apply {
+            config,
+            out,
+            target,
+            engine,
+            unit_dir,
+            dry_run,
+        } => {
+            let cfg = match load_config(&config) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            let target = match target {
+                Target::Systemd => apply::Target::Systemd,
+                Target::Compose => apply::Target::Compose {
+                    engine: match engine {
+                        Engine::Docker => apply::Engine::Docker,
+                        Engine::Podman => apply::Engine::Podman,
+                    },
+                },
+            };
+            match run_apply(&cfg, &out, target, &unit_dir, dry_run) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("configgen: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Check { config } => match load_config(&config) {
             Ok(cfg) => {
                 println!("{config}: ok ({} services)", cfg.services.len());
@@ -73,6 +144,49 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+fn run_apply(
+    cfg: &configgen::model::Config,
+    out: &std::path::Path,
+    target: apply::Target,
+    unit_dir: &std::path::Path,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let out = std::path::absolute(out)?;
+    let config_dir = std::path::Path::new(&cfg.deploy.config_dir);
+    if out != config_dir {
+        anyhow::bail!(
+            "--out {} is not deploy.config_dir ({}), where the rendered units and compose.yaml \
+             tell the daemons to read their files",
+            out.display(),
+            config_dir.display()
+        );
+    }
+    let tree = configgen::render::render(cfg)?;
+    let old = apply::read_tree(&out)?;
+    let change = apply::Change::between(&old, &tree);
+    let plan = configgen::plan::Plan::new(cfg);
+    let steps = apply::steps(target, &change, &plan, &tree, &out, unit_dir)?;
+    for (mark, paths) in [
+        ("+", &change.added),
+        ("-", &change.removed),
+        ("~", &change.modified),
+    ] {
+        for p in paths {
+            println!("{mark} {p}");
+        }
+    }
+    if dry_run {
+        println!("dry run: would write {} and run:", out.display());
+        for step in &steps {
+            println!("  {step}");
+        }
+        return Ok(());
+    }
+    configgen::write::write_tree(&tree, &out)?;
+    println!("wrote {} files to {}", tree.files().count(), out.display());
+    apply::execute(&steps)
 }
 
 fn load_config(arg: &str) -> Result<configgen::model::Config, ExitCode> {

@@ -41,6 +41,9 @@ pub struct Package {
     pub binary: &'static str,
     /// The system user the package creates and runs the daemon as.
     pub user: &'static str,
+    /// Whether the package installs `unit`; otherwise configgen renders the
+    /// whole unit and `binary` is where the user puts the upstream release.
+    pub installs_unit: bool,
 }
 
 /// A socket the daemon opens.
@@ -137,7 +140,25 @@ pub struct Daemon {
     pub secrets: Vec<String>,
     /// Linux capabilities it needs beyond an unprivileged user's.
     pub capabilities: Vec<&'static str>,
+    /// Re-reads its config files on SIGHUP; otherwise a config change needs
+    /// a restart.
+    pub reloads_on_sighup: bool,
     pub container: ContainerNeeds,
+    pub unit: UnitNeeds,
+}
+
+/// What running from its package under systemd needs beyond the common facts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UnitNeeds {
+    /// Arguments before `args` that only the packaged binary needs (the
+    /// image's entrypoint passes its own).
+    pub leading_args: Vec<String>,
+    /// Reads the host's devices, mount points, network interfaces and clock
+    /// state: it must see the real /dev and /home, and may call adjtimex(2).
+    pub inspects_host: bool,
+    /// Host groups whose files it reads (the journal, the container socket,
+    /// log files).
+    pub groups: Vec<&'static str>,
 }
 
 /// The pinned releases. Every image tag and every version-dependent choice of
@@ -229,6 +250,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "prometheus.service",
                 binary: "/usr/bin/prometheus",
                 user: "prometheus",
+                installs_unit: true,
             },
             args,
             env: Vec::new(),
@@ -237,6 +259,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: vec![file("prometheus/prometheus.yml"), file("prometheus/rules")],
             secrets: remote_write_secrets(cfg),
             capabilities: Vec::new(),
+            reloads_on_sighup: true,
+            unit: UnitNeeds::default(),
             container: ContainerNeeds {
                 user: NOBODY,
                 memory_limit: "1g",
@@ -259,6 +283,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "prometheus-alertmanager.service",
                 binary: "/usr/bin/prometheus-alertmanager",
                 user: "prometheus",
+                installs_unit: true,
             },
             args: vec![
                 format!("--config.file={}", file("alertmanager/alertmanager.yml")),
@@ -274,6 +299,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: vec![file("alertmanager/alertmanager.yml")],
             secrets: receiver_secrets(cfg),
             capabilities: Vec::new(),
+            reloads_on_sighup: true,
+            unit: UnitNeeds::default(),
             container: ContainerNeeds {
                 user: NOBODY,
                 memory_limit: "128m",
@@ -311,6 +338,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "prometheus-node-exporter.service",
                 binary: "/usr/bin/prometheus-node-exporter",
                 user: "prometheus",
+                installs_unit: true,
             },
             args,
             env: Vec::new(),
@@ -319,6 +347,11 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: Vec::new(),
             secrets: Vec::new(),
             capabilities: Vec::new(),
+            reloads_on_sighup: false,
+            unit: UnitNeeds {
+                inspects_host: true,
+                ..Default::default()
+            },
             container: ContainerNeeds {
                 user: NOBODY,
                 extra_args: vec!["--path.rootfs=/host".into()],
@@ -344,6 +377,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "prometheus-blackbox-exporter.service",
                 binary: "/usr/bin/prometheus-blackbox-exporter",
                 user: "prometheus",
+                installs_unit: true,
             },
             args: vec![
                 format!("--config.file={}", file("blackbox/blackbox.yml")),
@@ -356,6 +390,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             secrets: Vec::new(),
             // ICMP probes open raw sockets.
             capabilities: vec!["NET_RAW"],
+            reloads_on_sighup: true,
+            unit: UnitNeeds::default(),
             container: ContainerNeeds {
                 // The image runs as root; a non-root container user would not
                 // keep NET_RAW, and host networking rules out the ping sysctl.
@@ -376,11 +412,14 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             job: job::CADVISOR,
             image: release::CADVISOR,
             package: Package {
+                // Not in Debian (bookworm or later) and no upstream .deb: the
+                // static binary of cAdvisor's GitHub release.
                 name: "cadvisor",
-                in_debian: true,
+                in_debian: false,
                 unit: "cadvisor.service",
-                binary: "/usr/bin/cadvisor",
+                binary: "/usr/local/bin/cadvisor",
                 user: "root",
+                installs_unit: false,
             },
             args: vec![
                 format!("--listen_ip={}", c.listen_address),
@@ -395,6 +434,11 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: Vec::new(),
             secrets: Vec::new(),
             capabilities: vec!["SYS_ADMIN", "DAC_READ_SEARCH"],
+            reloads_on_sighup: false,
+            unit: UnitNeeds {
+                inspects_host: true,
+                ..Default::default()
+            },
             container: ContainerNeeds {
                 user: "0:0",
                 mounts: ["/", "/var/run", "/sys", "/var/lib/docker", "/dev/disk"]
@@ -428,6 +472,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "loki.service",
                 binary: "/usr/bin/loki",
                 user: "loki",
+                installs_unit: true,
             },
             args: vec![format!("-config.file={}", file("loki/loki.yaml"))],
             env: Vec::new(),
@@ -443,6 +488,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: vec![file("loki/loki.yaml")],
             secrets: Vec::new(),
             capabilities: Vec::new(),
+            reloads_on_sighup: false,
+            unit: UnitNeeds::default(),
             container: ContainerNeeds {
                 user: "10001:10001",
                 memory_limit: "512m",
@@ -470,6 +517,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "tempo.service",
                 binary: "/usr/bin/tempo",
                 user: "tempo",
+                installs_unit: true,
             },
             args: vec![format!("-config.file={}", file("tempo/tempo.yaml"))],
             env: Vec::new(),
@@ -483,6 +531,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: vec![file("tempo/tempo.yaml")],
             secrets: Vec::new(),
             capabilities: Vec::new(),
+            reloads_on_sighup: false,
+            unit: UnitNeeds::default(),
             container: ContainerNeeds {
                 user: "10001:10001",
                 memory_limit: "512m",
@@ -505,8 +555,11 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 .into_iter()
                 .map(HostMount::same_path)
                 .collect();
+        // Debian's journal and log-file groups.
+        let mut groups = vec!["systemd-journal", "adm"];
         if let Some(socket) = &a.container_socket {
             mounts.push(HostMount::same_path(socket));
+            groups.push("docker");
         }
         let log_dirs: BTreeSet<&str> = a
             .log_files
@@ -524,6 +577,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "alloy.service",
                 binary: "/usr/bin/alloy",
                 user: "alloy",
+                installs_unit: true,
             },
             args: vec![
                 "run".into(),
@@ -545,6 +599,11 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             config_files: vec![file("alloy")],
             secrets: Vec::new(),
             capabilities: Vec::new(),
+            reloads_on_sighup: true,
+            unit: UnitNeeds {
+                groups,
+                ..Default::default()
+            },
             container: ContainerNeeds {
                 user: "0:0",
                 mounts,
@@ -581,6 +640,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 unit: "grafana-server.service",
                 binary: "/usr/share/grafana/bin/grafana",
                 user: "grafana",
+                installs_unit: true,
             },
             args: Vec::new(),
             env,
@@ -593,6 +653,18 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             ],
             secrets,
             capabilities: Vec::new(),
+            reloads_on_sighup: false,
+            unit: UnitNeeds {
+                // What the image's entrypoint passes: the package's binary
+                // is the multi-command `grafana`, and GF_PATHS_CONFIG is
+                // only read by that entrypoint script.
+                leading_args: vec![
+                    "server".into(),
+                    "--homepath=/usr/share/grafana".into(),
+                    format!("--config={}", file("grafana/grafana.ini")),
+                ],
+                ..Default::default()
+            },
             container: ContainerNeeds {
                 user: "472:0",
                 memory_limit: "512m",
@@ -644,13 +716,32 @@ fn glob_root(path: &str) -> Option<&str> {
     (!dir.is_empty()).then_some(dir)
 }
 
+/// Where the probe's binary is installed on a host without Nix
+/// (`cargo install --locked --path crates/probe --root /usr/local`).
+pub const PROBE_BINARY: &str = "/usr/local/bin/homelab-probe";
+
+/// The capabilities the probe needs, as measured in docs/probe.md
+/// ("Capabilities"): load BPF programs and maps; attach them to tracepoints;
+/// read tracefs event ids (mode 0700), other users' /proc/PID/fd and Docker's
+/// container configs; readlink other users' /proc/PID/fd. The NixOS module's
+/// probe.nix lists the same (a test compares).
+pub const PROBE_CAPABILITIES: [&str; 4] = ["BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_PTRACE"];
+
+/// Only for TLS (libssl uprobes): the uprobe PMU refuses CAP_PERFMON alone.
+/// The config has no TLS switch outside NixOS, so `probe_args` turns TLS off
+/// and the units do not grant it.
+pub const PROBE_TLS_CAPABILITY: &str = "SYS_ADMIN";
+
 /// The eBPF probe's command line, for the host unit every target runs.
 pub fn probe_args(plan: &Plan) -> Option<Vec<String>> {
     if !plan.runs(job::RED_PROBE) {
         return None;
     }
     let dir = plan.cfg.deploy.config_dir.trim_end_matches('/');
-    Some(vec![format!("--config={dir}/probe/probe.toml")])
+    Some(vec![
+        format!("--config={dir}/probe/probe.toml"),
+        "--no-tls".into(),
+    ])
 }
 
 #[cfg(test)]

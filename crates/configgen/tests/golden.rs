@@ -1,6 +1,6 @@
 //! Golden files: the metrics side of the rendered tree of examples/homelab.toml
 //! (prometheus.yml and its scrape fragments, alertmanager.yml, blackbox.yml,
-//! probe.toml). `UPDATE_GOLDEN=1 cargo test -p configgen --test golden`
+//! probe.toml) and the systemd units. `UPDATE_GOLDEN=1 cargo test -p configgen --test golden`
 //! rewrites them; review the diff before committing.
 
 mod support;
@@ -12,6 +12,7 @@ fn is_metrics_file(path: &str) -> bool {
         || path.starts_with("alertmanager/")
         || path.starts_with("blackbox/")
         || path.starts_with("probe/")
+        || path.starts_with("systemd/")
 }
 
 #[test]

@@ -157,6 +157,18 @@ fn no_rendered_file_holds_a_secret_and_every_reader_is_told() {
             assert!(!text.contains(PATH_MARKER), "{rel} names an unknown secret");
             continue;
         }
+        // compose.yaml and the units hand the secrets to the daemons (mounts,
+        // LoadCredential=): each one they name must be some daemon's secret.
+        if rel == "compose.yaml" || rel.starts_with("systemd/") {
+            for path in &in_file {
+                assert!(
+                    daemons.iter().any(|d| d.secrets.contains(path)),
+                    "{rel} hands over {path}, which no daemon's secrets list"
+                );
+            }
+            named.extend(in_file.into_iter().cloned());
+            continue;
+        }
         checked_files += 1;
         let installed = format!("{config_dir}/{rel}");
         let readers: Vec<_> = daemons

@@ -17,6 +17,7 @@ mod loki;
 mod probe;
 mod prometheus;
 mod rules;
+pub mod systemd;
 pub(crate) mod tempo;
 pub(crate) mod yaml;
 
@@ -69,5 +70,6 @@ pub fn render(cfg: &Config) -> Result<Tree> {
     tempo::render(&plan, &mut tree)?;
     grafana::render(&plan, &mut tree)?;
     compose::render(&plan, &mut tree)?;
+    systemd::render(&plan, &mut tree)?;
     Ok(tree)
 }

@@ -8,6 +8,7 @@ pub mod golden;
 pub mod grafana_ini;
 pub mod http;
 pub mod stack;
+pub mod unit_file;
 pub mod webhook;
 
 use std::fs;

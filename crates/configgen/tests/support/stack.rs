@@ -1,7 +1,10 @@
 //! The live stack: the rendered configs run by the real daemons from the
 //! Debian packages (prometheus, prometheus-alertmanager,
 //! prometheus-node-exporter, prometheus-blackbox-exporter) on loopback, with
-//! free ports and temporary data directories. Every process is killed when the
+//! free ports and temporary data directories. Each runs the command line of
+//! its rendered systemd drop-in, so every rendered flag meets the real
+//! program; the paths point into the temp dir because the config's
+//! `deploy.config_dir` and data directories do. Every process is killed when the
 //! `Stack` is dropped, also when a test panics.
 //!
 //! ```ignore
@@ -20,10 +23,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use configgen::model::Config;
-use configgen::plan::scrape_address;
+use configgen::plan::{scrape_address, Plan};
+use configgen::render::systemd::DROP_IN;
+use configgen::runtime;
 use serde_json::Value;
 
-use super::http;
+use super::{http, unit_file};
+
+/// Added to the rendered Prometheus command line by this harness only.
+/// Alerts that fire before Prometheus has discovered the Alertmanager (e.g.
+/// Watchdog, at the first evaluation) are dropped and re-sent only after this
+/// delay (default 1m): harmless on a host, where it costs a minute once after
+/// a start, but it would add a minute to every alert test.
+pub const TEST_ONLY_PROMETHEUS_ARGS: &[&str] = &["--rules.alert.resend-delay=2s"];
 
 /// The daemons a stack runs, by program name.
 pub const PROMETHEUS: &str = "prometheus";
@@ -97,6 +109,8 @@ pub struct Sample {
 
 pub struct Stack {
     dir: tempfile::TempDir,
+    /// The config as rendered: the caller's, with paths in `dir`.
+    cfg: Config,
     daemons: Vec<Daemon>,
     prometheus: String,
     alertmanager: String,
@@ -104,13 +118,25 @@ pub struct Stack {
 
 impl Stack {
     /// Renders `cfg` (a server config with loopback listeners, e.g. from
-    /// [`loopback_config`]), starts the daemons it enables and waits until
-    /// each answers on its port. Panics, with the daemons' logs, on failure.
+    /// [`loopback_config`]) with its config and data directories moved into a
+    /// temp dir, starts each daemon it runs with exactly the command line of
+    /// its rendered systemd drop-in, and waits until each answers on its port.
+    /// Panics, with the daemons' logs, on failure.
     pub fn start(cfg: &Config) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
-        let tree = super::render(cfg);
+        let mut cfg = cfg.clone();
         let conf = dir.path().join("config");
-        super::write_tree(&tree, &conf);
+        let data = |name: &str| {
+            let d = dir.path().join("data").join(name);
+            fs::create_dir_all(&d).unwrap();
+            d.display().to_string()
+        };
+        cfg.deploy.config_dir = conf.display().to_string();
+        cfg.prometheus.data_dir = data("prometheus");
+        cfg.alertmanager.data_dir = data("alertmanager");
+        let tree = super::render(&cfg);
+        configgen::write::write_tree(&tree, &conf)
+            .unwrap_or_else(|e| panic!("writing {}: {e:#}", conf.display()));
         let mut stack = Stack {
             prometheus: format!(
                 "http://{}",
@@ -122,62 +148,23 @@ impl Stack {
             ),
             dir,
             daemons: Vec::new(),
+            cfg: cfg.clone(),
         };
-        let listen = |a: &str, p: u16| format!("--web.listen-address={}", scrape_address(a, p));
-        let data = |name: &str| {
-            let d = stack.dir.path().join("data").join(name);
-            fs::create_dir_all(&d).unwrap();
-            d.display().to_string()
-        };
-        let (am_data, prom_data) = (data("alertmanager"), data("prometheus"));
-        let conf_file = |rel: &str| conf.join(rel).display().to_string();
-
-        let ex = &cfg.exporters;
-        if ex.node.enable {
-            let mut args = vec![listen(&ex.node.listen_address, ex.node.port)];
-            args.extend(
-                ex.node
-                    .collectors
-                    .iter()
-                    .map(|c| format!("--collector.{c}")),
-            );
-            stack.spawn(NODE_EXPORTER, &args, &ex.node.listen_address, ex.node.port);
+        // Exporters first, Prometheus last.
+        for d in runtime::daemons(&Plan::new(&cfg)).iter().rev() {
+            let unit = d.package.unit;
+            let dropin = format!("systemd/{unit}.d/{DROP_IN}");
+            let text = tree
+                .get(&dropin)
+                .unwrap_or_else(|| panic!("{dropin} was not rendered"));
+            let mut command =
+                unit_file::exec_start(text).unwrap_or_else(|e| panic!("{dropin}: {e}"));
+            if d.name == "prometheus" {
+                command.extend(TEST_ONLY_PROMETHEUS_ARGS.iter().map(|a| a.to_string()));
+            }
+            let http = &d.listeners[0];
+            stack.spawn(unit, &command, &http.address, http.port);
         }
-        if ex.blackbox.enable {
-            let args = [
-                format!("--config.file={}", conf_file("blackbox/blackbox.yml")),
-                listen(&ex.blackbox.listen_address, ex.blackbox.port),
-            ];
-            stack.spawn(
-                BLACKBOX_EXPORTER,
-                &args,
-                &ex.blackbox.listen_address,
-                ex.blackbox.port,
-            );
-        }
-        let am = &cfg.alertmanager;
-        let args = [
-            format!(
-                "--config.file={}",
-                conf_file("alertmanager/alertmanager.yml")
-            ),
-            format!("--storage.path={am_data}"),
-            listen(&am.listen_address, am.port),
-            // No gossip: a single instance needs no cluster port.
-            "--cluster.listen-address=".to_string(),
-        ];
-        stack.spawn(ALERTMANAGER, &args, &am.listen_address, am.port);
-        let prom = &cfg.prometheus;
-        let args = [
-            format!("--config.file={}", conf_file("prometheus/prometheus.yml")),
-            format!("--storage.tsdb.path={prom_data}"),
-            listen(&prom.listen_address, prom.port),
-            // Alerts that fire before Prometheus has discovered the
-            // Alertmanager (e.g. Watchdog, at the first evaluation) are
-            // dropped and only re-sent after this delay (default 1m).
-            "--rules.alert.resend-delay=2s".to_string(),
-        ];
-        stack.spawn(PROMETHEUS, &args, &prom.listen_address, prom.port);
         let ready = format!("{}/-/ready", stack.prometheus);
         if let Err(e) = wait_until(Duration::from_secs(30), || {
             http::get(&ready)
@@ -190,18 +177,18 @@ impl Stack {
         stack
     }
 
-    fn spawn(&mut self, program: &'static str, args: &[String], listen: &str, port: u16) {
-        let log = self.dir.path().join(format!("{program}.log"));
+    fn spawn(&mut self, unit: &'static str, command: &[String], listen: &str, port: u16) {
+        let log = self.dir.path().join(format!("{unit}.log"));
         let out = File::create(&log).unwrap();
-        let child = Command::new(program)
-            .args(args)
+        let child = Command::new(&command[0])
+            .args(&command[1..])
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {program}: {e}"));
+            .unwrap_or_else(|e| panic!("starting {unit} ({}): {e}", command[0]));
         self.daemons.push(Daemon {
-            name: program,
+            name: unit,
             child,
             log,
         });
@@ -211,15 +198,27 @@ impl Stack {
             let child = &mut self.daemons.last_mut().unwrap().child;
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
-                    "{program} exited ({status}) before listening on {addr}\n{}",
+                    "{unit} exited ({status}) before listening on {addr}\n{}",
                     self.logs()
                 );
             }
             if Instant::now() >= deadline {
-                panic!("{program} never listened on {addr}: {e}\n{}", self.logs());
+                panic!("{unit} never listened on {addr}: {e}\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The config the stack runs: the one given to [`Stack::start`] with
+    /// `deploy.config_dir` and the data directories in the stack's temp dir.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The process id of a unit's daemon, while it runs.
+    pub fn pid(&mut self, unit: &str) -> Option<u32> {
+        let d = self.daemons.iter_mut().find(|d| d.name == unit)?;
+        matches!(d.child.try_wait(), Ok(None)).then(|| d.child.id())
     }
 
     pub fn prometheus_url(&self) -> &str {
