@@ -10,24 +10,31 @@ use crate::plan::job;
 
 impl Checker {
     pub(super) fn scrape_jobs(&mut self, cfg: &Config) {
-        // job name -> where it was first declared
-        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        // job name, with '-' read as '_' (Alloy component labels on agents
+        // make both one identifier) -> (name as written, where it was declared)
+        let mut names: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut claim = |c: &mut Checker, path: String, job_name: &str| {
-            if job::is_builtin(job_name) {
+            let key = job_name.replace('-', "_");
+            if job::is_builtin(&key) {
                 c.issue(
                     path,
                     format!(
-                        "job `{job_name}` is one of configgen's own jobs ({}); choose another name",
+                        "job `{job_name}` clashes with configgen's own jobs ({}); choose another name",
                         job::BUILTIN.join(", ")
                     ),
                 );
-            } else if let Some(first) = names.get(job_name) {
+            } else if let Some((first_name, first)) = names.get(&key) {
+                let same = if first_name == job_name {
+                    String::new()
+                } else {
+                    format!(" as `{first_name}`: '-' and '_' are the same in Alloy")
+                };
                 c.issue(
                     path,
-                    format!("duplicate scrape job `{job_name}` (first declared by {first})"),
+                    format!("duplicate scrape job `{job_name}` (first declared by {first}{same})"),
                 );
             } else {
-                names.insert(job_name.to_string(), path);
+                names.insert(key, (job_name.to_string(), path));
             }
         };
         for (i, s) in cfg.services.iter().enumerate() {
