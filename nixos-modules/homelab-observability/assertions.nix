@@ -113,6 +113,12 @@
     }
     // receiverSecrets
   );
+  # services.prometheus takes the rendered jobs as file_sd target groups
+  # (./scrape-to-file-sd.jq), which carry no credentials or TLS settings.
+  clientSettings = ["basic_auth" "bearer_token_file" "tls_config"];
+  unwirableJobs =
+    lib.filter (sc: lib.any (k: (sc.${k} or null) != null) clientSettings)
+    (model.prometheus.scrape_configs or []);
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
 in {
@@ -133,6 +139,10 @@ in {
       {
         assertion = on.probe -> isx86_64;
         message = "${opt}.probe.enable: homelab-probe runs on x86_64-linux only (its BPF programs read syscall arguments from x86_64 registers), and this system is ${system}. Set ${opt}.probe.enable = false; request rate, errors and duration (red) are then not measured.";
+      }
+      {
+        assertion = !server || unwirableJobs == [];
+        message = "${opt}.settings.prometheus.scrape_configs: ${lib.concatMapStringsSep ", " (sc: sc.job_name) unwirableJobs} use ${lib.concatStringsSep " / " clientSettings}, which the NixOS module cannot hand to services.prometheus (it wires jobs as file_sd target groups). Add such a job to services.prometheus.scrapeConfigs yourself.";
       }
       {
         assertion = cfg.openFirewall -> cfg.acceptAgents;
