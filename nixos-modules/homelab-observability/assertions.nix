@@ -147,6 +147,12 @@
     }
   ];
 
+  # services.prometheus takes the rendered jobs as file_sd target groups
+  # (./scrape-to-file-sd.jq), which carry no credentials or TLS settings.
+  clientSettings = ["basic_auth" "bearer_token_file" "tls_config"];
+  unwirableJobs =
+    lib.filter (sc: lib.any (k: (sc.${k} or null) != null) clientSettings)
+    (model.prometheus.scrape_configs or []);
   inStore = f: lib.hasPrefix builtins.storeDir f;
   relative = f: !lib.hasPrefix "/" f;
 in {
@@ -171,6 +177,10 @@ in {
       {
         assertion = lib.length clusterAddressFlags <= 1;
         message = "services.prometheus.alertmanager.extraFlags: ${opt} turns Alertmanager's cluster gossip off with --cluster.listen-address= (services.prometheus.alertmanager.clusterPeers is empty), and Alertmanager refuses the flag twice. Remove your --cluster.listen-address, or set services.prometheus.alertmanager.clusterPeers to cluster it (gossip then listens on your address).";
+      }
+      {
+        assertion = !server || unwirableJobs == [];
+        message = "${opt}.settings.prometheus.scrape_configs: ${lib.concatMapStringsSep ", " (sc: sc.job_name) unwirableJobs} use ${lib.concatStringsSep " / " clientSettings}, which the NixOS module cannot hand to services.prometheus (it wires jobs as file_sd target groups). Add such a job to services.prometheus.scrapeConfigs yourself.";
       }
       {
         assertion = cfg.openFirewall -> cfg.acceptAgents;

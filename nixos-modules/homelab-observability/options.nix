@@ -78,7 +78,25 @@
           types.submodule {
             options.ports = mkOption {
               type = types.listOf types.port;
+              default = [];
               description = "Local TCP ports the service listens on.";
+            };
+            options.unit = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              example = "jellyfin.service";
+              description = "systemd unit whose TCP connections are watched.";
+            };
+            options.container = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "Docker/Podman container whose TCP connections are watched.";
+            };
+            options.client_ports = mkOption {
+              type = types.listOf types.port;
+              default = [];
+              example = [3003];
+              description = "Remote ports of the service's outgoing HTTP calls.";
             };
             options.routes = mkOption {
               type = types.listOf types.str;
@@ -89,7 +107,7 @@
           }
         );
         default = null;
-        description = "Ports whose HTTP traffic the eBPF RED probe measures.";
+        description = "What the eBPF RED probe measures: listening ports, a unit, a container, outgoing calls (at least one).";
       };
       logs = mkOption {
         type = types.nullOr (

@@ -606,6 +606,22 @@ const BLOCKS: &[(&str, &[&str])] = &[
         ],
     ),
     ("output", &["traces", "metrics", "logs"]),
+    ("basic_auth", &["username", "password", "password_file"]),
+    (
+        "authorization",
+        &["type", "credentials", "credentials_file"],
+    ),
+    (
+        "tls_config",
+        &[
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "server_name",
+            "insecure_skip_verify",
+            "min_version",
+        ],
+    ),
     (
         "client",
         &[

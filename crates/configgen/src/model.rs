@@ -106,10 +106,58 @@ pub struct Service {
     /// ICMP echo probe, a host name or address.
     pub icmp: Option<String>,
     pub dns: Option<DnsCheck>,
-    /// Local ports whose HTTP traffic the eBPF RED probe watches.
+    /// What the eBPF RED probe watches of this service: ports, unit, container, outgoing calls.
     pub red: Option<RedWatch>,
     /// Where this service's logs come from.
     pub logs: Option<LogSource>,
+    /// The service's own Prometheus metrics endpoint, scraped as job `<name>`:
+    /// a URL, or `{ url, interval }`.
+    #[serde(deserialize_with = "service_metrics")]
+    #[schemars(with = "Option<ServiceMetricsWritten>")]
+    pub metrics: Option<ServiceMetrics>,
+}
+
+/// A service's metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMetrics {
+    /// http:// or https:// URL of the metrics page, e.g. "http://127.0.0.1:9300/metrics".
+    pub url: String,
+    /// Scrape interval (default: prometheus.scrape_interval).
+    #[serde(default)]
+    pub interval: Option<String>,
+}
+
+/// `metrics` as written: the URL alone, or the full table.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ServiceMetricsWritten {
+    Url(String),
+    Full(ServiceMetrics),
+}
+
+fn service_metrics<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ServiceMetrics>, D::Error> {
+    struct UrlOrTable;
+    impl<'de> serde::de::Visitor<'de> for UrlOrTable {
+        type Value = Option<ServiceMetrics>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a URL or a table { url, interval }")
+        }
+        fn visit_str<E: serde::de::Error>(self, url: &str) -> Result<Self::Value, E> {
+            Ok(Some(ServiceMetrics {
+                url: url.into(),
+                interval: None,
+            }))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            ServiceMetrics::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_any(UrlOrTable)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -150,8 +198,14 @@ fn default_dns_type() -> String {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedWatch {
-    /// Local TCP ports the service listens on.
+    /// Local TCP ports the service listens on (requests it answers).
     pub ports: Vec<u16>,
+    /// systemd unit whose TCP connections are watched, e.g. "jellyfin.service".
+    pub unit: Option<String>,
+    /// Docker/Podman container whose TCP connections are watched.
+    pub container: Option<String>,
+    /// Remote ports of the service's outgoing calls (any local process calling them is counted).
+    pub client_ports: Vec<u16>,
     /// Route templates for the `http_route` label, e.g. "/api/items/{id}".
     pub routes: Vec<String>,
 }
@@ -319,6 +373,48 @@ pub struct Prometheus {
     /// so it is on whenever Tempo runs.
     pub remote_write_receiver: bool,
     pub remote_write: Vec<RemoteWrite>,
+    /// Your own scrape jobs: any exporter or metrics endpoint, with static targets.
+    pub scrape_configs: Vec<ScrapeConfig>,
+}
+
+/// A scrape job of your own, in Prometheus' terms.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrapeConfig {
+    /// The job name and `job` label: letters, digits, '-' and '_'; not one of configgen's own jobs.
+    pub job_name: String,
+    /// "host:port" of each target.
+    pub targets: Vec<String>,
+    /// Labels added to every target's series.
+    pub labels: BTreeMap<String, String>,
+    /// "http" (default) or "https".
+    pub scheme: Option<String>,
+    /// Default "/metrics".
+    pub metrics_path: Option<String>,
+    /// Default: prometheus.scrape_interval.
+    pub scrape_interval: Option<String>,
+    /// Default: Prometheus' (10s, at most the interval).
+    pub scrape_timeout: Option<String>,
+    pub basic_auth: Option<BasicAuth>,
+    /// File holding a bearer token, read by Prometheus at run time.
+    pub bearer_token_file: Option<String>,
+    pub tls_config: Option<TlsConfig>,
+}
+
+/// TLS settings of a scrape job. Files are read at run time.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// CA certificate to verify the target with.
+    pub ca_file: Option<String>,
+    /// Client certificate, with key_file.
+    pub cert_file: Option<String>,
+    /// Client key, with cert_file.
+    pub key_file: Option<String>,
+    /// Name the target's certificate must carry, when it is not the target's host.
+    pub server_name: Option<String>,
+    /// Skip certificate verification (self-signed homelab certs).
+    pub insecure_skip_verify: bool,
 }
 
 impl Default for Prometheus {
@@ -332,6 +428,7 @@ impl Default for Prometheus {
             data_dir: "/var/lib/prometheus/metrics2".into(),
             remote_write_receiver: false,
             remote_write: Vec::new(),
+            scrape_configs: Vec::new(),
         }
     }
 }
@@ -530,8 +627,13 @@ pub struct Alloy {
     pub enable: bool,
     pub listen_address: String,
     pub port: u16,
-    /// Docker or podman API socket for container logs; None disables container logs.
-    pub container_socket: Option<String>,
+    /// Docker or Podman API sockets whose containers' logs are collected: one
+    /// path, a list (e.g. one per rootless user:
+    /// "/run/user/1001/podman/podman.sock"), or false / [] for none.
+    /// Formerly `container_socket`, still accepted.
+    #[serde(alias = "container_socket", deserialize_with = "container_sockets")]
+    #[schemars(schema_with = "container_sockets_schema")]
+    pub container_sockets: Vec<String>,
     /// Extra log files by glob.
     pub log_files: Vec<LogFiles>,
     pub otlp_grpc_port: u16,
@@ -545,13 +647,56 @@ impl Default for Alloy {
             enable: true,
             listen_address: loopback(),
             port: 12345,
-            container_socket: Some("/var/run/docker.sock".into()),
+            container_sockets: vec!["/var/run/docker.sock".into()],
             log_files: Vec::new(),
             otlp_grpc_port: 4317,
             otlp_http_port: 4318,
             data_dir: "/var/lib/alloy".into(),
         }
     }
+}
+
+/// `alloy.container_sockets` as written: a path, a list of paths, or
+/// false / null / [] for none (TOML has no null).
+fn container_sockets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Sockets;
+    impl<'de> serde::de::Visitor<'de> for Sockets {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a socket path, a list of socket paths, or false")
+        }
+        fn visit_str<E: serde::de::Error>(self, path: &str) -> Result<Self::Value, E> {
+            Ok(vec![path.into()])
+        }
+        fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+            if on {
+                Err(E::custom(
+                    "true is not a socket: give its path (e.g. \"/var/run/docker.sock\"), or false for none",
+                ))
+            } else {
+                Ok(Vec::new())
+            }
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+    }
+    d.deserialize_any(Sockets)
+}
+
+fn container_sockets_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Docker or Podman API sockets for container logs: a path, a list of paths, or false / [] for none.",
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}},
+            {"const": false},
+            {"type": "null"}
+        ]
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -710,6 +855,72 @@ mod tests {
         );
         assert_eq!(cfg.exporters.blackbox, Listener::on(9115));
         assert!(toml::from_str::<Config>("[exporters.probe]\nprot = 1\n").is_err());
+    }
+
+    #[test]
+    fn container_sockets_can_be_one_several_or_none_in_every_format() {
+        let sockets = |toml: &str| {
+            toml::from_str::<Config>(&format!("[alloy]\n{toml}\n"))
+                .map(|c| c.alloy.container_sockets)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            Config::default().alloy.container_sockets,
+            ["/var/run/docker.sock"]
+        );
+        assert_eq!(
+            sockets("container_socket = \"/run/podman/podman.sock\"").unwrap(),
+            ["/run/podman/podman.sock"]
+        );
+        assert_eq!(
+            sockets("container_sockets = [\"/run/user/1001/podman/podman.sock\", \"/run/user/1002/podman/podman.sock\"]").unwrap(),
+            ["/run/user/1001/podman/podman.sock", "/run/user/1002/podman/podman.sock"]
+        );
+        assert_eq!(
+            sockets("container_sockets = false").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            sockets("container_socket = []").unwrap(),
+            Vec::<String>::new()
+        );
+        assert!(sockets("container_sockets = true")
+            .unwrap_err()
+            .contains("true is not a socket"));
+        let from_json =
+            |json: &str| serde_json::from_str::<Config>(json).map(|c| c.alloy.container_sockets);
+        assert_eq!(
+            from_json(r#"{"alloy": {"container_socket": null}}"#).unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            from_json(r#"{"alloy": {"container_sockets": false}}"#).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn service_metrics_is_a_url_or_a_table() {
+        let metrics = |toml: &str| {
+            toml::from_str::<Config>(&format!("[[services]]\nname = \"a\"\n{toml}\n"))
+                .map(|c| c.services[0].metrics.clone())
+        };
+        assert_eq!(
+            metrics("metrics = \"http://127.0.0.1:9300/metrics\"").unwrap(),
+            Some(ServiceMetrics {
+                url: "http://127.0.0.1:9300/metrics".into(),
+                interval: None
+            })
+        );
+        assert_eq!(
+            metrics("metrics = { url = \"http://h:1/m\", interval = \"1m\" }").unwrap(),
+            Some(ServiceMetrics {
+                url: "http://h:1/m".into(),
+                interval: Some("1m".into())
+            })
+        );
+        assert_eq!(metrics("").unwrap(), None);
+        assert!(metrics("metrics = { url = \"http://h:1/m\", intervall = \"1m\" }").is_err());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::diagnostic::ConfigIssue;
-use crate::model::{Config, HttpCheck, Role, Service};
+use crate::model::{BasicAuth, Config, HttpCheck, Role, Service, TlsConfig};
 
 /// Job label values. Dashboards and alert rules select on these.
 pub mod job {
@@ -40,6 +40,36 @@ pub mod job {
     pub const NETWORK: &str = "network";
     /// ICMP sweep of the LAN range; one target per address.
     pub const LAN_SWEEP: &str = "lan_sweep";
+    /// Every job label configgen gives its own jobs. The user's scrape jobs
+    /// (`prometheus.scrape_configs`, `services[].metrics`) are every other job.
+    pub const BUILTIN: [&str; 16] = [
+        PROMETHEUS,
+        ALERTMANAGER,
+        NODE,
+        BLACKBOX_EXPORTER,
+        CADVISOR,
+        RED_PROBE,
+        LOKI,
+        TEMPO,
+        ALLOY,
+        GRAFANA,
+        BLACKBOX_HTTP,
+        BLACKBOX_TCP,
+        BLACKBOX_ICMP,
+        BLACKBOX_DNS,
+        NETWORK,
+        LAN_SWEEP,
+    ];
+
+    /// Whether a job name is configgen's: one of [`BUILTIN`], or a service
+    /// check job at another interval (`blackbox_http_15s`).
+    pub fn is_builtin(name: &str) -> bool {
+        BUILTIN.contains(&name)
+            || SERVICE_CHECKS.iter().any(|j| {
+                name.strip_prefix(j)
+                    .is_some_and(|rest| rest.starts_with('_'))
+            })
+    }
 }
 
 /// Blackbox module names that always exist in blackbox.yml, whether or not a
@@ -70,17 +100,31 @@ pub mod label {
 }
 
 /// A scrape job, independent of the format it is written in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScrapeJob {
     /// Unique job name (Prometheus `job_name`, fragment file name).
     pub name: String,
-    /// The `job` label its series carry (one of [`job`]). When it differs from
-    /// `name`, every target also carries it as an explicit `job` label.
-    pub job: &'static str,
+    /// The `job` label its series carry (one of [`job`], or the user's job
+    /// name). When it differs from `name`, every target also carries it as an
+    /// explicit `job` label.
+    pub job: String,
     /// None: the global scrape interval.
     pub interval: Option<String>,
+    /// None: Prometheus' default.
+    pub timeout: Option<String>,
+    /// None: http.
+    pub scheme: Option<String>,
     pub metrics_path: String,
+    pub auth: Option<Auth>,
+    pub tls: Option<TlsConfig>,
     pub targets: Vec<Target>,
+}
+
+/// How a scrape job authenticates; secrets stay in files read at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    Basic(BasicAuth),
+    Bearer { token_file: String },
 }
 
 /// One scrape target. For blackbox jobs `address` is the exporter and the
@@ -227,7 +271,8 @@ impl<'a> Plan<'a> {
     }
 
     /// Every scrape job of this host, in a stable order: daemons' own metrics
-    /// first, then service checks, then network checks. On an agent the jobs
+    /// first, then service checks, then network checks, then the user's own
+    /// jobs (services' metrics endpoints, then `prometheus.scrape_configs`). On an agent the jobs
     /// of server-only daemons are left out (Alloy scrapes the rest).
     pub fn scrape_jobs(&self) -> &[ScrapeJob] {
         &self.scrape_jobs
@@ -381,6 +426,81 @@ impl Builder<'_> {
             self.network_job();
             self.lan_sweep_job();
         }
+        self.service_metrics_jobs();
+        self.user_jobs();
+    }
+
+    /// `services[].metrics`: one job per service, named after it, its target
+    /// labelled with the service.
+    fn service_metrics_jobs(&mut self) {
+        for (i, service) in self.cfg.services.iter().enumerate() {
+            let Some(metrics) = &service.metrics else {
+                continue;
+            };
+            let url = match url::Url::parse(&metrics.url) {
+                Ok(u) if u.host_str().is_some() => u,
+                _ => {
+                    self.issues.push(ConfigIssue::new(
+                        format!("services[{i}].metrics.url"),
+                        format!("`{}` is not a valid URL", metrics.url),
+                    ));
+                    continue;
+                }
+            };
+            let host = url.host_str().unwrap_or_default();
+            let port = url.port_or_known_default().unwrap_or(80);
+            let mut labels = service.labels.clone();
+            labels.insert(label::SERVICE.into(), service.name.clone());
+            self.jobs.push(ScrapeJob {
+                name: service.name.clone(),
+                job: service.name.clone(),
+                interval: metrics
+                    .interval
+                    .clone()
+                    .filter(|i| *i != self.cfg.prometheus.scrape_interval),
+                scheme: (url.scheme() != "http").then(|| url.scheme().to_string()),
+                metrics_path: url.path().to_string(),
+                targets: vec![Target {
+                    address: join_host_port(host.trim_matches(['[', ']']), port),
+                    labels,
+                }],
+                ..ScrapeJob::default()
+            });
+        }
+    }
+
+    /// `prometheus.scrape_configs`, as written.
+    fn user_jobs(&mut self) {
+        for sc in &self.cfg.prometheus.scrape_configs {
+            let auth = match (&sc.basic_auth, &sc.bearer_token_file) {
+                (Some(basic), _) => Some(Auth::Basic(basic.clone())),
+                (None, Some(file)) => Some(Auth::Bearer {
+                    token_file: file.clone(),
+                }),
+                (None, None) => None,
+            };
+            self.jobs.push(ScrapeJob {
+                name: sc.job_name.clone(),
+                job: sc.job_name.clone(),
+                interval: sc
+                    .scrape_interval
+                    .clone()
+                    .filter(|i| *i != self.cfg.prometheus.scrape_interval),
+                timeout: sc.scrape_timeout.clone(),
+                scheme: sc.scheme.clone().filter(|s| s != "http"),
+                metrics_path: sc.metrics_path.clone().unwrap_or_else(|| "/metrics".into()),
+                auth,
+                tls: sc.tls_config.clone(),
+                targets: sc
+                    .targets
+                    .iter()
+                    .map(|t| Target {
+                        address: t.clone(),
+                        labels: sc.labels.clone(),
+                    })
+                    .collect(),
+            });
+        }
     }
 
     /// The name of a module, registering it. Two different modules deriving
@@ -480,13 +600,13 @@ impl Builder<'_> {
             let labels = BTreeMap::from([(label::INSTANCE.to_string(), cfg.host.name.clone())]);
             self.jobs.push(ScrapeJob {
                 name: job.into(),
-                job,
-                interval: None,
+                job: job.into(),
                 metrics_path: "/metrics".into(),
                 targets: vec![Target {
                     address: scrape_address(listen, port),
                     labels,
                 }],
+                ..ScrapeJob::default()
             });
         }
     }
@@ -555,10 +675,11 @@ impl Builder<'_> {
         };
         self.jobs.push(ScrapeJob {
             name,
-            job,
+            job: job.into(),
             interval,
             metrics_path: "/probe".into(),
             targets,
+            ..ScrapeJob::default()
         });
     }
 
@@ -598,10 +719,11 @@ impl Builder<'_> {
         // Its interval is its own, never the default: the job keeps its plain name.
         self.jobs.push(ScrapeJob {
             name: job::LAN_SWEEP.into(),
-            job: job::LAN_SWEEP,
+            job: job::LAN_SWEEP.into(),
             interval: Some(sweep.interval.clone()),
             metrics_path: "/probe".into(),
             targets,
+            ..ScrapeJob::default()
         });
     }
 }
@@ -875,6 +997,60 @@ mod tests {
         let plan = Plan::new(&cfg);
         assert_eq!(plan.issues()[0].path, "network.lan_sweep.cidr");
         assert!(!names(&plan).contains(&"lan_sweep".to_string()));
+    }
+
+    #[test]
+    fn the_users_jobs_come_last_with_their_own_job_label() {
+        let cfg = config(
+            r#"
+            [[services]]
+            name = "authentik"
+            labels = { category = "auth" }
+            metrics = "https://[fd00::5]:9300/metrics"
+            [[services]]
+            name = "immich"
+            metrics = { url = "http://127.0.0.1:8081/metrics", interval = "1m" }
+            [[prometheus.scrape_configs]]
+            job_name = "envoy"
+            targets = ["127.0.0.1:9901", "10.0.0.2:9901"]
+            metrics_path = "/stats/prometheus"
+            scheme = "http"
+            labels = { site = "edge" }
+            bearer_token_file = "/run/secrets/envoy"
+            "#,
+        );
+        let plan = Plan::new(&cfg);
+        let names = names(&plan);
+        assert_eq!(names[names.len() - 3..], ["authentik", "immich", "envoy"]);
+
+        let authentik = job(&plan, "authentik");
+        assert_eq!(authentik.job, "authentik");
+        assert_eq!(authentik.scheme.as_deref(), Some("https"));
+        assert_eq!(authentik.metrics_path, "/metrics");
+        assert_eq!(authentik.targets[0].address, "[fd00::5]:9300");
+        assert_eq!(authentik.targets[0].labels["service"], "authentik");
+        assert_eq!(authentik.targets[0].labels["category"], "auth");
+        assert_eq!(job(&plan, "immich").interval.as_deref(), Some("1m"));
+
+        let envoy = job(&plan, "envoy");
+        assert_eq!(envoy.scheme, None, "http is the default, not written");
+        assert_eq!(envoy.metrics_path, "/stats/prometheus");
+        assert_eq!(envoy.targets.len(), 2);
+        assert_eq!(envoy.targets[1].labels["site"], "edge");
+        assert_eq!(
+            envoy.auth,
+            Some(Auth::Bearer {
+                token_file: "/run/secrets/envoy".into()
+            })
+        );
+    }
+
+    #[test]
+    fn builtin_job_names_include_interval_suffixed_service_checks() {
+        assert!(job::is_builtin("node"));
+        assert!(job::is_builtin("blackbox_http_15s"));
+        assert!(!job::is_builtin("blackbox_httpd"));
+        assert!(!job::is_builtin("envoy"));
     }
 
     #[test]

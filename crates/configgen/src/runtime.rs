@@ -256,8 +256,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             env: Vec::new(),
             listeners: vec![l],
             data_dir: Some(p.data_dir.clone()),
-            config_files: vec![file("prometheus/prometheus.yml"), file("prometheus/rules")],
-            secrets: remote_write_secrets(cfg),
+            config_files: vec![file("prometheus")],
+            secrets: prometheus_secrets(cfg),
             capabilities: Vec::new(),
             reloads_on_sighup: true,
             unit: UnitNeeds::default(),
@@ -557,8 +557,8 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 .collect();
         // Debian's journal and log-file groups.
         let mut groups = vec!["systemd-journal", "adm"];
-        if let Some(socket) = &a.container_socket {
-            mounts.push(HostMount::same_path(socket));
+        mounts.extend(a.container_sockets.iter().map(|s| HostMount::same_path(s)));
+        if !a.container_sockets.is_empty() {
             groups.push("docker");
         }
         let log_dirs: BTreeSet<&str> = a
@@ -683,11 +683,25 @@ fn accepts_remote_write(cfg: &Config, plan: &Plan) -> bool {
     cfg.prometheus.remote_write_receiver || plan.runs(job::TEMPO)
 }
 
-fn remote_write_secrets(cfg: &Config) -> Vec<String> {
+/// Credentials of remote writes and of the user's scrape jobs, and the TLS
+/// files those jobs name.
+fn prometheus_secrets(cfg: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for rw in &cfg.prometheus.remote_write {
         out.extend(rw.basic_auth.iter().map(|b| b.password_file.clone()));
         out.extend(rw.bearer_token_file.iter().cloned());
+    }
+    for sc in &cfg.prometheus.scrape_configs {
+        out.extend(sc.basic_auth.iter().map(|b| b.password_file.clone()));
+        out.extend(sc.bearer_token_file.iter().cloned());
+        if let Some(tls) = &sc.tls_config {
+            out.extend(
+                [&tls.ca_file, &tls.cert_file, &tls.key_file]
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+        }
     }
     out
 }

@@ -85,7 +85,7 @@ fn check_reports_ok_and_errors() {
     let example = example();
     let ok = configgen(&["check", "--config", example.to_str().unwrap()], None);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (5 services)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok (7 services)"));
 
     let bad = configgen(
         &["check", "--config", "-"],

@@ -622,7 +622,7 @@ fn agents_render_no_server_components() {
 fn alloy_files_parse_and_every_reference_resolves() {
     let mut variants = vec![("example", example()), ("agent", agent())];
     let mut bare = example();
-    bare.alloy.container_socket = None;
+    bare.alloy.container_sockets.clear();
     bare.alloy.log_files.clear();
     bare.services.iter_mut().for_each(|s| s.logs = None);
     variants.push(("no containers, no files", bare));
@@ -988,14 +988,23 @@ fn alloy_stream_labels(logs_alloy: &str) -> (Vec<String>, Vec<String>) {
     (names, jobs)
 }
 
+/// The `level` values Alloy's loki.source.journal writes for PRIORITY 0-7
+/// (the keyword table of its journal target, grafana/alloy
+/// internal/component/loki/source/journal): `error` and `warning`, not `err`.
+const ALLOY_JOURNAL_LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+];
+
 /// Every label a dashboard's LogQL selects on is one the Alloy pipeline
-/// writes, and every `job` it names is one of Alloy's streams.
+/// writes, every `job` it names is one of Alloy's streams, and every `level`
+/// one Alloy's journal source writes.
 #[test]
 fn dashboard_log_queries_select_labels_alloy_writes() {
     let tree = render(&example());
     let (names, jobs) = alloy_stream_labels(tree.get("alloy/logs.alloy").unwrap());
     let matcher = regex::Regex::new(r#"(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)""#).unwrap();
     let mut checked = 0;
+    let mut levels = Vec::new();
     for (path, d) in dashboards(&tree) {
         let mut values = builtins();
         values.extend(configgen::dashboard_queries::all_values(&d));
@@ -1028,9 +1037,25 @@ fn dashboard_log_queries_select_labels_alloy_writes() {
                         );
                     }
                 }
+                if label == "level" {
+                    for alt in value.split('|') {
+                        assert!(
+                            ALLOY_JOURNAL_LEVELS.contains(&alt),
+                            "{path} / {}: Alloy never writes level={alt}",
+                            q.panel
+                        );
+                        levels.push(alt.to_string());
+                    }
+                }
                 checked += 1;
             }
         }
     }
     assert!(checked >= 10, "only {checked} matchers");
+    for severe in &ALLOY_JOURNAL_LEVELS[..4] {
+        assert!(
+            levels.iter().any(|l| l == severe),
+            "no dashboard selects level={severe} ({levels:?})"
+        );
+    }
 }

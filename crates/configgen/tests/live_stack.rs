@@ -12,7 +12,9 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use configgen::model::{AlertOverride, Config, Receiver, Service, WebhookReceiver};
+use configgen::model::{
+    AlertOverride, Config, Receiver, ScrapeConfig, Service, ServiceMetrics, WebhookReceiver,
+};
 use configgen::plan::Plan;
 use support::stack::{self, HttpService, Stack};
 use support::webhook::{Received, WebhookSink};
@@ -46,6 +48,23 @@ fn config_watching(web: &HttpService) -> Config {
         },
     ];
     cfg.network.gateway = Some("127.0.0.1".into());
+    // The user's own jobs: real exporters' /metrics declared as custom targets.
+    let blackbox = format!("127.0.0.1:{}", cfg.exporters.blackbox.port);
+    cfg.services.push(Service {
+        name: "exporter-self".into(),
+        metrics: Some(ServiceMetrics {
+            url: format!("http://{blackbox}/metrics"),
+            interval: Some("3s".into()),
+        }),
+        ..Default::default()
+    });
+    cfg.prometheus.scrape_configs = vec![ScrapeConfig {
+        job_name: "node-again".into(),
+        targets: vec![format!("127.0.0.1:{}", cfg.exporters.node.port)],
+        labels: [("site".to_string(), "lab".to_string())].into(),
+        scrape_timeout: Some("1s".into()),
+        ..Default::default()
+    }];
     cfg
 }
 
@@ -120,6 +139,11 @@ fn every_target_is_scraped_and_every_probe_kind_succeeds() {
     assert_eq!(http[0].labels["service"], "web");
     assert_eq!(http[0].labels["category"], "test");
     assert_eq!(http[0].labels["instance"], web.url());
+    let custom = stack
+        .query("up{job=\"node-again\",site=\"lab\"} or up{job=\"exporter-self\",service=\"exporter-self\"}")
+        .unwrap();
+    assert_eq!(custom.len(), 2, "{custom:?}");
+    assert!(custom.iter().all(|s| s.value == 1.0), "{custom:?}");
     let gateway = stack
         .query("probe_success{job=\"network\",role=\"gateway\"}")
         .unwrap();

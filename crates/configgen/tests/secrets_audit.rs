@@ -27,6 +27,13 @@ basic_auth = { username = "lab", password_file = "@DIR@/remote-write-password" }
 url = "https://vm.example.org/api/v1/write"
 bearer_token_file = "@DIR@/remote-write-token"
 
+[[prometheus.scrape_configs]]
+job_name = "authentik"
+targets = ["auth.example.org:9300"]
+scheme = "https"
+bearer_token_file = "@DIR@/authentik-token"
+tls_config = { ca_file = "@DIR@/ca.pem", cert_file = "@DIR@/client.pem", key_file = "@DIR@/client-key.pem" }
+
 [alerting]
 default_receivers = ["mail", "hook", "phone"]
 watchdog_url_file = "@DIR@/heartbeat-url"
@@ -191,8 +198,8 @@ fn no_rendered_file_holds_a_secret_and_every_reader_is_told() {
     let all: BTreeSet<String> = fields.iter().map(|(_, p)| p.clone()).collect();
     assert_eq!(named, all, "every secret is named by a rendered file");
     assert_eq!(
-        checked_files, 3,
-        "prometheus.yml, alertmanager.yml, grafana.ini"
+        checked_files, 4,
+        "prometheus.yml, scrape/authentik.yml, alertmanager.yml, grafana.ini"
     );
 
     // And the other way: a daemon's secrets are only those its files name.

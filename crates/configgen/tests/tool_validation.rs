@@ -194,3 +194,58 @@ fn remote_write_receivers_and_every_check_kind_pass_the_real_tools() {
     );
     eprintln!("checked {checked} files");
 }
+
+#[test]
+fn every_scrape_job_option_passes_promtool() {
+    // promtool opens every file a job names (TLS files, credentials).
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "ca.pem",
+        "client.pem",
+        "client.key",
+        "envoy-token",
+        "unifi-password",
+    ] {
+        std::fs::write(dir.path().join(f), "").unwrap();
+    }
+    let file = |f: &str| dir.path().join(f).display().to_string();
+    let tree = support::render(&support::parse(&format!(
+        r#"
+        [[services]]
+        name = "authentik"
+        metrics = "https://127.0.0.1:9300/metrics"
+        [[services]]
+        name = "immich"
+        metrics = {{ url = "http://[::1]:8081/metrics", interval = "1m" }}
+        [[prometheus.scrape_configs]]
+        job_name = "envoy"
+        targets = ["127.0.0.1:9901", "[fd00::2]:9901"]
+        metrics_path = "/stats/prometheus"
+        scrape_interval = "15s"
+        scrape_timeout = "5s"
+        labels = {{ site = "edge" }}
+        bearer_token_file = "{token}"
+        [[prometheus.scrape_configs]]
+        job_name = "unifi"
+        targets = ["unifi.lan:9130"]
+        scheme = "https"
+        basic_auth = {{ username = "prometheus", password_file = "{password}" }}
+        tls_config = {{ ca_file = "{ca}", cert_file = "{cert}", key_file = "{key}", server_name = "unifi.lan", insecure_skip_verify = true }}
+        "#,
+        ca = file("ca.pem"),
+        cert = file("client.pem"),
+        key = file("client.key"),
+        token = file("envoy-token"),
+        password = file("unifi-password"),
+    )));
+    let unifi = tree.get("prometheus/scrape/unifi.yml").unwrap();
+    let password = format!("password_file: {}", file("unifi-password"));
+    for written in [password.as_str(), "server_name: unifi.lan", "scheme: https"] {
+        assert!(unifi.contains(written), "{written} missing:\n{unifi}");
+    }
+    assert!(tree
+        .get("prometheus/scrape/envoy.yml")
+        .unwrap()
+        .contains(&format!("credentials_file: {}", file("envoy-token"))));
+    check_tree(&tree, "every_scrape_job_option_passes_promtool");
+}

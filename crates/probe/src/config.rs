@@ -366,6 +366,24 @@ container = "immich_server"
         );
     }
 
+    /// configgen renders probe.toml from `services[].red`; its golden render of
+    /// examples/homelab.toml (one rule per selector kind) must load here.
+    #[test]
+    fn loads_the_probe_toml_configgen_renders() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../configgen/tests/golden/homelab/probe/probe.toml"
+        );
+        let settings = load(Some(Path::new(path)), &Overrides::default()).unwrap();
+        let has = |f: fn(&Watch) -> bool| settings.watches.iter().any(f);
+        assert!(has(|w| !w.ports.is_empty() && !w.routes.is_empty()));
+        assert!(has(|w| !w.client_ports.is_empty()));
+        assert!(has(|w| w.unit.is_some()));
+        assert!(has(|w| w.container.is_some()));
+        assert!(settings.watches.iter().all(|w| w.service.is_some()));
+        assert_eq!(settings.metrics_listen.to_string(), "127.0.0.1:9464");
+    }
+
     #[test]
     fn flags_alone_are_enough() {
         let o = Overrides {

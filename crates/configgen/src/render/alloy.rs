@@ -1,7 +1,8 @@
 //! alloy/*.alloy: Grafana Alloy pipelines.
 //!
-//! - logs.alloy: journald (every unit), docker/podman containers and optional
-//!   log files, all pushed to Loki (local on a server, `ship_to` on an agent);
+//! - logs.alloy: journald (every unit, user units and containers logging to
+//!   journald by their own names), Docker/Podman containers of every socket and
+//!   optional log files, all pushed to Loki (local on a server, `ship_to` on an agent);
 //! - traces.alloy: an OTLP receiver (gRPC and HTTP) forwarding traces to Tempo;
 //! - metrics.alloy (agents only): runs the plan's scrape jobs (local exporters
 //!   and service checks) and remote-writes to the server's Prometheus.
@@ -15,12 +16,18 @@ use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{LogSource, Role};
-use crate::plan::{job, join_host_port, scrape_address, Plan};
+use crate::plan::{job, join_host_port, scrape_address, Auth, Plan};
 
 /// `job` label of the journal's log streams; dashboards select on it.
 pub const JOURNAL_JOB: &str = "systemd-journal";
 /// `job` label of the containers' log streams; dashboards select on it.
 pub const CONTAINERS_JOB: &str = "containers";
+/// The `level` values loki.source.journal writes (`__journal_priority_keyword`),
+/// for PRIORITY 0 to 7: the keyword table of Alloy's journal target, which
+/// spells 3 and 4 `error` and `warning`, not syslog's `err` and `warn`.
+pub const JOURNAL_LEVELS: [&str; 8] = [
+    "emerg", "alert", "crit", "error", "warning", "notice", "info", "debug",
+];
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     if !plan.runs(job::ALLOY) {
@@ -94,28 +101,41 @@ fn logs(plan: &Plan, loki_push: &str) -> String {
         "Logs: journald, containers and files, pushed to Loki.",
     );
 
-    d.comment("systemd journal, every unit. level comes from the entry's priority.");
+    d.comment(
+        "systemd journal, every unit; user units (rootless Podman, quadlets) by their own name \
+         and uid, containers logging to journald by name; level from the priority.",
+    );
     d.block("loki.relabel", Some("journal"), |b| {
         b.attr("forward_to", Value::List(vec![]));
         b.block("rule", None, |r| {
-            relabel(r, "__journal__systemd_unit", None, "unit", None)
+            relabel(r, &["__journal__systemd_unit"], None, "unit", None)
+        });
+        // The user manager's own unit (user@1001.service) is replaced by the user unit's name.
+        b.block("rule", None, |r| {
+            relabel(
+                r,
+                &["__journal__systemd_user_unit"],
+                Some("(.+)"),
+                "unit",
+                None,
+            )
         });
         b.block("rule", None, |r| {
-            relabel(r, "__journal_priority_keyword", None, "level", None)
+            relabel(
+                r,
+                &["__journal__systemd_user_unit", "__journal__uid"],
+                Some(".+;(.+)"),
+                "uid",
+                None,
+            )
         });
-        for svc in &cfg.services {
-            if let Some(LogSource::Unit(unit)) = &svc.logs {
-                b.block("rule", None, |r| {
-                    relabel(
-                        r,
-                        "__journal__systemd_unit",
-                        Some(&regex_escape(unit)),
-                        "service_name",
-                        Some(&svc.name),
-                    )
-                });
-            }
-        }
+        b.block("rule", None, |r| {
+            relabel(r, &["__journal_container_name"], None, "container", None)
+        });
+        b.block("rule", None, |r| {
+            relabel(r, &["__journal_priority_keyword"], None, "level", None)
+        });
+        service_rules(b, cfg, "");
     });
     d.block("loki.source.journal", Some("system"), |b| {
         b.attr("max_age", Value::str("12h"));
@@ -130,42 +150,37 @@ fn logs(plan: &Plan, loki_push: &str) -> String {
         b.attr("forward_to", to_loki());
     });
 
-    if let Some(socket) = &cfg.alloy.container_socket {
-        let host = format!("unix://{socket}");
-        d.comment("Docker/podman containers, labelled with the container name.");
-        d.block("discovery.docker", Some("containers"), |b| {
-            b.attr("host", Value::str(&host));
-        });
+    let sockets = &cfg.alloy.container_sockets;
+    if !sockets.is_empty() {
+        d.comment("Docker/Podman containers of every socket, labelled with the container name.");
         d.block("discovery.relabel", Some("containers"), |b| {
             b.attr("targets", Value::List(vec![]));
             b.block("rule", None, |r| {
                 relabel(
                     r,
-                    "__meta_docker_container_name",
+                    &["__meta_docker_container_name"],
                     Some("/(.*)"),
                     "container",
                     None,
                 )
             });
-            for svc in &cfg.services {
-                if let Some(LogSource::Container(name)) = &svc.logs {
-                    b.block("rule", None, |r| {
-                        relabel(
-                            r,
-                            "__meta_docker_container_name",
-                            Some(&format!("/{}", regex_escape(name))),
-                            "service_name",
-                            Some(&svc.name),
-                        )
-                    });
-                }
-            }
+            service_rules(b, cfg, "/");
         });
-        d.block("loki.source.docker", Some("containers"), |b| {
+    }
+    for (i, socket) in sockets.iter().enumerate() {
+        let host = format!("unix://{socket}");
+        let name = match i {
+            0 => "containers".to_string(),
+            i => format!("containers_{}", i + 1),
+        };
+        d.block("discovery.docker", Some(&name), |b| {
+            b.attr("host", Value::str(&host));
+        });
+        d.block("loki.source.docker", Some(&name), |b| {
             b.attr("host", Value::str(&host));
             b.attr(
                 "targets",
-                Value::Ref("discovery.docker.containers.targets".into()),
+                Value::Ref(format!("discovery.docker.{name}.targets")),
             );
             b.attr(
                 "labels",
@@ -211,14 +226,41 @@ fn logs(plan: &Plan, loki_push: &str) -> String {
     d.finish()
 }
 
+/// `service_name` rules of the services whose logs are a unit or a container.
+/// In the journal, they match the `unit` and `container` labels the earlier
+/// rules set; Docker's container names start with `container_prefix` ("/").
+fn service_rules(b: &mut Doc, cfg: &crate::model::Config, container_prefix: &str) {
+    for svc in &cfg.services {
+        let (source, name) = match &svc.logs {
+            Some(LogSource::Unit(unit)) if container_prefix.is_empty() => ("unit", unit),
+            Some(LogSource::Container(name)) => ("container", name),
+            _ => continue,
+        };
+        let (source, regex) = if container_prefix.is_empty() {
+            (source, regex_escape(name))
+        } else {
+            (
+                "__meta_docker_container_name",
+                format!("{container_prefix}{}", regex_escape(name)),
+            )
+        };
+        b.block("rule", None, |r| {
+            relabel(r, &[source], Some(&regex), "service_name", Some(&svc.name))
+        });
+    }
+}
+
 fn relabel(
     r: &mut Doc,
-    source: &str,
+    sources: &[&str],
     regex: Option<&str>,
     target: &str,
     replacement: Option<&str>,
 ) {
-    r.attr("source_labels", Value::List(vec![Value::str(source)]));
+    r.attr(
+        "source_labels",
+        Value::List(sources.iter().map(|s| Value::str(s)).collect()),
+    );
     if let Some(regex) = regex {
         r.attr("regex", Value::str(regex));
     }
@@ -303,8 +345,43 @@ fn metrics(plan: &Plan, remote_write: &str) -> String {
                         .unwrap_or(&plan.cfg.prometheus.scrape_interval),
                 ),
             );
+            if let Some(timeout) = &job.timeout {
+                b.attr("scrape_timeout", Value::str(timeout));
+            }
+            if let Some(scheme) = &job.scheme {
+                b.attr("scheme", Value::str(scheme));
+            }
             if job.metrics_path != "/metrics" {
                 b.attr("metrics_path", Value::str(&job.metrics_path));
+            }
+            match &job.auth {
+                Some(Auth::Basic(basic)) => b.block("basic_auth", None, |a| {
+                    a.attr("username", Value::str(&basic.username));
+                    a.attr("password_file", Value::str(&basic.password_file));
+                }),
+                Some(Auth::Bearer { token_file }) => b.block("authorization", None, |a| {
+                    a.attr("type", Value::str("Bearer"));
+                    a.attr("credentials_file", Value::str(token_file));
+                }),
+                None => {}
+            }
+            if let Some(tls) = &job.tls {
+                b.block("tls_config", None, |t| {
+                    let files = [
+                        ("ca_file", &tls.ca_file),
+                        ("cert_file", &tls.cert_file),
+                        ("key_file", &tls.key_file),
+                        ("server_name", &tls.server_name),
+                    ];
+                    for (key, value) in files {
+                        if let Some(value) = value {
+                            t.attr(key, Value::str(value));
+                        }
+                    }
+                    if tls.insecure_skip_verify {
+                        t.attr("insecure_skip_verify", Value::Bool(true));
+                    }
+                });
             }
             b.attr(
                 "forward_to",

@@ -8,8 +8,8 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
-use crate::model::RemoteWrite;
-use crate::plan::{job, Plan, ScrapeJob};
+use crate::model::{RemoteWrite, TlsConfig};
+use crate::plan::{job, Auth, Plan, ScrapeJob};
 
 /// Where rule files are rendered, relative to prometheus.yml.
 pub const RULE_FILES_GLOB: &str = "rules/*.yml";
@@ -51,8 +51,32 @@ struct ScrapeConfig {
     job_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     scrape_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scrape_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheme: Option<String>,
     metrics_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    basic_auth: Option<BasicAuthYml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authorization: Option<AuthorizationYml>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_config: Option<TlsConfigYml>,
     static_configs: Vec<StaticConfig>,
+}
+
+#[derive(Serialize)]
+struct TlsConfigYml {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_name: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    insecure_skip_verify: bool,
 }
 
 #[derive(Serialize)]
@@ -140,7 +164,21 @@ fn scrape_config(job: &ScrapeJob) -> ScrapeConfig {
     ScrapeConfig {
         job_name: job.name.clone(),
         scrape_interval: job.interval.clone(),
+        scrape_timeout: job.timeout.clone(),
+        scheme: job.scheme.clone(),
         metrics_path: job.metrics_path.clone(),
+        basic_auth: match &job.auth {
+            Some(Auth::Basic(b)) => Some(BasicAuthYml {
+                username: b.username.clone(),
+                password_file: b.password_file.clone(),
+            }),
+            _ => None,
+        },
+        authorization: match &job.auth {
+            Some(Auth::Bearer { token_file }) => Some(bearer(token_file)),
+            _ => None,
+        },
+        tls_config: job.tls.as_ref().map(tls_config),
         static_configs: job
             .targets
             .iter()
@@ -152,6 +190,24 @@ fn scrape_config(job: &ScrapeJob) -> ScrapeConfig {
     }
 }
 
+fn tls_config(t: &TlsConfig) -> TlsConfigYml {
+    TlsConfigYml {
+        ca_file: t.ca_file.clone(),
+        cert_file: t.cert_file.clone(),
+        key_file: t.key_file.clone(),
+        server_name: t.server_name.clone(),
+        insecure_skip_verify: t.insecure_skip_verify,
+    }
+}
+
+/// Prometheus 3 removed `bearer_token_file`; `authorization` works in 2.x too.
+fn bearer(token_file: &str) -> AuthorizationYml {
+    AuthorizationYml {
+        kind: "Bearer",
+        credentials_file: token_file.into(),
+    }
+}
+
 fn remote_write(rw: &RemoteWrite) -> RemoteWriteYml {
     RemoteWriteYml {
         name: rw.name.clone(),
@@ -160,10 +216,7 @@ fn remote_write(rw: &RemoteWrite) -> RemoteWriteYml {
             username: b.username.clone(),
             password_file: b.password_file.clone(),
         }),
-        authorization: rw.bearer_token_file.as_ref().map(|f| AuthorizationYml {
-            kind: "Bearer",
-            credentials_file: f.clone(),
-        }),
+        authorization: rw.bearer_token_file.as_deref().map(bearer),
     }
 }
 

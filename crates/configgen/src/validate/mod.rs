@@ -5,6 +5,7 @@
 mod formats;
 mod grafana;
 mod listeners;
+mod scrape;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigIssue> {
     c.services(&cfg.services);
     c.network(&cfg.network);
     c.prometheus(&cfg.prometheus);
+    c.scrape_jobs(cfg);
     c.alerting(&cfg.alerting, &cfg.alertmanager);
     c.storage(cfg);
     c.grafana(&cfg.grafana);
@@ -112,14 +114,33 @@ impl Checker {
                 self.dns(&at("dns"), dns);
             }
             if let Some(red) = &s.red {
-                if red.ports.is_empty() {
+                if red.ports.is_empty()
+                    && red.unit.is_none()
+                    && red.container.is_none()
+                    && red.client_ports.is_empty()
+                {
                     self.issue(
-                        at("red.ports"),
-                        "list the local ports the service listens on",
+                        at("red"),
+                        "say what to watch: ports, unit, container or client_ports",
                     );
                 }
                 for (j, port) in red.ports.iter().enumerate() {
                     self.port(&at(&format!("red.ports[{j}]")), *port);
+                }
+                for (j, port) in red.client_ports.iter().enumerate() {
+                    self.port(&at(&format!("red.client_ports[{j}]")), *port);
+                }
+                for (field, name) in [("unit", &red.unit), ("container", &red.container)] {
+                    if let Some(name) = name {
+                        if name.trim().is_empty() {
+                            self.issue(at(&format!("red.{field}")), "must not be empty");
+                        } else if name.contains('/') {
+                            self.issue(
+                                at(&format!("red.{field}")),
+                                format!("`{name}` is not a {field} name"),
+                            );
+                        }
+                    }
                 }
                 for (j, route) in red.routes.iter().enumerate() {
                     if !route.starts_with('/') {
@@ -396,8 +417,8 @@ impl Checker {
         self.absolute("loki.data_dir", &cfg.loki.data_dir);
         self.duration("tempo.retention", &cfg.tempo.retention, false);
         self.absolute("tempo.data_dir", &cfg.tempo.data_dir);
-        if let Some(socket) = &cfg.alloy.container_socket {
-            self.absolute("alloy.container_socket", socket);
+        for (i, socket) in cfg.alloy.container_sockets.iter().enumerate() {
+            self.absolute(&format!("alloy.container_sockets[{i}]"), socket);
         }
         for (i, f) in cfg.alloy.log_files.iter().enumerate() {
             if f.job.trim().is_empty() {

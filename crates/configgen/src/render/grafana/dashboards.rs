@@ -77,6 +77,8 @@ fn jobs() -> BTreeMap<&'static str, String> {
     .collect();
     // Every service check, for `job=~"$job_blackbox"`.
     jobs.insert("blackbox", job::SERVICE_CHECKS.join("|"));
+    // configgen's own jobs: `job!~"$job_builtin"` is every job the user declared.
+    jobs.insert("builtin", job::BUILTIN.join("|"));
     jobs
 }
 
@@ -98,6 +100,8 @@ pub fn render(cfg: &Config, provisioned: &[Datasource]) -> Result<Vec<(String, S
     env.add_global("jobs", minijinja::Value::from_serialize(jobs()));
     env.add_global("refresh", "1m");
     env.add_global("log_jobs_regex", log_jobs_regex(cfg)?);
+    // Priority 0-3 (emerg to error), as Alloy spells them.
+    env.add_global("journal_error_levels", alloy::JOURNAL_LEVELS[..4].join("|"));
     env.add_global(
         "log_streams",
         minijinja::Value::from_serialize(BTreeMap::from([
