@@ -303,6 +303,81 @@ in {
         ])
     ];
 
+  # Agents push to a server without Tempo: the remote-write receiver is
+  # configgen's decision from prometheus.remote_write_receiver alone.
+  agents-without-tempo = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability = {
+          acceptAgents = true;
+          tempo.enable = false;
+        };
+      }
+    ];
+  in
+    rendering c [
+      (check "remote-write receiver for agents" c.services.prometheus.extraFlags [
+        "--enable-feature=exemplar-storage"
+        "--web.enable-remote-write-receiver"
+      ])
+    ];
+
+  custom-ports-retention-collectors = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability = {
+          ports = {
+            prometheus = 9191;
+            alertmanager = 9193;
+            node = 9101;
+            blackbox = 9116;
+            cadvisor = 8089;
+            loki = 3101;
+            alloy = 12346;
+            grafana = 3001;
+          };
+          retention.metrics = "90d";
+          settings.exporters.node.collectors = [
+            "systemd"
+            "ethtool"
+          ];
+        };
+      }
+    ];
+  in
+    rendering c [
+      (check "retention" c.services.prometheus.retentionTime "90d")
+      (check "collectors" c.services.prometheus.exporters.node.enabledCollectors [
+        "systemd"
+        "ethtool"
+      ])
+    ];
+
+  remote-write = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability.settings.prometheus.remote_write = [
+          {
+            url = "https://vm.example.org/api/v1/write";
+            bearer_token_file = "/run/secrets/vm-token";
+          }
+        ];
+      }
+    ];
+  in
+    rendering c [
+      (check "remote write handed to nixpkgs" (map (lib.filterAttrs (_: v: v != null)) c.services.prometheus.remoteWrite) [
+        {
+          url = "https://vm.example.org/api/v1/write";
+          bearer_token_file = "/run/secrets/vm-token";
+        }
+      ])
+      (check "promtool cannot read the token in the sandbox" c.services.prometheus.checkConfig "syntax-only")
+    ];
+
   discovery = let
     c = evalHost [
       enable
