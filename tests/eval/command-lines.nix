@@ -12,6 +12,7 @@
 #             # for, following the links the module and nixpkgs put between
 #   dataDir;  # where the unit may write, when nixpkgs fixes it
 #   listeners; # listeners set through options, not flags (Grafana)
+#   secrets;  # secret files the module hands the daemon in Nix options
 # }, for the units that are enabled.
 {
   lib,
@@ -81,6 +82,11 @@
       );
       files = {};
       dataDir = "/var/lib/${p.stateDir}";
+      # Remote-write credentials, in the prometheus.yml nixpkgs generates.
+      secrets = lib.concatMap (rw:
+        lib.optional (rw.bearer_token_file != null) rw.bearer_token_file
+        ++ lib.optional (rw.basic_auth != null && rw.basic_auth.password_file != null) rw.basic_auth.password_file)
+      p.remoteWrite;
     });
 
     # prometheus/alertmanager.nix: `cmdlineArgs` ("--flag value" words); the
@@ -181,6 +187,13 @@
 
     # Grafana reads the grafana.ini nixpkgs writes from services.grafana.settings.
     grafana = lib.optionalAttrs grafana.enable {
+      # Settings Grafana reads from a file: `$__file{PATH}`.
+      secrets = lib.concatMap (value: let
+        file = builtins.match "\\$__file\\{(.*)}" value;
+      in
+        lib.optional (file != null) (lib.head file)) (
+        lib.concatMap (section: lib.filter lib.isString (lib.attrValues section)) (lib.attrValues grafana.settings)
+      );
       listeners = [
         {
           purpose = "http";

@@ -4,7 +4,9 @@
 //! configgen's runtime model (`runtime::daemons`) for the JSON config the
 //! module hands to configgen: the same daemons run, every flag is equal, and
 //! the few flags NixOS states differently by design (listed below, with the
-//! reason) mean the same. Needs NIXPKGS_LIB and `nix-instantiate`.
+//! reason) mean the same; listeners set through options, the data
+//! directories nixpkgs fixes and the secret files the module states in Nix
+//! agree too. Needs NIXPKGS_LIB and `nix-instantiate`.
 //!
 //! The eBPF probe is not compared: the runtime model has only its config path
 //! (`runtime::probe_args`), while the module's `--no-tls` and capabilities
@@ -348,6 +350,22 @@ fn nixos_units_run_configgens_flags() {
                     ));
                 }
             }
+            // Secret files configgen's model says the daemon reads, where the
+            // module hands them over in Nix options (the rendered files carry
+            // the others). The unit may read more (Grafana's secret_key).
+            if let Some(secrets) = unit["secrets"].as_array() {
+                let given: BTreeSet<&str> = secrets.iter().filter_map(Value::as_str).collect();
+                for secret in &daemon.secrets {
+                    if given.contains(secret.as_str()) {
+                        tally.equal += 1;
+                    } else {
+                        failures.push(format!(
+                            "{case}: {} reads the secret {secret} in configgen's model; the NixOS unit is given {given:?}",
+                            daemon.name
+                        ));
+                    }
+                }
+            }
             // Where the unit may write, where nixpkgs fixes it. Prometheus'
             // and Alertmanager's are compared as flags above.
             if let (Some(dir), false) = (
@@ -364,7 +382,7 @@ fn nixos_units_run_configgens_flags() {
         }
     }
     println!(
-        "{compared_cases} cases, {compared_daemons} daemons: {} flags and listeners equal, {} equal in meaning (by design on NixOS), {} the user's own",
+        "{compared_cases} cases, {compared_daemons} daemons: {} flags, listeners and secrets equal, {} equal in meaning (by design on NixOS), {} the user's own",
         tally.equal, tally.by_meaning, tally.users_own
     );
     for b in BY_DESIGN {
