@@ -603,7 +603,10 @@ fn only_agent_facing_listeners_follow_public_addresses() {
     assert_eq!(tempo.server.grpc_listen_address, "127.0.0.1");
     assert_eq!(tempo.memberlist.bind_addr, ["127.0.0.1"]);
     let grpc = tempo.distributor.receivers.otlp.protocols.grpc.unwrap();
-    assert_eq!(grpc.endpoint, format!("0.0.0.0:{}", cfg.tempo.otlp_grpc_port));
+    assert_eq!(
+        grpc.endpoint,
+        format!("0.0.0.0:{}", cfg.tempo.otlp_grpc_port)
+    );
     let traces = tree.get("alloy/traces.alloy").unwrap();
     assert!(
         traces.contains(&format!("\"127.0.0.1:{}\"", cfg.tempo.otlp_grpc_port)),
