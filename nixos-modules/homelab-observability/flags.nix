@@ -1,6 +1,10 @@
-# Every command-line flag the module adds to a daemon, in one place (they are
-# to come from configgen's runtime model). Listen addresses and ports the
-# upstream modules turn into flags themselves are set in ./common.nix and
+# Every command-line flag the module adds to a daemon, in one place. They are
+# configgen's runtime model (crates/configgen/src/runtime.rs) decided from the
+# same JSON config (`model`): the module cannot read configgen's output at
+# evaluation time, so nix-checks' flag_parity test rebuilds each unit's
+# command line the way nixpkgs' module does and requires it to equal
+# configgen's, flag for flag. Listen addresses, ports and retention, which the
+# upstream modules turn into flags themselves, are set in ./common.nix and
 # ./server.nix through their own options.
 {
   config,
@@ -11,8 +15,11 @@
   tree,
   ...
 }: {
-  # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
-  prometheus = lib.optional (cfg.acceptAgents || on.tempo) "--web.enable-remote-write-receiver";
+  prometheus =
+    # Exemplars carry the trace ids behind the metric-to-trace links.
+    ["--enable-feature=exemplar-storage"]
+    # Agents remote-write here, and so does Tempo's metrics generator (span metrics).
+    ++ lib.optional (model.prometheus.remote_write_receiver || on.tempo) "--web.enable-remote-write-receiver";
 
   # Without peers Alertmanager still gossips on 0.0.0.0:9094 (TCP and UDP);
   # an empty cluster address turns clustering off, so nothing listens there.
@@ -22,11 +29,15 @@
   # the HostSystemdUnitCrashLooping alert counts, only with this flag.
   node = lib.optional (lib.elem "systemd" model.exporters.node.collectors) "--collector.systemd.enable-restarts-metrics";
 
-  # Without it cAdvisor reports docker containers only, not systemd services.
-  cadvisor = ["--docker_only=false"];
+  cadvisor = [
+    # Without it cAdvisor reports docker containers only, not systemd services.
+    "--docker_only=false"
+    "--housekeeping_interval=30s"
+  ];
 
   alloy = [
-    "--server.http.listen-addr=${model.alloy.listen_address}:${toString cfg.ports.alloy}"
+    "--server.http.listen-addr=${model.alloy.listen_address}:${toString model.alloy.port}"
+    "--storage.path=${model.alloy.data_dir}"
     "--disable-reporting"
   ];
 

@@ -13,7 +13,9 @@
 }: let
   inherit (cfg) ports;
   loopback = "127.0.0.1";
-  # Daemons agents push to listen on every address when the server accepts agents.
+  # The listeners agents push to (Prometheus' remote-write receiver, Loki's
+  # push API, Tempo's OTLP gRPC receiver) are on every address when the server
+  # accepts agents; configgen keeps every other listener on loopback.
   inbound =
     if cfg.acceptAgents
     then "0.0.0.0"
@@ -82,6 +84,7 @@
     prometheus = {
       listen_address = inbound;
       port = ports.prometheus;
+      remote_write_receiver = cfg.acceptAgents;
       scrape_interval = cfg.scrapeInterval;
       retention = cfg.retention.metrics;
     };
@@ -105,11 +108,14 @@
       container_socket = containerSocket;
       otlp_grpc_port = ports.otlpGrpc;
       otlp_http_port = ports.otlpHttp;
+      # nixpkgs' alloy unit: StateDirectory = "alloy".
+      data_dir = "/var/lib/alloy";
     };
     tempo = {
       enable = cfg.tempo.enable;
-      listen_address = inbound;
+      listen_address = loopback;
       port = ports.tempo;
+      otlp_grpc_listen_address = inbound;
       otlp_grpc_port = ports.tempoOtlpGrpc;
       retention = cfg.retention.traces;
     };

@@ -60,7 +60,8 @@ in {
       (check "prometheus on loopback" p.listenAddress "127.0.0.1")
       (check "prometheus port" p.port 9090)
       (check "retention" p.retentionTime "30d")
-      (check "remote-write receiver for Tempo's span metrics" p.extraFlags [
+      (check "exemplars, and the remote-write receiver for Tempo's span metrics" p.extraFlags [
+        "--enable-feature=exemplar-storage"
         "--web.enable-remote-write-receiver"
       ])
       (check "external labels" p.globalConfig.external_labels {host = "nas";})
@@ -269,12 +270,16 @@ in {
     m = c.services.homelab-observability.generatedConfig;
   in
     rendering c [
-      (check "remote-write receiver" c.services.prometheus.extraFlags ["--web.enable-remote-write-receiver"])
+      (check "configgen decides the remote-write receiver" m.prometheus.remote_write_receiver true)
+      (check "remote-write receiver" c.services.prometheus.extraFlags [
+        "--enable-feature=exemplar-storage"
+        "--web.enable-remote-write-receiver"
+      ])
       (check "prometheus listens for agents" c.services.prometheus.listenAddress "0.0.0.0")
-      (check "rendered listeners for agents" [
+      (check "rendered listeners for agents: remote write, Loki push, Tempo OTLP gRPC" [
           m.prometheus.listen_address
           m.loki.listen_address
-          m.tempo.listen_address
+          m.tempo.otlp_grpc_listen_address
         ] [
           "0.0.0.0"
           "0.0.0.0"
@@ -286,6 +291,7 @@ in {
         4327
       ])
       (check "the rest stays on loopback" [
+          m.tempo.listen_address
           m.alertmanager.listen_address
           m.grafana.listen_address
           m.exporters.node.listen_address
@@ -293,7 +299,83 @@ in {
           "127.0.0.1"
           "127.0.0.1"
           "127.0.0.1"
+          "127.0.0.1"
         ])
+    ];
+
+  # Agents push to a server without Tempo: the remote-write receiver is
+  # configgen's decision from prometheus.remote_write_receiver alone.
+  agents-without-tempo = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability = {
+          acceptAgents = true;
+          tempo.enable = false;
+        };
+      }
+    ];
+  in
+    rendering c [
+      (check "remote-write receiver for agents" c.services.prometheus.extraFlags [
+        "--enable-feature=exemplar-storage"
+        "--web.enable-remote-write-receiver"
+      ])
+    ];
+
+  custom-ports-retention-collectors = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability = {
+          ports = {
+            prometheus = 9191;
+            alertmanager = 9193;
+            node = 9101;
+            blackbox = 9116;
+            cadvisor = 8089;
+            loki = 3101;
+            alloy = 12346;
+            grafana = 3001;
+          };
+          retention.metrics = "90d";
+          settings.exporters.node.collectors = [
+            "systemd"
+            "ethtool"
+          ];
+        };
+      }
+    ];
+  in
+    rendering c [
+      (check "retention" c.services.prometheus.retentionTime "90d")
+      (check "collectors" c.services.prometheus.exporters.node.enabledCollectors [
+        "systemd"
+        "ethtool"
+      ])
+    ];
+
+  remote-write = let
+    c = evalHost [
+      enable
+      {
+        services.homelab-observability.settings.prometheus.remote_write = [
+          {
+            url = "https://vm.example.org/api/v1/write";
+            bearer_token_file = "/run/secrets/vm-token";
+          }
+        ];
+      }
+    ];
+  in
+    rendering c [
+      (check "remote write handed to nixpkgs" (map (lib.filterAttrs (_: v: v != null)) c.services.prometheus.remoteWrite) [
+        {
+          url = "https://vm.example.org/api/v1/write";
+          bearer_token_file = "/run/secrets/vm-token";
+        }
+      ])
+      (check "promtool cannot read the token in the sandbox" c.services.prometheus.checkConfig "syntax-only")
     ];
 
   discovery = let
@@ -447,6 +529,7 @@ in {
       (check "user's retention wins over the default" p.retentionTime "1y")
       (check "user's scrape interval wins over the default" p.globalConfig.scrape_interval "15s")
       (check "user's flags kept" p.extraFlags [
+        "--enable-feature=exemplar-storage"
         "--web.enable-remote-write-receiver"
         "--web.enable-admin-api"
       ])
@@ -567,7 +650,9 @@ in {
   in
     rendering c [
       (check "no tempo" c.services.tempo.enable false)
-      (check "no remote-write receiver without Tempo or agents" c.services.prometheus.extraFlags [])
+      (check "no remote-write receiver without Tempo or agents" c.services.prometheus.extraFlags [
+        "--enable-feature=exemplar-storage"
+      ])
       (check "tempo disabled in the config" c.services.homelab-observability.generatedConfig.tempo.enable false)
     ];
 

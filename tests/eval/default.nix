@@ -1,6 +1,6 @@
 # Evaluation tests of the NixOS module, run by `cargo test -p nix-checks`:
 #   nix-instantiate --eval --strict --json tests/eval --argstr nixpkgsLib /path/to/nixpkgs/lib
-# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; configgenRefuses?; }
+# Result: case name -> { checks = [ { name, ok, actual, expected } ]; config; render; commandLines?; configgenRefuses?; }
 # `config` is the JSON model handed to configgen; the Rust test loads it with
 # configgen's validating loader and renders it when `render` is true, or
 # requires configgen's located refusal when `configgenRefuses` is set.
@@ -28,11 +28,16 @@
 
   failedAssertions = config: map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
 
-  # A case whose config must evaluate cleanly and render.
+  commandLines = import ./command-lines.nix {inherit lib pkgs;};
+
+  # A case whose config must evaluate cleanly and render; its daemons' command
+  # lines as nixpkgs builds them (tests/flag_parity.rs compares them with
+  # configgen's runtime model).
   rendering = config: checks: {
     checks = [(check "no failed assertion" (failedAssertions config) [])] ++ checks;
     config = config.services.homelab-observability.generatedConfig;
     render = true;
+    commandLines = commandLines config;
   };
 
   # A case that must be refused with a message containing `needle`.

@@ -73,6 +73,12 @@ in {
       listenAddress = str "0.0.0.0";
       extraFlags = listOfStr;
       retentionTime = nullOpt types.str;
+      stateDir = str "prometheus2";
+      enableReload = opt types.bool false;
+      enableAgentMode = mkEnableOption "agent mode";
+      alertmanagerNotificationQueueCapacity = opt types.int 10000;
+      webExternalUrl = nullOpt types.str;
+      webConfigFile = nullOpt types.path;
       checkConfig = opt (types.either types.bool (types.enum ["syntax-only"])) true;
       configText = nullOpt types.lines;
       globalConfig = opt (submodule {
@@ -117,6 +123,15 @@ in {
         checkConfig = opt types.bool true;
         listenAddress = str "";
         port = port 9093;
+        logLevel = opt (types.enum [
+          "debug"
+          "info"
+          "warn"
+          "error"
+          "fatal"
+        ]) "warn";
+        logFormat = nullOpt types.str;
+        webExternalUrl = nullOpt types.str;
         clusterPeers = listOfStr;
         extraFlags = listOfStr;
       };
@@ -138,6 +153,7 @@ in {
       listenAddress = str "127.0.0.1";
       port = port 8080;
       extraOptions = listOfStr;
+      storageDriver = nullOpt types.str;
     };
 
     services.loki = {

@@ -12,13 +12,14 @@ server.wait_for_open_port(3100)
 for unit in AGENT_UNITS:
     agent.wait_for_unit(f"{unit}.service")
 
-with subtest("only the daemons agents push to listen beyond loopback"):
-    # configgen binds each of these daemons' listeners to one address; the
-    # firewall opens only 9090, 3100 and 4327.
+with subtest("only the ports agents push to listen beyond loopback"):
+    # Prometheus' remote-write receiver (its HTTP), Loki's push API (its HTTP)
+    # and Tempo's OTLP gRPC receiver, the ports the firewall opens; Loki's
+    # gRPC, Tempo's HTTP, gRPC and memberlist stay on loopback.
     assert_loopback_only(
         server,
         SERVER_UNITS,
-        public={"prometheus": {9090}, "loki": {3100, 9096}, "tempo": {3200, 4327, 9095, 7946}},
+        public={"prometheus": {9090}, "loki": {3100}, "tempo": {4327}},
     )
 
 with subtest("every socket of the agent is on loopback"):

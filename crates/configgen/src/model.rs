@@ -601,8 +601,10 @@ pub struct NtfyReceiver {
 #[serde(deny_unknown_fields, default)]
 pub struct Loki {
     pub enable: bool,
+    /// Address of the HTTP API: queries, and the push API agents send to.
     pub listen_address: String,
     pub port: u16,
+    /// Loki's internal gRPC listener, always on 127.0.0.1.
     pub grpc_port: u16,
     pub data_dir: String,
     pub retention: String,
@@ -712,8 +714,12 @@ pub struct LogFiles {
 #[serde(deny_unknown_fields, default)]
 pub struct Tempo {
     pub enable: bool,
+    /// Address of the HTTP API Grafana queries.
     pub listen_address: String,
     pub port: u16,
+    /// Address of Tempo's OTLP gRPC receiver, the one Tempo listener agents
+    /// send to. Tempo's gRPC API and memberlist stay on 127.0.0.1.
+    pub otlp_grpc_listen_address: String,
     /// Tempo's own OTLP gRPC receiver (Alloy forwards to it).
     pub otlp_grpc_port: u16,
     pub data_dir: String,
@@ -726,6 +732,7 @@ impl Default for Tempo {
             enable: true,
             listen_address: loopback(),
             port: 3200,
+            otlp_grpc_listen_address: loopback(),
             otlp_grpc_port: 4327,
             data_dir: "/var/lib/tempo".into(),
             retention: "14d".into(),

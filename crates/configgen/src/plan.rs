@@ -17,6 +17,11 @@ use crate::diagnostic::ConfigIssue;
 use crate::model::{BasicAuth, Config, HttpCheck, Role, Service, TlsConfig};
 
 /// Job label values. Dashboards and alert rules select on these.
+/// Address of the listeners only a daemon itself uses (Loki's and Tempo's
+/// gRPC, Tempo's memberlist): never beyond loopback, whatever the config says
+/// about the listeners agents reach.
+pub const INTERNAL_ADDRESS: &str = "127.0.0.1";
+
 pub mod job {
     pub const PROMETHEUS: &str = "prometheus";
     pub const ALERTMANAGER: &str = "alertmanager";

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{Config, Receiver};
-use crate::plan::{job, join_host_port, scrape_address, Plan};
+use crate::plan::{job, join_host_port, scrape_address, Plan, INTERNAL_ADDRESS};
 use crate::render::{grafana, tempo};
 
 /// A container image, pinned to the exact upstream release the rendered
@@ -480,7 +480,7 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 http(&lk.listen_address, lk.port),
                 Listener {
                     purpose: "grpc",
-                    address: lk.listen_address.clone(),
+                    address: INTERNAL_ADDRESS.into(),
                     port: lk.grpc_port,
                 },
             ],
@@ -502,9 +502,9 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
 
     if plan.runs(job::TEMPO) {
         let t = &cfg.tempo;
-        let on = |purpose, port| Listener {
+        let on = |purpose, address: &str, port| Listener {
             purpose,
-            address: t.listen_address.clone(),
+            address: address.into(),
             port,
         };
         out.push(Daemon {
@@ -522,10 +522,10 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             args: vec![format!("-config.file={}", file("tempo/tempo.yaml"))],
             env: Vec::new(),
             listeners: vec![
-                on("http", t.port),
-                on("grpc", tempo::GRPC_PORT),
-                on("otlp-grpc", t.otlp_grpc_port),
-                on("gossip", tempo::MEMBERLIST_PORT),
+                on("http", &t.listen_address, t.port),
+                on("grpc", INTERNAL_ADDRESS, tempo::GRPC_PORT),
+                on("otlp-grpc", &t.otlp_grpc_listen_address, t.otlp_grpc_port),
+                on("gossip", INTERNAL_ADDRESS, tempo::MEMBERLIST_PORT),
             ],
             data_dir: Some(t.data_dir.clone()),
             config_files: vec![file("tempo/tempo.yaml")],
@@ -807,6 +807,30 @@ mod tests {
         assert!(find(&with_tempo, "prometheus")
             .args
             .contains(&"--web.enable-remote-write-receiver".into()));
+    }
+
+    #[test]
+    fn internal_listeners_stay_on_loopback_when_agents_push() {
+        let ds = daemons_of(
+            "[prometheus]\nlisten_address = \"0.0.0.0\"\n[loki]\nlisten_address = \"0.0.0.0\"\n[tempo]\notlp_grpc_listen_address = \"0.0.0.0\"\n",
+        );
+        let public: Vec<(&str, &str, u16)> = ds
+            .iter()
+            .flat_map(|d| {
+                d.listeners
+                    .iter()
+                    .filter(|l| l.address != "127.0.0.1")
+                    .map(move |l| (d.name, l.purpose, l.port))
+            })
+            .collect();
+        assert_eq!(
+            public,
+            [
+                ("prometheus", "http", 9090),
+                ("loki", "http", 3100),
+                ("tempo", "otlp-grpc", 4327)
+            ]
+        );
     }
 
     #[test]

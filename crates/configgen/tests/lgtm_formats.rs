@@ -586,6 +586,34 @@ fn tempo_config_follows_the_documented_schema() {
     assert!(tempo.stream_over_http_enabled);
 }
 
+/// A server that accepts agents opens only what agents push to: Loki's HTTP
+/// API and Tempo's OTLP gRPC receiver. gRPC and memberlist stay on loopback,
+/// and the local Alloy still reaches Tempo's receiver.
+#[test]
+fn only_agent_facing_listeners_follow_public_addresses() {
+    let mut cfg = example();
+    cfg.loki.listen_address = "0.0.0.0".into();
+    cfg.tempo.otlp_grpc_listen_address = "0.0.0.0".into();
+    let tree = render(&cfg);
+    let loki: loki::Config = yaml(&tree, "loki/loki.yaml");
+    assert_eq!(loki.server.http_listen_address, "0.0.0.0");
+    assert_eq!(loki.server.grpc_listen_address, "127.0.0.1");
+    let tempo: tempo::Config = yaml(&tree, "tempo/tempo.yaml");
+    assert_eq!(tempo.server.http_listen_address, "127.0.0.1");
+    assert_eq!(tempo.server.grpc_listen_address, "127.0.0.1");
+    assert_eq!(tempo.memberlist.bind_addr, ["127.0.0.1"]);
+    let grpc = tempo.distributor.receivers.otlp.protocols.grpc.unwrap();
+    assert_eq!(
+        grpc.endpoint,
+        format!("0.0.0.0:{}", cfg.tempo.otlp_grpc_port)
+    );
+    let traces = tree.get("alloy/traces.alloy").unwrap();
+    assert!(
+        traces.contains(&format!("\"127.0.0.1:{}\"", cfg.tempo.otlp_grpc_port)),
+        "{traces}"
+    );
+}
+
 #[test]
 fn agents_render_no_server_components() {
     let tree = render(&agent());

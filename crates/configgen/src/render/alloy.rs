@@ -64,9 +64,12 @@ impl Sinks {
                         lgtm::local_url(&cfg.loki.listen_address, cfg.loki.port)
                     )
                 }),
-                otlp_grpc: plan
-                    .runs(job::TEMPO)
-                    .then(|| scrape_address(&cfg.tempo.listen_address, cfg.tempo.otlp_grpc_port)),
+                otlp_grpc: plan.runs(job::TEMPO).then(|| {
+                    scrape_address(
+                        &cfg.tempo.otlp_grpc_listen_address,
+                        cfg.tempo.otlp_grpc_port,
+                    )
+                }),
                 // The server's own Prometheus scrapes the exporters.
                 remote_write: None,
             }),

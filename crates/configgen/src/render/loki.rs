@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{lgtm, yaml, Tree};
-use crate::plan::{job, Plan};
+use crate::plan::{job, Plan, INTERNAL_ADDRESS};
 
 /// First day of the v13 schema period. Fixed forever: moving it would orphan stored data.
 const SCHEMA_FROM: &str = "2024-01-01";
@@ -23,7 +23,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         "server": {
             "http_listen_address": loki.listen_address,
             "http_listen_port": loki.port,
-            "grpc_listen_address": loki.listen_address,
+            "grpc_listen_address": INTERNAL_ADDRESS,
             "grpc_listen_port": loki.grpc_port,
             "log_level": "info",
         },

@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{lgtm, yaml, Tree};
-use crate::plan::{job, join_host_port, Plan};
+use crate::plan::{job, join_host_port, Plan, INTERNAL_ADDRESS};
 
 /// Tempo's gRPC API port (queriers, frontend). Loki already uses 9096.
 pub const GRPC_PORT: u16 = 9095;
@@ -39,7 +39,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         "server": {
             "http_listen_address": tempo.listen_address,
             "http_listen_port": tempo.port,
-            "grpc_listen_address": tempo.listen_address,
+            "grpc_listen_address": INTERNAL_ADDRESS,
             "grpc_listen_port": GRPC_PORT,
             "log_level": "info",
         },
@@ -48,14 +48,14 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
                 "otlp": {
                     "protocols": {
                         "grpc": {
-                            "endpoint": join_host_port(&tempo.listen_address, tempo.otlp_grpc_port),
+                            "endpoint": join_host_port(&tempo.otlp_grpc_listen_address, tempo.otlp_grpc_port),
                         }
                     }
                 }
             }
         },
         // Memberlist gossip stays on loopback (it binds every interface by default).
-        "memberlist": { "bind_addr": [tempo.listen_address], "bind_port": MEMBERLIST_PORT },
+        "memberlist": { "bind_addr": [INTERNAL_ADDRESS], "bind_port": MEMBERLIST_PORT },
         "live_store": {
             "wal": { "path": format!("{dir}/live-store/traces") },
             "shutdown_marker_dir": format!("{dir}/live-store/shutdown-marker"),

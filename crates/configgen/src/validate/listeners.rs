@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::Checker;
 use crate::model::Config;
-use crate::plan::{job, Plan};
+use crate::plan::{job, Plan, INTERNAL_ADDRESS};
 
 impl Checker {
     /// Port 0, unparsable addresses, and two daemons on one address and port.
@@ -68,14 +68,29 @@ struct ListenerRef {
 fn listeners(cfg: &Config) -> Vec<ListenerRef> {
     let plan = Plan::new(cfg);
     let mut out = Vec::new();
-    let mut add = |section: &str, port_field: &str, address: &str, port: u16, daemon: &str| {
-        out.push(ListenerRef {
+    let at = |section: &str,
+              address_field: &str,
+              port_field: &str,
+              address: &str,
+              port: u16,
+              daemon: &str| {
+        ListenerRef {
             port_path: format!("{section}.{port_field}"),
-            address_path: format!("{section}.listen_address"),
+            address_path: format!("{section}.{address_field}"),
             address: address.to_string(),
             port,
             enabled: plan.runs(daemon),
-        })
+        }
+    };
+    let mut add = |section: &str, port_field: &str, address: &str, port: u16, daemon: &str| {
+        out.push(at(
+            section,
+            "listen_address",
+            port_field,
+            address,
+            port,
+            daemon,
+        ))
     };
     let e = &cfg.exporters;
     add(
@@ -118,7 +133,7 @@ fn listeners(cfg: &Config) -> Vec<ListenerRef> {
     add(
         "loki",
         "grpc_port",
-        &loki.listen_address,
+        INTERNAL_ADDRESS,
         loki.grpc_port,
         job::LOKI,
     );
@@ -152,14 +167,16 @@ fn listeners(cfg: &Config) -> Vec<ListenerRef> {
         tempo.port,
         job::TEMPO,
     );
-    add(
-        "tempo",
-        "otlp_grpc_port",
-        &tempo.listen_address,
-        tempo.otlp_grpc_port,
-        job::TEMPO,
-    );
     let g = &cfg.grafana;
     add("grafana", "port", &g.listen_address, g.port, job::GRAFANA);
+    // The one Tempo listener with an address of its own.
+    out.push(at(
+        "tempo",
+        "otlp_grpc_listen_address",
+        "otlp_grpc_port",
+        &tempo.otlp_grpc_listen_address,
+        tempo.otlp_grpc_port,
+        job::TEMPO,
+    ));
     out
 }
