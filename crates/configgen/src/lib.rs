@@ -5,11 +5,8 @@
 //! -> [`render`] (one renderer per format) -> a tree written atomically.
 
 pub mod alerts;
-pub mod alloy_syntax;
-pub mod dashboard_queries;
 pub mod diagnostic;
 pub mod load;
-pub mod logql;
 pub mod model;
 pub mod plan;
 pub mod render;
