@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod referenced_files;
 pub mod render;
 pub mod schema;
 pub mod validate;

@@ -1,10 +1,11 @@
 //! `configgen`: render, check or describe a homelab-observability config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use configgen::load::{self, Diagnostic, Source};
+use configgen::write::UserFile;
 
 /// Compiles one declarative homelab config (TOML, YAML or JSON) into every
 /// config file of the monitoring stack: Prometheus, Alertmanager, blackbox,
@@ -22,7 +23,9 @@ enum Command {
     ///
     /// DIR is replaced as a whole, atomically: it ends up holding exactly the
     /// rendered files, or (on any error) stays as it was. DIR must be new,
-    /// empty, or an earlier output (it then holds a .configgen-output marker).
+    /// empty, or an earlier output holding nothing else (its .configgen-output
+    /// marker lists what configgen wrote); it must not hold the config file or
+    /// any file the config names (secrets, rule files).
     Render {
         /// Config file: .toml, .yaml, .yml or .json; `-` reads JSON from stdin.
         #[arg(long, value_name = "FILE")]
@@ -48,8 +51,16 @@ fn main() -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
+            let mut keep: Vec<UserFile> = cfg
+                .referenced_files()
+                .iter()
+                .map(UserFile::referenced)
+                .collect();
+            if config != "-" {
+                keep.push(UserFile::config(Path::new(&config)));
+            }
             let result = configgen::render::render(&cfg)
-                .and_then(|tree| configgen::write::write_tree(&tree, &out).map(|()| tree));
+                .and_then(|tree| configgen::write::write_tree(&tree, &out, &keep).map(|()| tree));
             match result {
                 Ok(tree) => {
                     println!("wrote {} files to {}", tree.files().count(), out.display());
