@@ -68,11 +68,8 @@ pub(super) fn marker_text(tree: &Tree) -> String {
 fn written_paths(tree: &Tree) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
     for (file, _) in tree.files() {
-        let mut dir = String::new();
-        for component in file.split('/').collect::<Vec<_>>().split_last().unwrap().1 {
-            dir.push_str(component);
-            dir.push('/');
-            paths.insert(dir.clone());
+        for (slash, _) in file.match_indices('/') {
+            paths.insert(file[..=slash].to_string());
         }
         paths.insert(file.to_string());
     }
