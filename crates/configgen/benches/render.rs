@@ -112,7 +112,7 @@ fn main() {
             let write: Vec<Duration> = (0..runs.min(21))
                 .map(|_| {
                     let start = Instant::now();
-                    configgen::write::write_tree(&tree, &out).unwrap();
+                    configgen::write::write_tree(&tree, &out, &[]).unwrap();
                     start.elapsed()
                 })
                 .collect();

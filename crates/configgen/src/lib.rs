@@ -5,14 +5,12 @@
 //! -> [`render`] (one renderer per format) -> a tree written atomically.
 
 pub mod alerts;
-pub mod alloy_syntax;
 pub mod apply;
-pub mod dashboard_queries;
 pub mod diagnostic;
 pub mod load;
-pub mod logql;
 pub mod model;
 pub mod plan;
+pub mod referenced_files;
 pub mod render;
 pub mod runtime;
 pub mod schema;

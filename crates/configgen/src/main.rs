@@ -1,11 +1,12 @@
 //! `configgen`: render, check or describe a homelab-observability config.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use configgen::apply;
 use configgen::load::{self, Diagnostic, Source};
+use configgen::write::UserFile;
 
 /// Compiles one declarative homelab config (TOML, YAML or JSON) into every
 /// config file of the monitoring stack: Prometheus, Alertmanager, blackbox,
@@ -23,7 +24,9 @@ enum Command {
     ///
     /// DIR is replaced as a whole, atomically: it ends up holding exactly the
     /// rendered files, or (on any error) stays as it was. DIR must be new,
-    /// empty, or an earlier output (it then holds a .configgen-output marker).
+    /// empty, or an earlier output holding nothing else (its .configgen-output
+    /// marker lists what configgen wrote); it must not hold the config file or
+    /// any file the config names (secrets, rule files).
     Render {
         /// Config file: .toml, .yaml, .yml or .json; `-` reads JSON from stdin.
         #[arg(long, value_name = "FILE")]
@@ -90,8 +93,9 @@ fn main() -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
+            let keep = user_files(&cfg, &config);
             let result = configgen::render::render(&cfg)
-                .and_then(|tree| configgen::write::write_tree(&tree, &out).map(|()| tree));
+                .and_then(|tree| configgen::write::write_tree(&tree, &out, &keep).map(|()| tree));
             match result {
                 Ok(tree) => {
                     println!("wrote {} files to {}", tree.files().count(), out.display());
@@ -124,7 +128,8 @@ fn main() -> ExitCode {
                     },
                 },
             };
-            match run_apply(&cfg, &out, target, &unit_dir, dry_run) {
+            let keep = user_files(&cfg, &config);
+            match run_apply(&cfg, &keep, &out, target, &unit_dir, dry_run) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("configgen: {e:#}");
@@ -146,8 +151,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The files of the user's that a render must never replace: the config
+/// itself and every file it names.
+fn user_files(cfg: &configgen::model::Config, config: &str) -> Vec<UserFile> {
+    let mut keep: Vec<UserFile> = cfg
+        .referenced_files()
+        .iter()
+        .map(UserFile::referenced)
+        .collect();
+    if config != "-" {
+        keep.push(UserFile::config(Path::new(config)));
+    }
+    keep
+}
+
 fn run_apply(
     cfg: &configgen::model::Config,
+    keep: &[UserFile],
     out: &std::path::Path,
     target: apply::Target,
     unit_dir: &std::path::Path,
@@ -184,7 +204,7 @@ fn run_apply(
         }
         return Ok(());
     }
-    configgen::write::write_tree(&tree, &out)?;
+    configgen::write::write_tree(&tree, &out, keep)?;
     println!("wrote {} files to {}", tree.files().count(), out.display());
     apply::execute(&steps)
 }

@@ -208,7 +208,7 @@ fn an_edited_alert_rule_is_loaded_by_reload_without_a_restart() {
             "systemctl reload-or-restart prometheus.service"
         ]
     );
-    configgen::write::write_tree(&new, &out).unwrap();
+    configgen::write::write_tree(&new, &out, &[]).unwrap();
 
     // What systemd does for reload-or-restart: the unit's ExecReload=.
     let dropin =

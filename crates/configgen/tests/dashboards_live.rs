@@ -13,7 +13,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use configgen::dashboard_queries::{all_values, queries, substitute};
+use config_checkers::dashboard_queries::{all_values, queries, substitute};
 use configgen::model::{Config, HttpCheck, LanSweep, Service};
 use serde_json::Value;
 use support::stack::{self, Stack};

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use configgen::alloy_syntax::{parse, Expr, Stmt};
+use config_checkers::alloy_syntax::{parse, Expr, Stmt};
 use serde_json::{json, Value};
 use support::stack::{free_port, wait_until};
 

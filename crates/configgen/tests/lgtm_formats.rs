@@ -4,8 +4,8 @@
 //! suite, so the YAML files are read into typed structs that mirror the
 //! documented configuration blocks configgen writes, rejecting unknown keys
 //! (a misspelled or misplaced key fails here instead of at daemon start).
-//! Alloy files go through `configgen::alloy_syntax`, dashboards through
-//! `configgen::dashboard_queries` and `configgen::logql`.
+//! Alloy files go through `config_checkers::alloy_syntax`, dashboards through
+//! `config_checkers::dashboard_queries` and `config_checkers::logql`.
 
 mod support;
 
@@ -668,7 +668,7 @@ fn alloy_files_parse_and_every_reference_resolves() {
             .filter(|(p, _)| p.starts_with("alloy/"))
             .collect();
         assert!(!files.is_empty(), "{name}");
-        let errors = configgen::alloy_syntax::check(&files);
+        let errors = config_checkers::alloy_syntax::check(&files);
         assert!(
             errors.is_empty(),
             "{name}:\n{}",
@@ -687,11 +687,11 @@ fn alloy_files_parse_and_every_reference_resolves() {
 fn alloy_journal_and_containers_carry_the_documented_labels() {
     let tree = render(&example());
     let logs = tree.get("alloy/logs.alloy").unwrap();
-    let stmts = configgen::alloy_syntax::parse("logs.alloy", logs).unwrap();
+    let stmts = config_checkers::alloy_syntax::parse("logs.alloy", logs).unwrap();
     let names: Vec<String> = stmts
         .iter()
         .filter_map(|s| match s {
-            configgen::alloy_syntax::Stmt::Block { name, label, .. } => {
+            config_checkers::alloy_syntax::Stmt::Block { name, label, .. } => {
                 Some(format!("{name}.{}", label.clone().unwrap_or_default()))
             }
             _ => None,
@@ -856,7 +856,7 @@ fn dashboards_are_provisionable() {
     );
     let mut dashboard_uids = Vec::new();
     for (path, d) in &all {
-        let problems = configgen::dashboard_queries::check(d, &uids);
+        let problems = config_checkers::dashboard_queries::check(d, &uids);
         assert!(problems.is_empty(), "{path}:\n{}", problems.join("\n"));
         assert_eq!(d["editable"], false);
         assert!(d["uid"].as_str().unwrap().starts_with("homelab-"));
@@ -884,7 +884,7 @@ fn dashboard_job_constants_come_from_the_plan() {
     use configgen::plan::job;
     let tree = render(&example());
     for (path, d) in dashboards(&tree) {
-        let values = configgen::dashboard_queries::all_values(&d);
+        let values = config_checkers::dashboard_queries::all_values(&d);
         assert_eq!(values["job_node"], job::NODE, "{path}");
         assert_eq!(values["job_cadvisor"], job::CADVISOR);
         assert_eq!(values["job_red_probe"], job::RED_PROBE);
@@ -900,7 +900,7 @@ fn dashboard_job_constants_come_from_the_plan() {
                 job::BLACKBOX_DNS
             ]
         );
-        for q in configgen::dashboard_queries::queries(&d) {
+        for q in config_checkers::dashboard_queries::queries(&d) {
             assert!(
                 !q.expr.contains("job=\"node\""),
                 "{path} {}: use $job_node",
@@ -929,13 +929,13 @@ fn every_logql_query_is_valid() {
     let mut checked = 0;
     for (path, d) in dashboards(&tree) {
         let mut values = builtins();
-        values.extend(configgen::dashboard_queries::all_values(&d));
-        for q in configgen::dashboard_queries::queries(&d)
+        values.extend(config_checkers::dashboard_queries::all_values(&d));
+        for q in config_checkers::dashboard_queries::queries(&d)
             .into_iter()
             .filter(|q| q.datasource == "loki")
         {
-            let expr = configgen::dashboard_queries::substitute(&q.expr, &values).unwrap();
-            configgen::logql::check(&expr)
+            let expr = config_checkers::dashboard_queries::substitute(&q.expr, &values).unwrap();
+            config_checkers::logql::check(&expr)
                 .unwrap_or_else(|e| panic!("{path} / {}: {e}\n  {expr}", q.panel));
             checked += 1;
         }
@@ -950,12 +950,12 @@ fn every_promql_expression_is_listed_and_substitutable() {
     let mut all = Vec::new();
     for (path, d) in dashboards(&tree) {
         let mut values = builtins();
-        values.extend(configgen::dashboard_queries::all_values(&d));
-        for q in configgen::dashboard_queries::queries(&d)
+        values.extend(config_checkers::dashboard_queries::all_values(&d));
+        for q in config_checkers::dashboard_queries::queries(&d)
             .into_iter()
             .filter(|q| q.datasource == "prometheus")
         {
-            let expr = configgen::dashboard_queries::substitute(&q.expr, &values)
+            let expr = config_checkers::dashboard_queries::substitute(&q.expr, &values)
                 .unwrap_or_else(|e| panic!("{path} / {}: {e}", q.panel));
             assert!(!expr.contains('$'), "{expr}");
             all.push(format!("{} / {}: {expr}", q.dashboard, q.panel));
@@ -968,7 +968,7 @@ fn every_promql_expression_is_listed_and_substitutable() {
 /// Label names and `job` values that the rendered Alloy pipeline puts on log
 /// streams: relabel targets, static `labels`, file targets and external labels.
 fn alloy_stream_labels(logs_alloy: &str) -> (Vec<String>, Vec<String>) {
-    use configgen::alloy_syntax::{parse, Expr, Stmt};
+    use config_checkers::alloy_syntax::{parse, Expr, Stmt};
     fn walk(stmts: &[Stmt], names: &mut Vec<String>, jobs: &mut Vec<String>) {
         for stmt in stmts {
             match stmt {
@@ -991,7 +991,7 @@ fn alloy_stream_labels(logs_alloy: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     fn fields_of(
-        fields: &[(String, configgen::alloy_syntax::Expr)],
+        fields: &[(String, config_checkers::alloy_syntax::Expr)],
         names: &mut Vec<String>,
         jobs: &mut Vec<String>,
     ) {
@@ -1000,7 +1000,7 @@ fn alloy_stream_labels(logs_alloy: &str) -> (Vec<String>, Vec<String>) {
                 continue;
             }
             names.push(k.clone());
-            if let (true, configgen::alloy_syntax::Expr::Str(job)) = (k == "job", v) {
+            if let (true, config_checkers::alloy_syntax::Expr::Str(job)) = (k == "job", v) {
                 jobs.push(job.clone());
             }
         }
@@ -1035,12 +1035,12 @@ fn dashboard_log_queries_select_labels_alloy_writes() {
     let mut levels = Vec::new();
     for (path, d) in dashboards(&tree) {
         let mut values = builtins();
-        values.extend(configgen::dashboard_queries::all_values(&d));
-        for q in configgen::dashboard_queries::queries(&d)
+        values.extend(config_checkers::dashboard_queries::all_values(&d));
+        for q in config_checkers::dashboard_queries::queries(&d)
             .into_iter()
             .filter(|q| q.datasource == "loki")
         {
-            let expr = configgen::dashboard_queries::substitute(&q.expr, &values).unwrap();
+            let expr = config_checkers::dashboard_queries::substitute(&q.expr, &values).unwrap();
             let selector = &expr[expr.find('{').unwrap()..=expr.find('}').unwrap()];
             for m in matcher.captures_iter(selector) {
                 let (label, op, value) = (&m[1], &m[2], &m[3]);

@@ -190,3 +190,120 @@ fn the_schema_rejects_what_the_loader_rejects() {
         );
     }
 }
+
+/// Every `*_file` field, and every `*_files` list of strings, in the schema,
+/// as `a.b[].c` paths.
+fn file_fields(root: &Value, schema: &Value, path: &str, found: &mut Vec<String>) {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        let name = reference.strip_prefix("#/$defs/").expect("local ref");
+        file_fields(root, &root["$defs"][name], path, found);
+    }
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (key, sub) in props {
+            let at = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            let strings = sub["items"]["type"] == "string";
+            if key.ends_with("_file") {
+                found.push(at);
+            } else if key.ends_with("_files") && strings {
+                found.push(format!("{at}[]"));
+            } else {
+                file_fields(root, sub, &at, found);
+            }
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        file_fields(root, items, &format!("{path}[]"), found);
+    }
+    for key in ["anyOf", "oneOf"] {
+        for sub in schema
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            file_fields(root, sub, path, found);
+        }
+    }
+}
+
+/// `render` refuses an --out holding a file the config names, using
+/// `Config::referenced_files`. A config setting every file field of the schema
+/// to `/files/<its schema path>` must have each one returned: a new `*_file`
+/// field fails here until this config sets it (and, if it is not a plain
+/// serialized string, until `referenced_files` finds it).
+#[test]
+fn referenced_files_returns_every_file_field_of_the_schema() {
+    let root = schema();
+    let mut fields = Vec::new();
+    file_fields(&root, &root, "", &mut fields);
+    fields.sort();
+    fields.dedup();
+    assert!(fields.len() >= 6, "{fields:?}");
+    let config: configgen::model::Config = toml::from_str(
+        r#"
+        [alerting]
+        extra_rule_files = ["/files/alerting.extra_rule_files[]"]
+        watchdog_url_file = "/files/alerting.watchdog_url_file"
+        [[alerting.receivers]]
+        type = "email"
+        name = "mail"
+        to = "a@example.org"
+        from = "b@example.org"
+        smarthost = "smtp.example.org:587"
+        password_file = "/files/alerting.receivers[].password_file"
+        [[alerting.receivers]]
+        type = "ntfy"
+        name = "phone"
+        url = "https://ntfy.sh/topic"
+        token_file = "/files/alerting.receivers[].token_file"
+        [[alerting.receivers]]
+        type = "webhook"
+        name = "hook"
+        url_file = "/files/alerting.receivers[].url_file"
+        [grafana]
+        admin_password_file = "/files/grafana.admin_password_file"
+        secret_key_file = "/files/grafana.secret_key_file"
+        smtp = { host = "smtp.example.org:587", user = "u", from_address = "g@example.org", password_file = "/files/grafana.smtp.password_file" }
+        [grafana.oidc]
+        client_id = "grafana"
+        client_secret_file = "/files/grafana.oidc.client_secret_file"
+        auth_url = "https://auth.example.org/authorize"
+        token_url = "https://auth.example.org/token"
+        api_url = "https://auth.example.org/userinfo"
+        [[prometheus.scrape_configs]]
+        job_name = "a"
+        targets = ["a:1"]
+        basic_auth = { username = "u", password_file = "/files/prometheus.scrape_configs[].basic_auth.password_file" }
+        tls_config = { ca_file = "/files/prometheus.scrape_configs[].tls_config.ca_file", cert_file = "/files/prometheus.scrape_configs[].tls_config.cert_file", key_file = "/files/prometheus.scrape_configs[].tls_config.key_file" }
+        [[prometheus.scrape_configs]]
+        job_name = "b"
+        targets = ["b:1"]
+        bearer_token_file = "/files/prometheus.scrape_configs[].bearer_token_file"
+        [[prometheus.remote_write]]
+        url = "http://vm:8428/api/v1/write"
+        basic_auth = { username = "u", password_file = "/files/prometheus.remote_write[].basic_auth.password_file" }
+        [[prometheus.remote_write]]
+        url = "http://vm:8428/api/v1/write"
+        bearer_token_file = "/files/prometheus.remote_write[].bearer_token_file"
+        "#,
+    )
+    .unwrap();
+    let returned: Vec<String> = config
+        .referenced_files()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    for field in &fields {
+        let expected = format!("/files/{field}");
+        assert!(
+            returned.contains(&expected),
+            "schema field {field} is not returned by Config::referenced_files (set it to \
+             {expected:?} in this test's config); returned: {returned:?}"
+        );
+    }
+    assert_eq!(returned.len(), fields.len(), "{returned:?}");
+}

@@ -35,7 +35,7 @@ fn writes_exactly_the_tree_with_fixed_modes() {
         ("blackbox/blackbox.yml", "modules: {}\n"),
         ("README", ""),
     ]);
-    write_tree(&t, &out).unwrap();
+    write_tree(&t, &out, &[]).unwrap();
     let snap = snapshot(&out);
     let listing: Vec<(&str, u32)> = snap.iter().map(|(p, (m, _))| (p.as_str(), *m)).collect();
     assert_eq!(
@@ -62,9 +62,20 @@ fn writes_exactly_the_tree_with_fixed_modes() {
 fn replaces_a_previous_tree_completely() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    write_tree(&tree(&[("a/old.yml", "old"), ("keep.yml", "v1")]), &out).unwrap();
-    fs::write(out.join("hand-edited"), "x").unwrap();
-    write_tree(&tree(&[("keep.yml", "v2"), ("b/new.yml", "new")]), &out).unwrap();
+    write_tree(
+        &tree(&[("a/old.yml", "old"), ("keep.yml", "v1")]),
+        &out,
+        &[],
+    )
+    .unwrap();
+    // A rendered file edited by hand is still configgen's: it is replaced.
+    fs::write(out.join("keep.yml"), "hand-edited").unwrap();
+    write_tree(
+        &tree(&[("keep.yml", "v2"), ("b/new.yml", "new")]),
+        &out,
+        &[],
+    )
+    .unwrap();
     let names: Vec<String> = snapshot(&out).into_keys().collect();
     assert_eq!(names, [MARKER, "b", "b/new.yml", "keep.yml"]);
     assert_eq!(fs::read_to_string(out.join("keep.yml")).unwrap(), "v2");
@@ -78,13 +89,13 @@ fn replaces_a_previous_tree_completely() {
 fn a_failed_write_leaves_the_old_tree_and_no_temp_dir() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    write_tree(&tree(&[("prometheus/prometheus.yml", "v1\n")]), &out).unwrap();
+    write_tree(&tree(&[("prometheus/prometheus.yml", "v1\n")]), &out, &[]).unwrap();
     let before = snapshot(tmp.path());
     // `a` is a file, so `a/b` cannot be created: the write fails half-way.
     let broken = tree(&[("0-first.yml", "x"), ("a", "file"), ("a/b", "under a file")]);
-    assert!(write_tree(&broken, &out).is_err());
+    assert!(write_tree(&broken, &out, &[]).is_err());
     let escaping = tree(&[("../escape.yml", "x")]);
-    let err = write_tree(&escaping, &out).unwrap_err();
+    let err = write_tree(&escaping, &out, &[]).unwrap_err();
     assert!(err.to_string().contains("unsafe path"), "{err}");
     assert_eq!(snapshot(tmp.path()), before);
 }
@@ -95,14 +106,14 @@ fn refuses_files_symlinks_and_root() {
     let t = tree(&[("x.yml", "x")]);
     let file = tmp.path().join("file");
     fs::write(&file, "keep").unwrap();
-    assert!(write_tree(&t, &file).is_err());
+    assert!(write_tree(&t, &file, &[]).is_err());
     let target = tmp.path().join("target");
     fs::create_dir(&target).unwrap();
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    assert!(write_tree(&t, &link).is_err());
-    assert!(write_tree(&t, std::path::Path::new("/")).is_err());
-    assert!(write_tree(&t, std::path::Path::new("")).is_err());
+    assert!(write_tree(&t, &link, &[]).is_err());
+    assert!(write_tree(&t, std::path::Path::new("/"), &[]).is_err());
+    assert!(write_tree(&t, std::path::Path::new(""), &[]).is_err());
     assert_eq!(fs::read_to_string(&file).unwrap(), "keep");
     assert!(fs::read_dir(&target).unwrap().next().is_none());
 }
@@ -113,7 +124,7 @@ fn replaces_only_empty_or_own_directories() {
     let t = tree(&[("x.yml", "x")]);
     let empty = tmp.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    write_tree(&t, &empty).unwrap();
+    write_tree(&t, &empty, &[]).unwrap();
     assert_eq!(fs::read_to_string(empty.join("x.yml")).unwrap(), "x");
 
     // Someone's directory (think `--out .` or `--out ~`) is never replaced.
@@ -121,7 +132,7 @@ fn replaces_only_empty_or_own_directories() {
     fs::create_dir_all(foreign.join("Documents")).unwrap();
     fs::write(foreign.join("notes.txt"), "precious").unwrap();
     let before = snapshot(tmp.path());
-    let err = write_tree(&t, &foreign).unwrap_err();
+    let err = write_tree(&t, &foreign, &[]).unwrap_err();
     assert!(
         err.to_string().contains("configgen did not write it"),
         "{err}"

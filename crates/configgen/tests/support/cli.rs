@@ -28,7 +28,8 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Every entry under `dir`: relative path -> (mode, contents; None for directories).
+/// Every entry under `dir`: relative path -> (mode, contents; None for
+/// directories, the target for symbolic links, which are not followed).
 pub type Snapshot = BTreeMap<String, (u32, Option<Vec<u8>>)>;
 
 pub fn snapshot(dir: &Path) -> Snapshot {
@@ -50,6 +51,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Snapshot) {
         if meta.is_dir() {
             out.insert(rel, (mode, None));
             walk(root, &path, out);
+        } else if meta.is_symlink() {
+            let target = std::fs::read_link(&path).unwrap();
+            let text = format!("symlink to {}", target.display());
+            out.insert(rel, (mode, Some(text.into_bytes())));
         } else {
             out.insert(rel, (mode, Some(std::fs::read(&path).unwrap())));
         }

@@ -12,15 +12,28 @@ pub struct Response {
 
 /// GET `url` (http:// only).
 pub fn get(url: &str) -> Result<Response, String> {
-    request("GET", url, None)
+    request("GET", url, None, None)
+}
+
+/// GET `url` with HTTP basic authentication.
+pub fn get_basic_auth(url: &str, username: &str, password: &str) -> Result<Response, String> {
+    use base64::Engine;
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    request("GET", url, Some(&format!("Basic {credentials}")), None)
 }
 
 /// POST `body` as JSON to `url`.
 pub fn post_json(url: &str, body: &str) -> Result<Response, String> {
-    request("POST", url, Some(body))
+    request("POST", url, None, Some(body))
 }
 
-fn request(method: &str, url: &str, body: Option<&str>) -> Result<Response, String> {
+fn request(
+    method: &str,
+    url: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> Result<Response, String> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{url}: only http:// is supported"))?;
@@ -38,6 +51,9 @@ fn request(method: &str, url: &str, body: Option<&str>) -> Result<Response, Stri
     stream.set_read_timeout(Some(Duration::from_secs(15))).ok();
     stream.set_write_timeout(Some(Duration::from_secs(5))).ok();
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: {authority}\r\n");
+    if let Some(a) = authorization {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
     if let Some(b) = body {
         req.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",

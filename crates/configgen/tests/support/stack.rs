@@ -135,7 +135,7 @@ impl Stack {
         cfg.prometheus.data_dir = data("prometheus");
         cfg.alertmanager.data_dir = data("alertmanager");
         let tree = super::render(&cfg);
-        configgen::write::write_tree(&tree, &conf)
+        configgen::write::write_tree(&tree, &conf, &[])
             .unwrap_or_else(|e| panic!("writing {}: {e:#}", conf.display()));
         let mut stack = Stack {
             prometheus: format!(

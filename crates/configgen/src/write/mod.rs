@@ -1,11 +1,14 @@
 //! Writes a rendered [`Tree`] to disk so that DIR is either fully replaced or
 //! left untouched: everything goes into a temp dir next to DIR (same
-//! filesystem), is fsynced, then swapped in with one rename.
+//! filesystem), is fsynced, then swapped in with one rename. [`guard`] first
+//! refuses a DIR that holds anything but configgen's own earlier output.
 //!
 //! On Linux the swap is `renameat2(RENAME_EXCHANGE)`, atomic even when DIR
 //! exists. Where the filesystem refuses it, DIR is renamed aside first and the
 //! temp dir renamed in; between those two renames DIR briefly does not exist.
 //! A process killed mid-write leaves only a `.DIR.new-*` directory beside DIR.
+
+mod guard;
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -15,20 +18,21 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+pub use guard::{UserFile, MARKER};
+
 use crate::render::Tree;
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 
-/// Written into every output so that a later render only ever replaces a
-/// directory configgen wrote (or an empty one), never e.g. `--out .` or `~`.
-pub const MARKER: &str = ".configgen-output";
-const MARKER_TEXT: &str =
-    "Written by `configgen render`; the whole directory is replaced on every render.\n";
-
-/// Replaces `out` with exactly the files of `tree` (plus [`MARKER`]).
-pub fn write_tree(tree: &Tree, out: &Path) -> Result<()> {
+/// Replaces `out` with exactly the files of `tree` (plus [`MARKER`]), unless
+/// `out` holds one of `user_files` or anything configgen did not write there.
+pub fn write_tree(tree: &Tree, out: &Path, user_files: &[UserFile]) -> Result<()> {
     let out = check_out(out)?;
+    for (rel, _) in tree.files() {
+        safe_relative(rel)?;
+    }
+    guard::check(&out, tree, user_files)?;
     let parent = out
         .parent()
         .expect("check_out returns a path with a parent");
@@ -47,23 +51,12 @@ pub fn write_tree(tree: &Tree, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Rejects outputs that must never be replaced wholesale.
+/// Rejects outputs that are not a directory below / (or a place for one).
 fn check_out(out: &Path) -> Result<PathBuf> {
     if out.as_os_str().is_empty() {
         bail!("--out must not be empty");
     }
-    let absolute =
-        std::path::absolute(out).with_context(|| format!("cannot resolve {}", out.display()))?;
-    let normal: PathBuf = absolute.components().fold(PathBuf::new(), |mut p, c| {
-        match c {
-            Component::ParentDir => {
-                p.pop();
-            }
-            Component::CurDir => {}
-            c => p.push(c),
-        }
-        p
-    });
+    let normal = guard::absolute_normal(out)?;
     if normal.parent().is_none() || normal.file_name().is_none() {
         bail!(
             "refusing to replace {} (--out must be a directory below /)",
@@ -78,19 +71,7 @@ fn check_out(out: &Path) -> Result<PathBuf> {
             )
         }
         Ok(m) if !m.is_dir() => bail!("--out {} exists and is not a directory", out.display()),
-        Ok(_) => {
-            let empty = fs::read_dir(&normal)
-                .with_context(|| format!("cannot list {}", out.display()))?
-                .next()
-                .is_none();
-            if !empty && !normal.join(MARKER).is_file() {
-                bail!(
-                    "refusing to replace {}: it is not empty and has no {MARKER}, so configgen did not write it; \
-                     remove it or choose another --out",
-                    out.display()
-                );
-            }
-        }
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot inspect {}", out.display())),
     }
@@ -118,7 +99,7 @@ fn fill(root: &Path, tree: &Tree) -> Result<()> {
         }
         write_file(&path, contents)?;
     }
-    write_file(&root.join(MARKER), MARKER_TEXT)?;
+    write_file(&root.join(MARKER), &guard::marker_text(tree))?;
     for dir in dirs.iter().rev() {
         sync_dir(dir)?;
     }
@@ -138,10 +119,14 @@ fn write_file(path: &Path, contents: &str) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// A tree path must stay inside the output directory.
+/// A tree path must stay inside the output directory and fit on one line of
+/// the marker.
 fn safe_relative(rel: &str) -> Result<&Path> {
     let path = Path::new(rel);
-    if rel.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+    if rel.is_empty()
+        || rel.contains(['\n', '\r'])
+        || !path.components().all(|c| matches!(c, Component::Normal(_)))
+    {
         bail!("renderer produced an unsafe path `{rel}`");
     }
     Ok(path)
@@ -204,7 +189,7 @@ mod tests {
 
     #[test]
     fn unsafe_tree_paths_are_rejected() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./a"] {
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "./a", "a\nb"] {
             assert!(safe_relative(bad).is_err(), "{bad}");
         }
         assert!(safe_relative("prometheus/rules/a.yml").is_ok());
