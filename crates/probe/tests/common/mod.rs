@@ -429,3 +429,87 @@ impl Samples {
 
 pub const SERVER: &str = "http_server_request_duration_seconds";
 pub const CLIENT: &str = "http_client_request_duration_seconds";
+
+/// A server from the distribution started by `start` on a free port of 127.0.0.1, with its
+/// config and state in a temporary directory.
+pub struct Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub proc: Proc,
+}
+
+impl Server {
+    /// caddy (Go, one goroutine per connection over a few threads) answering "ok".
+    pub fn caddy() -> Self {
+        Self::start("caddy", |dir, port| {
+            let conf = dir.join("Caddyfile");
+            std::fs::write(
+                &conf,
+                format!(
+                    "{{\n\tadmin off\n\tauto_https off\n}}\nhttp://127.0.0.1:{port} {{\n\trespond \"ok\" 200\n}}\n"
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new(which("caddy").expect("caddy"));
+            cmd.args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(conf)
+                // caddy autosaves its config under $XDG_CONFIG_HOME
+                .env("XDG_CONFIG_HOME", dir)
+                .env("XDG_DATA_HOME", dir);
+            cmd
+        })
+    }
+
+    /// haproxy with four threads answering "ok" itself.
+    pub fn haproxy() -> Self {
+        Self::start("haproxy", |dir, port| {
+            let conf = dir.join("haproxy.cfg");
+            std::fs::write(
+                &conf,
+                format!(
+                    "global\n  nbthread 4\ndefaults\n  mode http\n  timeout client 10s\n  \
+                     timeout server 10s\n  timeout connect 1s\nfrontend web\n  \
+                     bind 127.0.0.1:{port}\n  \
+                     http-request return status 200 content-type text/plain string ok\n"
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new(which("haproxy").expect("haproxy"));
+            cmd.arg("-f").arg(conf);
+            cmd
+        })
+    }
+
+    fn start(what: &str, command: impl FnOnce(&Path, u16) -> Command) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = command(dir.path(), port)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let proc = Proc(child);
+        wait_port(port, what);
+        Server { port, dir, proc }
+    }
+}
+
+/// ApacheBench without keep-alive: `n` requests, `c` at a time, each on a new connection.
+/// Returns the number of complete requests ab reports (failed ones are not counted).
+pub fn ab(port: u16, n: u32, c: u32) -> u64 {
+    let out = Command::new("ab")
+        .args(["-q", "-n", &n.to_string(), "-c", &c.to_string()])
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("run ab");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ab failed: {text}");
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in ab's output: {text}"))
+    };
+    field("Complete requests:") - field("Failed requests:")
+}
