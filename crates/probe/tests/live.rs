@@ -547,3 +547,33 @@ fn container_watch_finds_the_cgroup_by_name() {
     );
     assert_eq!(m.count(SERVER, &[]), 2, "{dump}");
 }
+
+#[test]
+fn peeked_bytes_are_not_counted_as_requests() {
+    if !live_or_skip("MSG_PEEK live test", &["curl", "python3"]) {
+        return;
+    }
+    let port = free_port();
+    let server = Proc(
+        std::process::Command::new("python3")
+            .arg(fixture("peek_server.py"))
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start peek_server.py"),
+    );
+    wait_port(port, "peek_server.py");
+    let probe = Probe::start(&[s("--no-tls"), s("--watch-port"), port.to_string()]);
+    assert_eq!(curl(&[], &urls(port, &["/peek"; 5])), [200; 5]);
+    let m = probe.settle(|m| m.count(SERVER, &[]) >= 5);
+    let dump = m.dump("h");
+    let ok = [
+        ("http_request_method", "GET"),
+        ("http_response_status_code", "200"),
+        ("http_route", "/peek"),
+    ];
+    assert_eq!(m.count(SERVER, &ok), 5, "{dump}");
+    assert_eq!(m.count(SERVER, &[]), 5, "{dump}");
+    assert_eq!(m.sum("homelab_probe_parse_errors_total", &[]), 0.0, "{dump}");
+    drop(server);
+}
