@@ -38,10 +38,14 @@ WHAT IT MEASURES
                                           http_response_status_code, http_route
     http_client_request_duration_seconds  histogram: service_name, http_request_method,
                                           http_response_status_code, server_address, server_port
+    http_server_unanswered_requests_total counter: service_name, http_request_method,
+                                          http_route
+    http_client_unanswered_requests_total counter: service_name, http_request_method,
+                                          server_address, server_port
     http_server_active_requests           gauge: service_name
     homelab_probe_*                       events, ring-buffer drops, parse errors, connections
-  Duration runs from the first request byte to the last response byte. Status \"0\" means
-  the connection ended before a response.
+  Duration runs from the first request byte to the last response byte. A request that got no
+  status line before its connection ended is counted as unanswered, not in the histograms.
 
 CONFIG FILE (TOML)
   metrics_listen = \"127.0.0.1:9464\"

@@ -346,41 +346,57 @@ impl Table {
                 return;
             }
         }
-        let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
+        let route = match c.side {
+            Side::Server => self
+                .routers
+                .entry((c.watch, c.service.clone()))
+                .or_insert_with(|| {
+                    let templates = self
+                        .watches
+                        .get(c.watch as usize)
+                        .map_or(&[][..], |w| &w.routes[..]);
+                    RouteMatcher::new(templates)
+                        .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
+                        .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
+                })
+                .route(&ex.target),
+            Side::Client => "",
+        };
+        let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
+            (p.address.clone(), p.port.to_string())
+        });
+        // Never answered (the connection ended before a status line): not a duration of
+        // the service's work, and not a server error either.
+        let Some(status) = ex.status else {
+            match c.side {
+                Side::Server => self
+                    .metrics
+                    .server_unanswered
+                    .with_label_values(&[&*c.service, method, route])
+                    .inc(),
+                Side::Client => self
+                    .metrics
+                    .client_unanswered
+                    .with_label_values(&[&*c.service, method, &addr, &port])
+                    .inc(),
+            }
+            return;
+        };
+        let status = status.to_string();
         let histogram = match c.side {
-            Side::Server => {
-                let router = self
-                    .routers
-                    .entry((c.watch, c.service.clone()))
-                    .or_insert_with(|| {
-                        let templates = self
-                            .watches
-                            .get(c.watch as usize)
-                            .map_or(&[][..], |w| &w.routes[..]);
-                        RouteMatcher::new(templates)
-                            .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
-                            .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
-                    });
-                let route = router.route(&ex.target);
-                self.metrics.server_duration.with_label_values(&[
-                    &*c.service,
-                    method,
-                    &status,
-                    route,
-                ])
-            }
-            Side::Client => {
-                let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
-                    (p.address.clone(), p.port.to_string())
-                });
-                self.metrics.client_duration.with_label_values(&[
-                    &*c.service,
-                    method,
-                    &status,
-                    &addr,
-                    &port,
-                ])
-            }
+            Side::Server => self.metrics.server_duration.with_label_values(&[
+                &*c.service,
+                method,
+                &status,
+                route,
+            ]),
+            Side::Client => self.metrics.client_duration.with_label_values(&[
+                &*c.service,
+                method,
+                &status,
+                &addr,
+                &port,
+            ]),
         };
         histogram.observe(seconds);
         c.last_series = Some(Series {
@@ -391,7 +407,7 @@ impl Table {
         });
     }
 
-    /// Ends a connection: exchanges cut off by the close are reported (status "0").
+    /// Ends a connection: requests it left unanswered are counted apart.
     fn finish(&mut self, key: u64, ts: u64) {
         let Some(mut c) = self.conns.remove(&key) else {
             return;
@@ -610,7 +626,7 @@ mod tests {
     }
 
     #[test]
-    fn cut_off_exchange_has_status_zero() {
+    fn unanswered_requests_are_counted_apart_from_statuses() {
         let (mut t, m) = table(100);
         let peer = Peer {
             address: "10.0.0.1".into(),
@@ -624,10 +640,33 @@ mod tests {
             head: &[],
             tail: &[],
         });
-        let h = m
-            .client_duration
-            .with_label_values(&["proc2", "POST", "0", "10.0.0.1", "80"]);
-        assert_eq!(h.get_sample_count(), 1);
+        let labels = ["proc2", "POST", "10.0.0.1", "80"];
+        assert_eq!(m.client_unanswered.with_label_values(&labels).get(), 1);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(!text.contains("http_client_request_duration"), "{text}");
+
+        // Server side: two pipelined requests, the server answers the first (its body cut
+        // off by the close: it keeps its status) and closes without answering the second.
+        t.open(3, 6, 0, Side::Server, None, 0, false, None);
+        let two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+        data(&mut t, 3, 6, abi::SIDE_SERVER, abi::DIR_READ, two, 30);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
+        data(&mut t, 3, 6, abi::SIDE_SERVER, abi::DIR_WRITE, resp, 40);
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 3, 6, 50),
+            head: &[],
+            tail: &[],
+        });
+        let served = m
+            .server_duration
+            .with_label_values(&["proc3", "GET", "200", "/a"]);
+        assert_eq!(served.get_sample_count(), 1);
+        let unanswered = m
+            .server_unanswered
+            .with_label_values(&["proc3", "GET", "/b"]);
+        assert_eq!(unanswered.get(), 1);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(!text.contains("status_code=\"0\""), "{text}");
     }
 
     #[test]

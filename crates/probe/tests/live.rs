@@ -574,6 +574,39 @@ fn peeked_bytes_are_not_counted_as_requests() {
     ];
     assert_eq!(m.count(SERVER, &ok), 5, "{dump}");
     assert_eq!(m.count(SERVER, &[]), 5, "{dump}");
-    assert_eq!(m.sum("homelab_probe_parse_errors_total", &[]), 0.0, "{dump}");
+    assert_eq!(
+        m.sum("homelab_probe_parse_errors_total", &[]),
+        0.0,
+        "{dump}"
+    );
     drop(server);
+}
+
+#[test]
+fn requests_left_unanswered_at_the_keepalive_limit_are_not_errors() {
+    if !live_or_skip("keep-alive limit live test", &["nginx", "python3"]) {
+        return;
+    }
+    let backend = Backend::start();
+    let nginx = Nginx::start(backend.port, false);
+    let p = nginx.three_requests_port;
+    let probe = Probe::start(&[s("--no-tls"), s("--watch-port"), p.to_string()]);
+    // Five pipelined requests in one write: nginx reads them all, answers three (its
+    // keepalive_requests) and closes.
+    let five = "GET /pipelined HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5);
+    let answer = String::from_utf8_lossy(&raw_exchange(p, five.as_bytes())).to_string();
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 3, "{answer}");
+    let unanswered = "http_server_unanswered_requests_total";
+    let m = probe.settle(|m| m.sum(unanswered, &[]) >= 2.0);
+    let dump = m.dump("h");
+    let route = [
+        ("service_name", "nginx"),
+        ("http_request_method", "GET"),
+        ("http_route", "/pipelined"),
+    ];
+    assert_eq!(m.sum(unanswered, &route), 2.0, "{dump}");
+    let mut ok = route.to_vec();
+    ok.push(("http_response_status_code", "200"));
+    assert_eq!(m.count(SERVER, &ok), 3, "{dump}");
+    assert_eq!(m.count(SERVER, &[]), 3, "{dump}");
 }

@@ -174,6 +174,8 @@ pub struct Nginx {
     /// Also listening on [::1]:port (when the host has IPv6 loopback).
     pub ipv6: bool,
     pub tls_port: Option<u16>,
+    /// A server that closes a connection after its third request (`keepalive_requests 3`).
+    pub three_requests_port: u16,
     pub dir: tempfile::TempDir,
     pub proc: Proc,
 }
@@ -185,6 +187,7 @@ impl Nginx {
         let port = free_port();
         std::fs::write(dir.path().join("big.bin"), vec![b'x'; 100_000]).unwrap();
         let tls_port = tls.then(free_port);
+        let three_requests_port = free_port();
         let ipv6 = TcpListener::bind("[::1]:0").is_ok();
         let listen6 = if ipv6 {
             format!("listen [::1]:{port};")
@@ -232,6 +235,10 @@ http {{
                       proxy_set_header Connection ""; }}
     location / {{ return 404; }}
   }}
+  server {{
+    listen 127.0.0.1:{three_requests_port}; keepalive_requests 3;
+    location / {{ return 200 "ok\n"; }}
+  }}
   {tls_server}
 }}
 "#
@@ -257,6 +264,7 @@ http {{
             port,
             ipv6,
             tls_port,
+            three_requests_port,
             dir,
             proc,
         }
