@@ -116,6 +116,12 @@ fn side_of(raw: u8) -> Side {
     }
 }
 
+/// A TLS record header: content type 20-23 (handshake, or application data on a connection
+/// followed mid-stream), version 3.x. No HTTP/1.x message starts with those bytes.
+fn is_tls_record(head: &[u8]) -> bool {
+    matches!(head, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
+}
+
 pub fn peer_of(hdr: &EventHdr) -> Peer {
     let address = match hdr.family {
         2 => IpAddr::V4(Ipv4Addr::new(
@@ -276,8 +282,8 @@ impl Table {
         } else if !from_tls && c.tls {
             return;
         }
-        if !from_tls && c.bytes == 0 && ev.head.starts_with(&[0x16, 0x03]) {
-            c.opaque = true; // TLS handshake: plaintext only through the libssl uprobes
+        if !from_tls && c.bytes == 0 && is_tls_record(ev.head) {
+            c.opaque = true; // TLS: plaintext only through the libssl uprobes
         }
         c.bytes += h.len;
         if c.opaque {
@@ -707,5 +713,17 @@ mod tests {
             1,
             "a TLS handshake is not a parse error"
         );
+        // Followed mid-stream (open before start): TLS application data.
+        t.open(3, 9, 0, Side::Server, None, 0, true, None);
+        data(
+            &mut t,
+            3,
+            9,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x17\x03\x03\x00\x20encrypted",
+            1,
+        );
+        assert_eq!(m.parse_errors.get(), 1, "TLS records are not parse errors");
     }
 }

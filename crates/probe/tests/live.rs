@@ -610,3 +610,46 @@ fn requests_left_unanswered_at_the_keepalive_limit_are_not_errors() {
     assert_eq!(m.count(SERVER, &ok), 3, "{dump}");
     assert_eq!(m.count(SERVER, &[]), 3, "{dump}");
 }
+
+#[test]
+fn no_tls_leaves_tls_ports_silent() {
+    if !live_or_skip(
+        "--no-tls live test",
+        &["nginx", "curl", "openssl", "python3"],
+    ) {
+        return;
+    }
+    let backend = Backend::start();
+    let nginx = Nginx::start(backend.port, true);
+    let tp = nginx.tls_port.unwrap();
+    let probe = Probe::start(&[
+        s("--no-tls"),
+        s("--watch-port"),
+        tp.to_string(),
+        s("--watch-client-port"),
+        tp.to_string(),
+        s("--watch-port"),
+        nginx.port.to_string(),
+    ]);
+    let https: Vec<String> = ["/ok", "/ok", "/nope"]
+        .iter()
+        .map(|p| format!("https://127.0.0.1:{tp}{p}"))
+        .collect();
+    assert_eq!(curl(&["-k"], &https), [200, 200, 404]);
+    // One plaintext request afterwards: when it is counted, the TLS events were handled.
+    assert_eq!(curl(&[], &urls(nginx.port, &["/ok"])), [200]);
+    let m = probe.settle(|m| m.count(SERVER, &[]) >= 1);
+    let dump = m.dump("h");
+    assert_eq!(m.count(SERVER, &[]), 1, "{dump}");
+    assert_eq!(m.count(CLIENT, &[]), 0, "{dump}");
+    assert_eq!(
+        m.sum("http_server_unanswered_requests_total", &[]),
+        0.0,
+        "{dump}"
+    );
+    assert_eq!(
+        m.sum("homelab_probe_parse_errors_total", &[]),
+        0.0,
+        "{dump}"
+    );
+}
