@@ -27,6 +27,8 @@ pub struct Metrics {
     pub parse_errors: IntCounter,
     pub tracked_connections: IntGauge,
     pub evicted_connections: IntCounter,
+    /// kind (unit, container), name
+    pub watch_matched_cgroups: IntGaugeVec,
 }
 
 impl Metrics {
@@ -128,8 +130,21 @@ impl Metrics {
         registry
             .register(Box::new(tracked_connections.clone()))
             .expect("unique metric");
+        let watch_matched_cgroups = IntGaugeVec::new(
+            Opts::new(
+                "homelab_probe_watch_matched_cgroups",
+                "cgroups a unit or container watch matches now; 0: the watch sees nothing \
+                 (the unit or container is not running, or its name is misspelled).",
+            ),
+            &["kind", "name"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(watch_matched_cgroups.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
+            watch_matched_cgroups,
             server_duration,
             client_duration,
             server_unanswered,

@@ -482,7 +482,19 @@ fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
     let Some(_cgroup) = InCgroup::enter(&relative, backend.proc.0.id()) else {
         return;
     };
-    let probe = Probe::start(&[s("--watch-unit"), unit.clone()]);
+    // Without ".service", as systemctl accepts it.
+    let stem = unit.trim_end_matches(".service").to_string();
+    let probe = Probe::start(&[s("--watch-unit"), stem.clone()]);
+    let matched = probe.scrape().sum(
+        "homelab_probe_watch_matched_cgroups",
+        &[("kind", "unit"), ("name", unit.as_str())],
+    );
+    assert_eq!(matched, 1.0, "{}", probe.log());
+    assert!(
+        !probe.log().contains("matches no cgroup"),
+        "{}",
+        probe.log()
+    );
     let p = backend.port;
     assert_eq!(
         curl(&[], &urls(p, &["/ok", "/ok", "/status/500"])),
@@ -652,4 +664,47 @@ fn no_tls_leaves_tls_ports_silent() {
         0.0,
         "{dump}"
     );
+}
+
+#[test]
+fn watches_that_match_nothing_say_so() {
+    if !live_or_skip("unmatched watches live test", &[]) {
+        return;
+    }
+    let port = free_port();
+    let unit = format!("hlprobe-absent-{port}");
+    let container = format!("hlprobe-absent-{port}");
+    let docker = tempfile::tempdir().unwrap();
+    let probe = Probe::start(&[
+        s("--no-tls"),
+        s("--watch-unit"),
+        unit.clone(),
+        s("--watch-container"),
+        container.clone(),
+        s("--docker-root"),
+        docker.path().display().to_string(),
+    ]);
+    let log = probe.log();
+    assert!(
+        log.contains(&format!(
+            "warning: unit {unit}.service matches no cgroup, so this watch sees nothing"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("warning: container {container} matches no cgroup")),
+        "{log}"
+    );
+    let m = probe.scrape();
+    let gauge = "homelab_probe_watch_matched_cgroups";
+    let unit_service = format!("{unit}.service");
+    assert_eq!(
+        m.sum(gauge, &[("kind", "unit"), ("name", &unit_service)]),
+        0.0
+    );
+    assert_eq!(
+        m.sum(gauge, &[("kind", "container"), ("name", &container)]),
+        0.0
+    );
+    assert_eq!(m.0.iter().filter(|(n, _, _)| n == gauge).count(), 2);
 }
