@@ -36,7 +36,7 @@ impl CgroupSelector {
     fn hint(&self) -> String {
         match self {
             CgroupSelector::Unit(u) => {
-                format!("not running or misspelled? `systemctl status {u}` says")
+                format!("not running or misspelled? see `systemctl status {u}`")
             }
             CgroupSelector::Container(_) => {
                 "not running or misspelled? `docker ps` or `podman ps` lists the names".into()

@@ -13,7 +13,7 @@ fn exact_under_churn(server: Server, service: &str) {
         "--watch-port".to_string(),
         server.port.to_string(),
     ]);
-    let answered = ab(server.port, REQUESTS, 20);
+    let answered = ab(server.port, REQUESTS, 20, false);
     assert_eq!(answered, u64::from(REQUESTS), "{service} failed requests");
     let svc = ("service_name", service);
     let m = probe.settle(|m| m.count(SERVER, &[svc]) >= answered);
@@ -36,10 +36,26 @@ fn exact_under_churn(server: Server, service: &str) {
         0.0,
         "{dump}"
     );
+
+    // With keep-alive too: twenty connections carrying every request, each one parsed.
+    let answered = answered + ab(server.port, REQUESTS, 20, true);
+    assert_eq!(
+        answered,
+        2 * u64::from(REQUESTS),
+        "{service} failed requests"
+    );
+    let m = probe.settle(|m| m.count(SERVER, &[svc]) >= answered);
+    let dump = m.dump("h");
+    assert_eq!(m.count(SERVER, &ok), answered, "{dump}");
+    assert_eq!(m.count(SERVER, &[]), answered, "{dump}");
+    let unanswered = m.sum("http_server_unanswered_requests_total", &[]);
+    assert_eq!(unanswered, 0.0, "{dump}");
+    let parse_errors = m.sum("homelab_probe_parse_errors_total", &[]);
+    assert_eq!(parse_errors, 0.0, "{dump}");
 }
 
 #[test]
-fn caddy_without_keepalive_is_counted_exactly() {
+fn caddy_under_connection_churn_is_counted_exactly() {
     if !live_or_skip("caddy churn test", &["caddy", "ab"]) {
         return;
     }
@@ -47,7 +63,7 @@ fn caddy_without_keepalive_is_counted_exactly() {
 }
 
 #[test]
-fn haproxy_without_keepalive_is_counted_exactly() {
+fn haproxy_under_connection_churn_is_counted_exactly() {
     if !live_or_skip("haproxy churn test", &["haproxy", "ab"]) {
         return;
     }

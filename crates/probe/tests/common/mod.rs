@@ -503,11 +503,12 @@ impl Server {
     }
 }
 
-/// ApacheBench without keep-alive: `n` requests, `c` at a time, each on a new connection.
+/// ApacheBench: `n` requests, `c` at a time, each on a new connection unless `keepalive`.
 /// Returns the number of complete requests ab reports (failed ones are not counted).
-pub fn ab(port: u16, n: u32, c: u32) -> u64 {
+pub fn ab(port: u16, n: u32, c: u32, keepalive: bool) -> u64 {
     let out = Command::new("ab")
         .args(["-q", "-n", &n.to_string(), "-c", &c.to_string()])
+        .args(keepalive.then_some("-k"))
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .expect("run ab");
