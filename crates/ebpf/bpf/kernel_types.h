@@ -100,4 +100,10 @@ struct hl_sys_exit {
 	long ret;
 };
 
+struct hl_sys_enter {
+	__u64 common;
+	long id;
+	unsigned long args[6];
+};
+
 #endif

@@ -383,11 +383,25 @@ static __always_inline struct hl_conn *watched_data_call(long ret, struct data_c
 	return conn;
 }
 
-static __always_inline int on_buf(long ret, __u8 dir)
+/* Which argument of a read holds the recv flags: a MSG_PEEK read leaves the bytes in the
+ * socket for the next read, which is the one to count. */
+enum hl_flags_arg { HL_NO_FLAGS, HL_FLAGS_ARG3, HL_FLAGS_ARG4 };
+#define HL_MSG_PEEK 2
+
+static __always_inline bool is_peek(struct pt_regs *regs, enum hl_flags_arg arg)
+{
+	if (arg == HL_FLAGS_ARG3)
+		return regs->dx & HL_MSG_PEEK;
+	if (arg == HL_FLAGS_ARG4)
+		return regs->r10 & HL_MSG_PEEK;
+	return false;
+}
+
+static __always_inline int on_buf(long ret, __u8 dir, enum hl_flags_arg flags)
 {
 	struct data_call call;
 	struct hl_conn *conn = watched_data_call(ret, &call);
-	if (!conn)
+	if (!conn || is_peek(call.regs, flags))
 		return 0;
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
 	if (ev)
@@ -399,7 +413,7 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 {
 	struct data_call call;
 	struct hl_conn *conn = watched_data_call(ret, &call);
-	if (!conn)
+	if (!conn || (msg && is_peek(call.regs, HL_FLAGS_ARG3)))
 		return 0;
 	struct pt_regs *regs = call.regs;
 	const struct iovec *iov;
@@ -420,16 +434,16 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 }
 
 SEC("tracepoint/syscalls/sys_exit_read")
-int hl_exit_read(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_READ); }
+int hl_exit_read(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_READ, HL_NO_FLAGS); }
 
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
-int hl_exit_recvfrom(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_READ); }
+int hl_exit_recvfrom(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_READ, HL_FLAGS_ARG4); }
 
 SEC("tracepoint/syscalls/sys_exit_write")
-int hl_exit_write(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_WRITE); }
+int hl_exit_write(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_WRITE, HL_NO_FLAGS); }
 
 SEC("tracepoint/syscalls/sys_exit_sendto")
-int hl_exit_sendto(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_WRITE); }
+int hl_exit_sendto(struct hl_sys_exit *ctx) { return on_buf(ctx->ret, HL_DIR_WRITE, HL_NO_FLAGS); }
 
 SEC("tracepoint/syscalls/sys_exit_readv")
 int hl_exit_readv(struct hl_sys_exit *ctx) { return on_iov(ctx->ret, HL_DIR_READ, false); }
@@ -461,15 +475,17 @@ int hl_exit_sendfile64(struct hl_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_close")
-int hl_exit_close(struct hl_sys_exit *ctx)
+/* At the entry of close, while the descriptor still names this connection: at the exit
+ * the kernel has freed the number, and another thread's accept may already have reused it
+ * for a new connection, whose entry a delete at the exit would remove. close releases the
+ * descriptor even when it returns an error, so its result is not needed. */
+SEC("tracepoint/syscalls/sys_enter_close")
+int hl_enter_close(struct hl_sys_enter *ctx)
 {
-	if (ctx->ret != 0)
-		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
 		return 0;
-	long fd = user_regs()->di;
+	long fd = (int)ctx->args[0];
 	__u64 key = conn_key(tgid, fd);
 	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
 	if (!conn)

@@ -29,7 +29,7 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("hl_exit_writev", "syscalls", "sys_exit_writev"),
     ("hl_exit_sendmsg", "syscalls", "sys_exit_sendmsg"),
     ("hl_exit_sendfile64", "syscalls", "sys_exit_sendfile64"),
-    ("hl_exit_close", "syscalls", "sys_exit_close"),
+    ("hl_enter_close", "syscalls", "sys_enter_close"),
 ];
 
 /// libssl uprobes: (program name, symbol, is return probe).

@@ -24,11 +24,34 @@ pub enum CgroupSelector {
     Container(String),
 }
 
+impl CgroupSelector {
+    /// (kind, name): the labels of `homelab_probe_watch_matched_cgroups`.
+    fn labels(&self) -> [&str; 2] {
+        match self {
+            CgroupSelector::Unit(u) => ["unit", u],
+            CgroupSelector::Container(c) => ["container", c],
+        }
+    }
+
+    fn hint(&self) -> String {
+        match self {
+            CgroupSelector::Unit(u) => {
+                format!("not running or misspelled? see `systemctl status {u}`")
+            }
+            CgroupSelector::Container(_) => {
+                "not running or misspelled? `docker ps` or `podman ps` lists the names".into()
+            }
+        }
+    }
+}
+
 pub struct Collector {
     pub maps: loader::Maps,
     pub table: Table,
     pub metrics: Arc<Metrics>,
     pub cgroup_watches: Vec<(u32, CgroupSelector)>,
+    /// cgroups each of `cgroup_watches` matched at the last look-up (None: not looked yet).
+    pub cgroups_matched: Vec<Option<usize>>,
     pub cgroup_root: Option<PathBuf>,
     pub runtimes: services::Runtimes,
     pub log_events: bool,
@@ -52,17 +75,38 @@ impl Collector {
     /// Resolves the cgroup ids of watched units/containers and syncs the kernel map.
     pub fn sync_cgroups(&mut self) -> HashMap<u64, u32> {
         let mut wanted = HashMap::new();
-        if let Some(root) = &self.cgroup_root {
-            for (watch, sel) in &self.cgroup_watches {
-                let ids = match sel {
-                    CgroupSelector::Unit(u) => services::unit_cgroup_ids(root, u),
-                    CgroupSelector::Container(c) => {
-                        services::container_cgroup_ids(root, c, &self.runtimes)
-                    }
-                };
-                for id in ids {
-                    wanted.insert(id, *watch);
+        self.cgroups_matched.resize(self.cgroup_watches.len(), None);
+        for ((watch, sel), matched) in self.cgroup_watches.iter().zip(&mut self.cgroups_matched) {
+            let ids = match (&self.cgroup_root, sel) {
+                (None, _) => vec![],
+                (Some(root), CgroupSelector::Unit(u)) => services::unit_cgroup_ids(root, u),
+                (Some(root), CgroupSelector::Container(c)) => {
+                    services::container_cgroup_ids(root, c, &self.runtimes)
                 }
+            };
+            let [kind, name] = sel.labels();
+            self.metrics
+                .watch_matched_cgroups
+                .with_label_values(&[kind, name])
+                .set(ids.len() as i64);
+            match (*matched, ids.len()) {
+                (None | Some(1..), 0) => {
+                    let why = if self.cgroup_root.is_none() {
+                        "no cgroup v2 hierarchy is mounted".to_string()
+                    } else {
+                        sel.hint()
+                    };
+                    eprintln!(
+                        "homelab-probe: warning: {kind} {name} matches no cgroup, so this \
+                         watch sees nothing ({why}); looked up again every 5 s"
+                    );
+                }
+                (Some(0), 1..) => eprintln!("homelab-probe: {kind} {name} found"),
+                _ => {}
+            }
+            *matched = Some(ids.len());
+            for id in ids {
+                wanted.insert(id, *watch);
             }
         }
         let present: Vec<u64> = self.maps.cgroups.keys().filter_map(Result::ok).collect();

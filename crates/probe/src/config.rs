@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    net::SocketAddr,
+    net::{SocketAddr, ToSocketAddrs},
     path::{Path, PathBuf},
 };
 
@@ -180,9 +180,47 @@ pub fn validate_watch(w: &Watch) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// An address:port, or a host name:port resolved now (the first address it resolves to,
+/// e.g. `localhost:9464`).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
-    s.parse::<SocketAddr>()
-        .map_err(|e| format!("{s:?} is not an address:port ({e})"))
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if s.rsplit_once(':')
+        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    {
+        return Err(format!("{s:?} is not an address:port or host:port"));
+    }
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("{s:?}: the host name resolves to no address")),
+        Err(e) => Err(format!("{s:?}: cannot resolve the host name ({e})")),
+    }
+}
+
+/// systemd unit types: a name without one of these suffixes means NAME.service, as for
+/// systemctl.
+const UNIT_TYPES: &[&str] = &[
+    "service",
+    "socket",
+    "device",
+    "mount",
+    "automount",
+    "swap",
+    "target",
+    "path",
+    "timer",
+    "slice",
+    "scope",
+];
+
+/// The unit name as systemd spells it: `web` -> `web.service`.
+pub fn unit_name(unit: &str) -> String {
+    match unit.rsplit_once('.') {
+        Some((_, kind)) if UNIT_TYPES.contains(&kind) => unit.to_string(),
+        _ => format!("{unit}.service"),
+    }
 }
 
 /// Flags that complete or override the file.
@@ -223,36 +261,67 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         },
     };
     let mut watches: Vec<Watch> = cfg.watch.into_iter().map(|w| w.into_inner()).collect();
-    let cli_watch = |w: Watch| Watch {
-        routes: o.routes.clone(),
-        ..w
+    // Watches from flags: an error names the flag that gave the bad value.
+    let mut cli_watch = |flag: &str, w: Watch| -> anyhow::Result<()> {
+        let w = Watch {
+            routes: o.routes.clone(),
+            ..w
+        };
+        validate_watch(&w).map_err(|(field, msg)| {
+            let flag = if field.starts_with(".routes") {
+                "--route"
+            } else {
+                flag
+            };
+            anyhow::anyhow!("{flag}: {msg}")
+        })?;
+        watches.push(w);
+        Ok(())
     };
     for &p in &o.watch_ports {
-        watches.push(cli_watch(Watch {
-            ports: vec![p],
-            ..Default::default()
-        }));
+        let ports = vec![p];
+        cli_watch(
+            "--watch-port",
+            Watch {
+                ports,
+                ..Default::default()
+            },
+        )?;
     }
     for &p in &o.watch_client_ports {
-        watches.push(cli_watch(Watch {
-            client_ports: vec![p],
-            ..Default::default()
-        }));
+        let client_ports = vec![p];
+        cli_watch(
+            "--watch-client-port",
+            Watch {
+                client_ports,
+                ..Default::default()
+            },
+        )?;
     }
     for u in &o.watch_units {
-        watches.push(cli_watch(Watch {
-            unit: Some(u.clone()),
-            ..Default::default()
-        }));
+        let unit = Some(u.clone());
+        cli_watch(
+            "--watch-unit",
+            Watch {
+                unit,
+                ..Default::default()
+            },
+        )?;
     }
     for c in &o.watch_containers {
-        watches.push(cli_watch(Watch {
-            container: Some(c.clone()),
-            ..Default::default()
-        }));
+        let container = Some(c.clone());
+        cli_watch(
+            "--watch-container",
+            Watch {
+                container,
+                ..Default::default()
+            },
+        )?;
     }
-    for w in &watches {
-        validate_watch(w).map_err(|(field, msg)| anyhow::anyhow!("watch{field}: {msg}"))?;
+    for w in &mut watches {
+        if let Some(u) = &mut w.unit {
+            *u = unit_name(u);
+        }
     }
     // A config file may legitimately list no service (configgen renders an empty list):
     // the probe then only serves its own metrics. Without any config it is a usage error.
@@ -382,6 +451,72 @@ container = "immich_server"
         assert!(has(|w| w.container.is_some()));
         assert!(settings.watches.iter().all(|w| w.service.is_some()));
         assert_eq!(settings.metrics_listen.to_string(), "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn flag_errors_name_the_flag() {
+        let err = |o: Overrides| load(None, &o).unwrap_err().to_string();
+        let e = err(Overrides {
+            watch_ports: vec![0],
+            ..Default::default()
+        });
+        assert_eq!(e, "--watch-port: port 0 is not a valid port");
+        let e = err(Overrides {
+            watch_client_ports: vec![0],
+            ..Default::default()
+        });
+        assert!(e.starts_with("--watch-client-port: "), "{e}");
+        let e = err(Overrides {
+            watch_units: vec!["a/b".into()],
+            ..Default::default()
+        });
+        assert!(e.starts_with("--watch-unit: "), "{e}");
+        let e = err(Overrides {
+            watch_ports: vec![80],
+            routes: vec!["users".into()],
+            ..Default::default()
+        });
+        assert!(
+            e.starts_with("--route: \"users\" must start with '/'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unit_without_type_is_a_service() {
+        assert_eq!(unit_name("web"), "web.service");
+        assert_eq!(unit_name("web.service"), "web.service");
+        assert_eq!(unit_name("podman-web.scope"), "podman-web.scope");
+        assert_eq!(unit_name("app.v2"), "app.v2.service");
+        let o = Overrides {
+            watch_units: vec!["web".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            load(None, &o).unwrap().watches[0].unit.as_deref(),
+            Some("web.service")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("probe.toml");
+        std::fs::write(&file, "[[watch]]\nunit = \"jellyfin\"\n").unwrap();
+        let s = load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(s.watches[0].unit.as_deref(), Some("jellyfin.service"));
+    }
+
+    #[test]
+    fn listen_accepts_host_names() {
+        let a = parse_listen("localhost:9464").unwrap();
+        assert!(a.ip().is_loopback(), "{a}");
+        assert_eq!(a.port(), 9464);
+        assert_eq!(
+            parse_listen("[::1]:9464").unwrap().to_string(),
+            "[::1]:9464"
+        );
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("localhost:http").is_err());
+        assert!(parse_listen(":9464").is_err());
+        let e = parse_listen("no-such-host.invalid:9464").unwrap_err();
+        assert!(e.contains("cannot resolve"), "{e}");
     }
 
     #[test]

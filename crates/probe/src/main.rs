@@ -38,10 +38,14 @@ WHAT IT MEASURES
                                           http_response_status_code, http_route
     http_client_request_duration_seconds  histogram: service_name, http_request_method,
                                           http_response_status_code, server_address, server_port
+    http_server_unanswered_requests_total counter: service_name, http_request_method,
+                                          http_route
+    http_client_unanswered_requests_total counter: service_name, http_request_method,
+                                          server_address, server_port
     http_server_active_requests           gauge: service_name
     homelab_probe_*                       events, ring-buffer drops, parse errors, connections
-  Duration runs from the first request byte to the last response byte. Status \"0\" means
-  the connection ended before a response.
+  Duration runs from the first request byte to the last response byte. A request that got no
+  status line before its connection ended is counted as unanswered, not in the histograms.
 
 CONFIG FILE (TOML)
   metrics_listen = \"127.0.0.1:9464\"
@@ -79,7 +83,8 @@ struct Args {
     /// Watch outgoing connections of any process to this remote port (client side). Repeatable.
     #[arg(long = "watch-client-port", value_name = "PORT")]
     watch_client_ports: Vec<u16>,
-    /// Watch every TCP connection of a systemd unit's cgroup, e.g. nginx.service. Repeatable.
+    /// Watch every TCP connection of a systemd unit's cgroup, e.g. nginx.service (`nginx`
+    /// means nginx.service). Repeatable.
     #[arg(long = "watch-unit", value_name = "UNIT")]
     watch_units: Vec<String>,
     /// Watch every TCP connection of a Docker/Podman container (by name). Repeatable.
@@ -88,7 +93,7 @@ struct Args {
     /// Route template for the watches given by flags, e.g. /users/{id}. Repeatable.
     #[arg(long = "route", value_name = "TEMPLATE")]
     routes: Vec<String>,
-    /// Address of the Prometheus endpoint [default: 127.0.0.1:9464].
+    /// Address (or host name) and port of the Prometheus endpoint [default: 127.0.0.1:9464].
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<String>,
     /// Connections followed at once; the least recently active are evicted [default: 16384].
@@ -241,6 +246,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         table,
         metrics: metrics.clone(),
         cgroup_watches,
+        cgroups_matched: vec![],
         cgroup_root: procfs::cgroup2_mount().map(PathBuf::from),
         runtimes: settings.runtimes.clone(),
         log_events,

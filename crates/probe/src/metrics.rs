@@ -2,8 +2,8 @@
 //! the OpenTelemetry HTTP semantic conventions).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -16,6 +16,10 @@ pub struct Metrics {
     pub server_duration: HistogramVec,
     /// service_name, http_request_method, http_response_status_code, server_address, server_port
     pub client_duration: HistogramVec,
+    /// service_name, http_request_method, http_route
+    pub server_unanswered: IntCounterVec,
+    /// service_name, http_request_method, server_address, server_port
+    pub client_unanswered: IntCounterVec,
     /// service_name
     pub server_active: IntGaugeVec,
     pub events: IntCounter,
@@ -23,6 +27,8 @@ pub struct Metrics {
     pub parse_errors: IntCounter,
     pub tracked_connections: IntGauge,
     pub evicted_connections: IntCounter,
+    /// kind (unit, container), name
+    pub watch_matched_cgroups: IntGaugeVec,
 }
 
 impl Metrics {
@@ -56,6 +62,31 @@ impl Metrics {
                 "service_name",
                 "http_request_method",
                 "http_response_status_code",
+                "server_address",
+                "server_port",
+            ],
+        );
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let server_unanswered = counter_vec(
+            "http_server_unanswered_requests_total",
+            "HTTP server requests read but never answered: the connection ended before a \
+             status line (keep-alive limit, pipelined requests, client gone). Not in the \
+             duration histogram.",
+            &["service_name", "http_request_method", "http_route"],
+        );
+        let client_unanswered = counter_vec(
+            "http_client_unanswered_requests_total",
+            "Outgoing HTTP requests that got no status line before the connection ended. Not \
+             in the duration histogram.",
+            &[
+                "service_name",
+                "http_request_method",
                 "server_address",
                 "server_port",
             ],
@@ -99,10 +130,25 @@ impl Metrics {
         registry
             .register(Box::new(tracked_connections.clone()))
             .expect("unique metric");
+        let watch_matched_cgroups = IntGaugeVec::new(
+            Opts::new(
+                "homelab_probe_watch_matched_cgroups",
+                "cgroups a unit or container watch matches now; 0: the watch sees nothing \
+                 (the unit or container is not running, or its name is misspelled).",
+            ),
+            &["kind", "name"],
+        )
+        .expect("valid gauge");
+        registry
+            .register(Box::new(watch_matched_cgroups.clone()))
+            .expect("unique metric");
         Metrics {
             registry,
+            watch_matched_cgroups,
             server_duration,
             client_duration,
+            server_unanswered,
+            client_unanswered,
             server_active,
             events,
             ringbuf_drops,

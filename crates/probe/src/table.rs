@@ -116,6 +116,12 @@ fn side_of(raw: u8) -> Side {
     }
 }
 
+/// A TLS record header: content type 20-23 (handshake, or application data on a connection
+/// followed mid-stream), version 3.x. No HTTP/1.x message starts with those bytes.
+fn is_tls_record(head: &[u8]) -> bool {
+    matches!(head, [0x14..=0x17, 0x03, 0x00..=0x04, ..])
+}
+
 pub fn peer_of(hdr: &EventHdr) -> Peer {
     let address = match hdr.family {
         2 => IpAddr::V4(Ipv4Addr::new(
@@ -276,8 +282,8 @@ impl Table {
         } else if !from_tls && c.tls {
             return;
         }
-        if !from_tls && c.bytes == 0 && ev.head.starts_with(&[0x16, 0x03]) {
-            c.opaque = true; // TLS handshake: plaintext only through the libssl uprobes
+        if !from_tls && c.bytes == 0 && is_tls_record(ev.head) {
+            c.opaque = true; // TLS: plaintext only through the libssl uprobes
         }
         c.bytes += h.len;
         if c.opaque {
@@ -346,41 +352,57 @@ impl Table {
                 return;
             }
         }
-        let status = ex.status.map_or_else(|| "0".to_string(), |s| s.to_string());
+        let route = match c.side {
+            Side::Server => self
+                .routers
+                .entry((c.watch, c.service.clone()))
+                .or_insert_with(|| {
+                    let templates = self
+                        .watches
+                        .get(c.watch as usize)
+                        .map_or(&[][..], |w| &w.routes[..]);
+                    RouteMatcher::new(templates)
+                        .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
+                        .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
+                })
+                .route(&ex.target),
+            Side::Client => "",
+        };
+        let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
+            (p.address.clone(), p.port.to_string())
+        });
+        // Never answered (the connection ended before a status line): not a duration of
+        // the service's work, and not a server error either.
+        let Some(status) = ex.status else {
+            match c.side {
+                Side::Server => self
+                    .metrics
+                    .server_unanswered
+                    .with_label_values(&[&*c.service, method, route])
+                    .inc(),
+                Side::Client => self
+                    .metrics
+                    .client_unanswered
+                    .with_label_values(&[&*c.service, method, &addr, &port])
+                    .inc(),
+            }
+            return;
+        };
+        let status = status.to_string();
         let histogram = match c.side {
-            Side::Server => {
-                let router = self
-                    .routers
-                    .entry((c.watch, c.service.clone()))
-                    .or_insert_with(|| {
-                        let templates = self
-                            .watches
-                            .get(c.watch as usize)
-                            .map_or(&[][..], |w| &w.routes[..]);
-                        RouteMatcher::new(templates)
-                            .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
-                            .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
-                    });
-                let route = router.route(&ex.target);
-                self.metrics.server_duration.with_label_values(&[
-                    &*c.service,
-                    method,
-                    &status,
-                    route,
-                ])
-            }
-            Side::Client => {
-                let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
-                    (p.address.clone(), p.port.to_string())
-                });
-                self.metrics.client_duration.with_label_values(&[
-                    &*c.service,
-                    method,
-                    &status,
-                    &addr,
-                    &port,
-                ])
-            }
+            Side::Server => self.metrics.server_duration.with_label_values(&[
+                &*c.service,
+                method,
+                &status,
+                route,
+            ]),
+            Side::Client => self.metrics.client_duration.with_label_values(&[
+                &*c.service,
+                method,
+                &status,
+                &addr,
+                &port,
+            ]),
         };
         histogram.observe(seconds);
         c.last_series = Some(Series {
@@ -391,7 +413,7 @@ impl Table {
         });
     }
 
-    /// Ends a connection: exchanges cut off by the close are reported (status "0").
+    /// Ends a connection: requests it left unanswered are counted apart.
     fn finish(&mut self, key: u64, ts: u64) {
         let Some(mut c) = self.conns.remove(&key) else {
             return;
@@ -610,7 +632,7 @@ mod tests {
     }
 
     #[test]
-    fn cut_off_exchange_has_status_zero() {
+    fn unanswered_requests_are_counted_apart_from_statuses() {
         let (mut t, m) = table(100);
         let peer = Peer {
             address: "10.0.0.1".into(),
@@ -624,10 +646,33 @@ mod tests {
             head: &[],
             tail: &[],
         });
-        let h = m
-            .client_duration
-            .with_label_values(&["proc2", "POST", "0", "10.0.0.1", "80"]);
-        assert_eq!(h.get_sample_count(), 1);
+        let labels = ["proc2", "POST", "10.0.0.1", "80"];
+        assert_eq!(m.client_unanswered.with_label_values(&labels).get(), 1);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(!text.contains("http_client_request_duration"), "{text}");
+
+        // Server side: two pipelined requests, the server answers the first (its body cut
+        // off by the close: it keeps its status) and closes without answering the second.
+        t.open(3, 6, 0, Side::Server, None, 0, false, None);
+        let two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+        data(&mut t, 3, 6, abi::SIDE_SERVER, abi::DIR_READ, two, 30);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
+        data(&mut t, 3, 6, abi::SIDE_SERVER, abi::DIR_WRITE, resp, 40);
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 3, 6, 50),
+            head: &[],
+            tail: &[],
+        });
+        let served = m
+            .server_duration
+            .with_label_values(&["proc3", "GET", "200", "/a"]);
+        assert_eq!(served.get_sample_count(), 1);
+        let unanswered = m
+            .server_unanswered
+            .with_label_values(&["proc3", "GET", "/b"]);
+        assert_eq!(unanswered.get(), 1);
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(!text.contains("status_code=\"0\""), "{text}");
     }
 
     #[test]
@@ -668,5 +713,17 @@ mod tests {
             1,
             "a TLS handshake is not a parse error"
         );
+        // Followed mid-stream (open before start): TLS application data.
+        t.open(3, 9, 0, Side::Server, None, 0, true, None);
+        data(
+            &mut t,
+            3,
+            9,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            b"\x17\x03\x03\x00\x20encrypted",
+            1,
+        );
+        assert_eq!(m.parse_errors.get(), 1, "TLS records are not parse errors");
     }
 }

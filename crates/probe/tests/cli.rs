@@ -92,3 +92,54 @@ fn missing_privileges_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn flag_errors_name_the_flag() {
+    let out = Command::new(PROBE)
+        .args(["--watch-port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--watch-port: port 0 is not a valid port"),
+        "{err}"
+    );
+}
+
+#[test]
+fn metrics_listen_accepts_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("probe.toml");
+    // No watch: the probe only serves its own metrics, without eBPF.
+    std::fs::write(&file, "watch = []\n").unwrap();
+    let port = free_port();
+    let mut probe = Proc(
+        Command::new(PROBE)
+            .arg("--config")
+            .arg(&file)
+            .args(["--metrics-listen", &format!("localhost:{port}")])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let resolved: Vec<std::net::SocketAddr> =
+        std::net::ToSocketAddrs::to_socket_addrs(&("localhost", port))
+            .unwrap()
+            .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let served = loop {
+        if resolved
+            .iter()
+            .any(|a| std::net::TcpStream::connect(a).is_ok())
+        {
+            break true;
+        }
+        if std::time::Instant::now() > deadline || probe.0.try_wait().unwrap().is_some() {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(served, "no metrics endpoint on localhost:{port}");
+    assert!(probe.terminate().unwrap().success());
+}

@@ -482,7 +482,19 @@ fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
     let Some(_cgroup) = InCgroup::enter(&relative, backend.proc.0.id()) else {
         return;
     };
-    let probe = Probe::start(&[s("--watch-unit"), unit.clone()]);
+    // Without ".service", as systemctl accepts it.
+    let stem = unit.trim_end_matches(".service").to_string();
+    let probe = Probe::start(&[s("--watch-unit"), stem.clone()]);
+    let matched = probe.scrape().sum(
+        "homelab_probe_watch_matched_cgroups",
+        &[("kind", "unit"), ("name", unit.as_str())],
+    );
+    assert_eq!(matched, 1.0, "{}", probe.log());
+    assert!(
+        !probe.log().contains("matches no cgroup"),
+        "{}",
+        probe.log()
+    );
     let p = backend.port;
     assert_eq!(
         curl(&[], &urls(p, &["/ok", "/ok", "/status/500"])),
@@ -546,4 +558,153 @@ fn container_watch_finds_the_cgroup_by_name() {
         "{dump}"
     );
     assert_eq!(m.count(SERVER, &[]), 2, "{dump}");
+}
+
+#[test]
+fn peeked_bytes_are_not_counted_as_requests() {
+    if !live_or_skip("MSG_PEEK live test", &["curl", "python3"]) {
+        return;
+    }
+    let port = free_port();
+    let server = Proc(
+        std::process::Command::new("python3")
+            .arg(fixture("peek_server.py"))
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .expect("start peek_server.py"),
+    );
+    wait_port(port, "peek_server.py");
+    let probe = Probe::start(&[s("--no-tls"), s("--watch-port"), port.to_string()]);
+    assert_eq!(curl(&[], &urls(port, &["/peek"; 5])), [200; 5]);
+    let m = probe.settle(|m| m.count(SERVER, &[]) >= 5);
+    let dump = m.dump("h");
+    let ok = [
+        ("http_request_method", "GET"),
+        ("http_response_status_code", "200"),
+        ("http_route", "/peek"),
+    ];
+    assert_eq!(m.count(SERVER, &ok), 5, "{dump}");
+    assert_eq!(m.count(SERVER, &[]), 5, "{dump}");
+    assert_eq!(
+        m.sum("homelab_probe_parse_errors_total", &[]),
+        0.0,
+        "{dump}"
+    );
+    drop(server);
+}
+
+#[test]
+fn requests_left_unanswered_at_the_keepalive_limit_are_not_errors() {
+    if !live_or_skip("keep-alive limit live test", &["nginx", "python3"]) {
+        return;
+    }
+    let backend = Backend::start();
+    let nginx = Nginx::start(backend.port, false);
+    let p = nginx.three_requests_port;
+    let probe = Probe::start(&[s("--no-tls"), s("--watch-port"), p.to_string()]);
+    // Five pipelined requests in one write: nginx reads them all, answers three (its
+    // keepalive_requests) and closes.
+    let five = "GET /pipelined HTTP/1.1\r\nHost: x\r\n\r\n".repeat(5);
+    let answer = String::from_utf8_lossy(&raw_exchange(p, five.as_bytes())).to_string();
+    assert_eq!(answer.matches("HTTP/1.1 200").count(), 3, "{answer}");
+    let unanswered = "http_server_unanswered_requests_total";
+    let m = probe.settle(|m| m.sum(unanswered, &[]) >= 2.0);
+    let dump = m.dump("h");
+    let route = [
+        ("service_name", "nginx"),
+        ("http_request_method", "GET"),
+        ("http_route", "/pipelined"),
+    ];
+    assert_eq!(m.sum(unanswered, &route), 2.0, "{dump}");
+    let mut ok = route.to_vec();
+    ok.push(("http_response_status_code", "200"));
+    assert_eq!(m.count(SERVER, &ok), 3, "{dump}");
+    assert_eq!(m.count(SERVER, &[]), 3, "{dump}");
+}
+
+#[test]
+fn no_tls_leaves_tls_ports_silent() {
+    if !live_or_skip(
+        "--no-tls live test",
+        &["nginx", "curl", "openssl", "python3"],
+    ) {
+        return;
+    }
+    let backend = Backend::start();
+    let nginx = Nginx::start(backend.port, true);
+    let tp = nginx.tls_port.unwrap();
+    let probe = Probe::start(&[
+        s("--no-tls"),
+        s("--watch-port"),
+        tp.to_string(),
+        s("--watch-client-port"),
+        tp.to_string(),
+        s("--watch-port"),
+        nginx.port.to_string(),
+    ]);
+    let https: Vec<String> = ["/ok", "/ok", "/nope"]
+        .iter()
+        .map(|p| format!("https://127.0.0.1:{tp}{p}"))
+        .collect();
+    assert_eq!(curl(&["-k"], &https), [200, 200, 404]);
+    // One plaintext request afterwards: when it is counted, the TLS events were handled.
+    assert_eq!(curl(&[], &urls(nginx.port, &["/ok"])), [200]);
+    let m = probe.settle(|m| m.count(SERVER, &[]) >= 1);
+    let dump = m.dump("h");
+    assert_eq!(m.count(SERVER, &[]), 1, "{dump}");
+    assert_eq!(m.count(CLIENT, &[]), 0, "{dump}");
+    assert_eq!(
+        m.sum("http_server_unanswered_requests_total", &[]),
+        0.0,
+        "{dump}"
+    );
+    assert_eq!(
+        m.sum("homelab_probe_parse_errors_total", &[]),
+        0.0,
+        "{dump}"
+    );
+}
+
+#[test]
+fn watches_that_match_nothing_say_so() {
+    if !live_or_skip("unmatched watches live test", &[]) {
+        return;
+    }
+    let port = free_port();
+    let unit = format!("hlprobe-absent-{port}");
+    let container = format!("hlprobe-absent-{port}");
+    let docker = tempfile::tempdir().unwrap();
+    let probe = Probe::start(&[
+        s("--no-tls"),
+        s("--watch-unit"),
+        unit.clone(),
+        s("--watch-container"),
+        container.clone(),
+        s("--docker-root"),
+        docker.path().display().to_string(),
+    ]);
+    let log = probe.log();
+    assert!(
+        log.contains(&format!(
+            "warning: unit {unit}.service matches no cgroup, so this watch sees nothing"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("warning: container {container} matches no cgroup")),
+        "{log}"
+    );
+    let m = probe.scrape();
+    let gauge = "homelab_probe_watch_matched_cgroups";
+    let unit_service = format!("{unit}.service");
+    assert_eq!(
+        m.sum(gauge, &[("kind", "unit"), ("name", &unit_service)]),
+        0.0
+    );
+    assert_eq!(
+        m.sum(gauge, &[("kind", "container"), ("name", &container)]),
+        0.0
+    );
+    assert_eq!(m.0.iter().filter(|(n, _, _)| n == gauge).count(), 2);
 }

@@ -174,6 +174,8 @@ pub struct Nginx {
     /// Also listening on [::1]:port (when the host has IPv6 loopback).
     pub ipv6: bool,
     pub tls_port: Option<u16>,
+    /// A server that closes a connection after its third request (`keepalive_requests 3`).
+    pub three_requests_port: u16,
     pub dir: tempfile::TempDir,
     pub proc: Proc,
 }
@@ -185,6 +187,7 @@ impl Nginx {
         let port = free_port();
         std::fs::write(dir.path().join("big.bin"), vec![b'x'; 100_000]).unwrap();
         let tls_port = tls.then(free_port);
+        let three_requests_port = free_port();
         let ipv6 = TcpListener::bind("[::1]:0").is_ok();
         let listen6 = if ipv6 {
             format!("listen [::1]:{port};")
@@ -232,6 +235,10 @@ http {{
                       proxy_set_header Connection ""; }}
     location / {{ return 404; }}
   }}
+  server {{
+    listen 127.0.0.1:{three_requests_port}; keepalive_requests 3;
+    location / {{ return 200 "ok\n"; }}
+  }}
   {tls_server}
 }}
 "#
@@ -257,6 +264,7 @@ http {{
             port,
             ipv6,
             tls_port,
+            three_requests_port,
             dir,
             proc,
         }
@@ -429,3 +437,88 @@ impl Samples {
 
 pub const SERVER: &str = "http_server_request_duration_seconds";
 pub const CLIENT: &str = "http_client_request_duration_seconds";
+
+/// A server from the distribution started by `start` on a free port of 127.0.0.1, with its
+/// config and state in a temporary directory.
+pub struct Server {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub proc: Proc,
+}
+
+impl Server {
+    /// caddy (Go, one goroutine per connection over a few threads) answering "ok".
+    pub fn caddy() -> Self {
+        Self::start("caddy", |dir, port| {
+            let conf = dir.join("Caddyfile");
+            std::fs::write(
+                &conf,
+                format!(
+                    "{{\n\tadmin off\n\tauto_https off\n}}\nhttp://127.0.0.1:{port} {{\n\trespond \"ok\" 200\n}}\n"
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new(which("caddy").expect("caddy"));
+            cmd.args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(conf)
+                // caddy autosaves its config under $XDG_CONFIG_HOME
+                .env("XDG_CONFIG_HOME", dir)
+                .env("XDG_DATA_HOME", dir);
+            cmd
+        })
+    }
+
+    /// haproxy with four threads answering "ok" itself.
+    pub fn haproxy() -> Self {
+        Self::start("haproxy", |dir, port| {
+            let conf = dir.join("haproxy.cfg");
+            std::fs::write(
+                &conf,
+                format!(
+                    "global\n  nbthread 4\ndefaults\n  mode http\n  timeout client 10s\n  \
+                     timeout server 10s\n  timeout connect 1s\nfrontend web\n  \
+                     bind 127.0.0.1:{port}\n  \
+                     http-request return status 200 content-type text/plain string ok\n"
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new(which("haproxy").expect("haproxy"));
+            cmd.arg("-f").arg(conf);
+            cmd
+        })
+    }
+
+    fn start(what: &str, command: impl FnOnce(&Path, u16) -> Command) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = command(dir.path(), port)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {what}: {e}"));
+        let proc = Proc(child);
+        wait_port(port, what);
+        Server { port, dir, proc }
+    }
+}
+
+/// ApacheBench: `n` requests, `c` at a time, each on a new connection unless `keepalive`.
+/// Returns the number of complete requests ab reports (failed ones are not counted).
+pub fn ab(port: u16, n: u32, c: u32, keepalive: bool) -> u64 {
+    let out = Command::new("ab")
+        .args(["-q", "-n", &n.to_string(), "-c", &c.to_string()])
+        .args(keepalive.then_some("-k"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("run ab");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ab failed: {text}");
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in ab's output: {text}"))
+    };
+    field("Complete requests:") - field("Failed requests:")
+}
