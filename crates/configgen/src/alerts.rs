@@ -188,8 +188,8 @@ pub const CATALOGUE: &[Alert] = &[
         "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url), which alerts you when it stops."),
     alert("TargetDown", G::Targets, S::Warning, "2m",
         "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out: the blackbox_exporter target stands for them."),
-    alert("AgentNotReporting", G::Targets, S::Critical, "5m",
-        "An agent host (series labelled host=...) sent node metrics in the last 24h but sends none now: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
+    alert("AgentNotReporting", G::Targets, S::Critical, "1m",
+        "An agent host (series labelled host=...) sent node metrics in the last 24h but none in the last 2 minutes: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
     // host
     alert("HostDiskFillingUp", G::Host, S::Warning, "1h",
         "A writable filesystem is low on space and, at the rate of the last 6h, will be full within 24h.")
@@ -261,9 +261,9 @@ pub const CATALOGUE: &[Alert] = &[
     alert("TlsCertificateAboutToExpire", G::Probes, S::Critical, "15m",
         "A service's TLS certificate is about to expire; clients will refuse it.")
         .threshold(3.0, Unit::Days, "days before expiry below which it alerts"),
-    alert("GatewayDown", G::Probes, S::Critical, "2m",
+    alert("GatewayDown", G::Probes, S::Critical, "1m",
         "The router (network.gateway) does not answer pings: the LAN or the router is down."),
-    alert("InternetDown", G::Probes, S::Critical, "2m",
+    alert("InternetDown", G::Probes, S::Critical, "1m",
         "No public resolver (network.resolvers) answers pings while the gateway does: the internet uplink is down."),
     // red
     alert("ServiceHighErrorRate", G::Red, S::Warning, "10m",
@@ -295,8 +295,8 @@ pub const CATALOGUE: &[Alert] = &[
     alert("AlertmanagerConfigReloadFailed", G::Prometheus, S::Warning, "10m",
         "Alertmanager failed to reload its configuration and runs an old one."),
     alert("AlertmanagerNotificationsFailing", G::Prometheus, S::Critical, "5m",
-        "Alertmanager fails to deliver notifications through an integration (email, webhook, ntfy): you are not being told.")
-        .threshold(1.0, Unit::Percent, "failed notifications (of all attempts) above which it alerts"),
+        "Alertmanager lost notifications (after its retries) through an integration (email, webhook, ntfy) in the last hour: you are not being told. Works however rarely alerts are sent.")
+        .threshold(0.0, Unit::Count, "notifications lost within the last hour above which it alerts"),
 ];
 
 pub fn find(name: &str) -> Option<&'static Alert> {
@@ -436,6 +436,79 @@ pub fn markdown() -> String {
             a.for_.unwrap_or("–"),
             threshold,
             a.meaning
+        ));
+    }
+    out.push_str(&inhibitions_markdown());
+    out.push_str(DELIVERY_MARKDOWN);
+    out
+}
+
+/// How notifications reach people, and how a failure to deliver is noticed.
+const DELIVERY_MARKDOWN: &str = "\n## Delivery\n\n\
+- **Lost notifications are told**: AlertmanagerNotificationsFailing fires when any notification \
+  was lost (after Alertmanager's own retries) in the last hour, however rarely alerts are sent. \
+  The Watchdog heartbeat (`alerting.watchdog_url`) covers a dead Alertmanager.\n\
+- **Secret files**: configgen never reads secrets when rendering (it may run on another machine). \
+  `configgen check`, run on the monitoring host, warns when a secret file it can read would break \
+  its reader: an SMTP `password_file` ending with a newline (`echo pw > file`) is sent byte for \
+  byte by Alertmanager 0.25 (Debian bookworm) and authentication fails; 0.27 and later trim it. \
+  Write it with `printf '%s' 'pw' > file`.\n\
+- **ntfy**: critical alerts arrive with priority 5 and a 🚨 tag, warnings with priority 4 and ⚠️, \
+  the rest with priority 3; the title is the alert's summary (or how many alerts of which kind), \
+  prefixed `Resolved:` when resolved. Resolved messages keep their alert's priority.\n\
+- **Email**: the subject is `[SEVERITY] summary` (`[RESOLVED] ...` when resolved), with a \
+  plain-text part next to the HTML one.\n\
+- **Links** (email buttons, ntfy click, the graph link of each alert) use `alerting.external_url` \
+  (e.g. `http://monitor.lan`) with each daemon's port: Prometheus and Alertmanager get it as \
+  `--web.external-url`. Unset, they point at the listen address, which other devices cannot open.\n\
+- **Telegram, Discord, Pushover, webhook URL files**: Alertmanager 0.25 cannot read their \
+  credentials from files (0.26/0.27 can); they are not offered while Debian bookworm's 0.25 is a \
+  target. Bridge them through ntfy or a webhook.\n";
+
+/// The docs section on inhibition rules and grouping.
+fn inhibitions_markdown() -> String {
+    let mut out = String::from(
+        "\n## One message per incident\n\n\
+         Alertmanager groups alerts by `alerting.group_by` (default: `alertname`), so the HTTP, TCP \
+         and ICMP checks of a down service, or three failed units, arrive as one message. Inhibition \
+         rules (`crates/configgen/src/inhibitions.rs`) keep the consequences of a cause quiet while \
+         the cause fires, and a critical alert quiet the warning about the same object. Each rule has \
+         a test of its own against the real Alertmanager (`cargo test -p configgen --test \
+         inhibitions_live`).\n\n\
+         Two service labels tell Alertmanager what a check depends on:\n\n\
+         ```toml\n\
+         [[services]]\n\
+         name = \"blog\"\n\
+         labels = { needs = \"internet\" }   # silenced while InternetDown fires\n\
+         [[services]]\n\
+         name = \"jellyfin\"\n\
+         labels = { runs_on = \"nas\" }      # silenced while AgentNotReporting fires for host nas\n\
+         ```\n\n\
+         A consequence is only silenced while its cause fires: GatewayDown, InternetDown and \
+         ServiceProbeFailed share the same `for` (1m) so that they reach Alertmanager within one \
+         group wait of each other. AgentNotReporting needs about 3 minutes of silence, so a check of \
+         a service on that host may be told once before it.\n\n\
+         | Rule | Silencing alert | Silenced alerts | Same | Why |\n\
+         |---|---|---|---|---|\n",
+    );
+    for r in crate::inhibitions::RULES {
+        let code = |m: &[&str]| {
+            m.iter()
+                .map(|m| format!("`{}`", m.replace('|', "\\|")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.name,
+            code(r.source),
+            code(r.target),
+            if r.equal.is_empty() {
+                "–".to_string()
+            } else {
+                r.equal.join(", ")
+            },
+            r.reason
         ));
     }
     out

@@ -383,12 +383,21 @@ pub struct Alerting {
     /// Receivers for anything no severity route takes. Empty means alerts are
     /// only visible in Alertmanager and Grafana.
     pub default_receivers: Vec<String>,
+    /// Labels whose values split alerts into separate notifications. The
+    /// default, alertname alone, sends one message per kind of problem: the
+    /// HTTP, TCP and ICMP checks of a down service, or three failed units,
+    /// arrive together.
     pub group_by: Vec<String>,
     pub group_wait: String,
     pub group_interval: String,
     pub repeat_interval: String,
     /// External dead-man's switch (e.g. healthchecks.io) pinged by the always-firing Watchdog alert.
     pub watchdog_url: Option<String>,
+    /// How other devices (a phone, a laptop) reach this host, e.g.
+    /// "http://monitor.lan": scheme and host only. Links in notifications
+    /// point there, with each daemon's port (Prometheus and Alertmanager get
+    /// it as --web.external-url). Unset: links use the listen address.
+    pub external_url: Option<String>,
     /// Per-alert overrides, keyed by alert name.
     pub overrides: BTreeMap<String, AlertOverride>,
     /// Extra Prometheus rule files (paths), loaded as they are.
@@ -401,11 +410,12 @@ impl Default for Alerting {
             receivers: Vec::new(),
             routes: BTreeMap::new(),
             default_receivers: Vec::new(),
-            group_by: vec!["alertname".into(), "instance".into()],
+            group_by: vec!["alertname".into()],
             group_wait: "30s".into(),
             group_interval: "5m".into(),
             repeat_interval: "3h".into(),
             watchdog_url: None,
+            external_url: None,
             overrides: BTreeMap::new(),
             extra_rule_files: Vec::new(),
         }

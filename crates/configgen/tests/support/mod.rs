@@ -3,9 +3,11 @@
 //! the live stack harness.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod cli;
 pub mod golden;
 pub mod http;
+pub mod smtp;
 pub mod stack;
 pub mod webhook;
 
