@@ -187,15 +187,20 @@ pub const CATALOGUE: &[Alert] = &[
     alert("Watchdog", G::Watchdog, S::None, "",
         "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url), which alerts you when it stops."),
     alert("TargetDown", G::Targets, S::Warning, "2m",
-        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out: the blackbox_exporter target stands for them."),
+        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out (the blackbox_exporter target stands for them), and so are node_exporter and blackbox_exporter (AlertSourceDown)."),
+    alert("AlertSourceDown", G::Targets, S::Critical, "3m",
+        "node_exporter or blackbox_exporter cannot be scraped: every host or service alert that reads it is blind, so it pages; other targets (dashboards, logs) stay TargetDown warnings."),
     alert("AgentNotReporting", G::Targets, S::Critical, "1m",
         "An agent host (series labelled host=...) sent node metrics in the last 24h but none in the last 2 minutes: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
     // host
     alert("HostDiskFillingUp", G::Host, S::Warning, "1h",
         "A writable filesystem is low on space and, at the rate of the last 6h, will be full within 24h.")
         .threshold(15.0, Unit::Percent, "free space (of the filesystem size) below which a shrinking filesystem alerts"),
-    alert("HostDiskAlmostFull", G::Host, S::Critical, "30m",
-        "A writable filesystem is almost out of space.")
+    alert("HostDiskFullSoon", G::Host, S::Critical, "10m",
+        "A writable filesystem below the threshold will be full within 4 hours at the rate of the last 30 minutes, and still shrinks (a runaway log): paged while there is time to act.")
+        .threshold(25.0, Unit::Percent, "free space (of the filesystem size) below which a fast-shrinking filesystem alerts"),
+    alert("HostDiskAlmostFull", G::Host, S::Critical, "5m",
+        "A writable filesystem is almost out of space, whatever its trend.")
         .threshold(5.0, Unit::Percent, "free space (of the filesystem size) below which it alerts"),
     alert("HostInodesFillingUp", G::Host, S::Warning, "1h",
         "A writable filesystem is low on inodes and, at the rate of the last 6h, will run out within 24h.")
@@ -205,9 +210,9 @@ pub const CATALOGUE: &[Alert] = &[
         .threshold(5.0, Unit::Percent, "free inodes below which it alerts"),
     alert("HostFilesystemDeviceError", G::Host, S::Warning, "10m",
         "node_exporter cannot stat a filesystem (disk gone, I/O errors, stale network mount)."),
-    alert("HostOutOfMemory", G::Host, S::Warning, "5m",
-        "Little memory is available (MemAvailable): the OOM killer is near.")
-        .threshold(10.0, Unit::Percent, "MemAvailable (of MemTotal) below which it alerts"),
+    alert("HostOutOfMemory", G::Host, S::Critical, "3m",
+        "Little memory is available (MemAvailable, 2-minute average, so that failed scrapes do not reset `for`): the OOM killer is near.")
+        .threshold(8.0, Unit::Percent, "MemAvailable (of MemTotal) below which it alerts"),
     alert("HostOomKillDetected", G::Host, S::Warning, "",
         "The kernel OOM killer killed a process in the last 30 minutes."),
     alert("HostSystemdUnitFailed", G::Host, S::Warning, "5m",
@@ -216,7 +221,7 @@ pub const CATALOGUE: &[Alert] = &[
         "A systemd unit keeps restarting.")
         .threshold(3.0, Unit::Count, "restarts within 15 minutes above which it alerts"),
     alert("HostClockSkew", G::Host, S::Warning, "10m",
-        "The system clock is off from its NTP source.")
+        "The system clock is off from its NTP source and not getting closer (quiet while the time daemon corrects it).")
         .threshold(0.05, Unit::Seconds, "absolute clock offset above which it alerts"),
     alert("HostClockNotSynchronising", G::Host, S::Warning, "10m",
         "The clock is not synchronised by NTP (no time daemon, or no reachable time server)."),
@@ -233,7 +238,7 @@ pub const CATALOGUE: &[Alert] = &[
         "More runnable or I/O-blocked tasks than the CPUs can serve.")
         .threshold(2.0, Unit::LoadPerCpu, "15-minute load average per CPU above which it alerts"),
     alert("HostTemperatureHigh", G::Host, S::Warning, "5m",
-        "A hardware sensor is within 5 °C of its chip's critical temperature, or (for chips without one) above the threshold.")
+        "A hardware sensor is within 5 °C of its chip's critical temperature, or (for chips without one) above the threshold; sensors stuck at one value for 30 minutes or reading 120 °C and more without a critical value (unconnected inputs) are ignored.")
         .threshold(80.0, Unit::Celsius, "temperature above which a sensor without its own critical value alerts"),
     alert("HostConntrackNearLimit", G::Host, S::Warning, "5m",
         "The connection-tracking table is nearly full; new connections will be dropped.")
@@ -297,6 +302,24 @@ pub const CATALOGUE: &[Alert] = &[
     alert("AlertmanagerNotificationsFailing", G::Prometheus, S::Critical, "5m",
         "Alertmanager lost notifications (after its retries) through an integration (email, webhook, ntfy) in the last hour: you are not being told. Works however rarely alerts are sent.")
         .threshold(0.0, Unit::Count, "notifications lost within the last hour above which it alerts"),
+];
+
+/// Why an alert's condition, `for` and severity are what they are, where the
+/// choice was weighed against incidents and everyday noise (docs/alerts.md).
+/// Critical means a person must act now, warning today, info reaches nobody.
+pub const CHOICES: &[(&str, &str)] = &[
+    ("HostDiskFullSoon", "A log looping on an error fills / in an hour; before, the first alert came after the disk was full (almost-full needed 30 minutes below 5%). Full within 4 hours at the 30-minute trend, below 25% free, and still shrinking over the last 5 minutes, for 10m: the runaway test pages 39 minutes before full; a backup that wrote 18% of a disk in 20 minutes and stopped at 22% free stays quiet."),
+    ("HostDiskAlmostFull", "Below 5% free is critical whatever the trend, now after 5 minutes (was 30): writes fail soon and nothing else will tell. A steady filesystem at 8% free (a small /boot that never grows) stays quiet by choice: it is not an emergency, and it alerts as soon as it shrinks (HostDiskFillingUp) or reaches 5%."),
+    ("HostDiskFillingUp", "Kept as the daily warning (full within 24h at the 6h trend, below 15%, for 1h); silenced by the critical disk alerts of the same filesystem."),
+    ("HostOutOfMemory", "Critical below 8% available (6% was only a warning after 5 minutes): the OOM killer is minutes away. A 2-minute average feeds the rule because a failed scrape writes staleness markers that reset `for` on an instant vector: with every fourth scrape failing it never fired. A 3-minute dip stays quiet."),
+    ("TargetDown", "A warning for daemons whose absence hides dashboards or logs; the exporters that feed alerts page instead (AlertSourceDown)."),
+    ("AlertSourceDown", "node_exporter or blackbox_exporter down makes every host or service alert blind: critical after 3 minutes (a restart by nixos-rebuild takes seconds)."),
+    ("AgentNotReporting", "A dead agent's series vanish without staleness markers, so the instant lookback (5m) plus `for: 5m` paged after about 10 minutes. Now: no sample within 2 minutes, for 1m: about 3-4 minutes; a remote-write gap of two samples stays quiet."),
+    ("GatewayDown", "`for` 1m, the same as ServiceProbeFailed, so that the cause reaches Alertmanager within one group wait of its consequences and inhibits them."),
+    ("InternetDown", "`for` 1m for the same reason as GatewayDown."),
+    ("HostClockSkew", "Quiet while the offset shrinks: after a suspend or a step, chrony slews the clock back over minutes and the old rule alarmed meanwhile. Fires when the offset is above the threshold and not getting closer."),
+    ("HostTemperatureHigh", "Unconnected motherboard inputs read a fixed value (often 85-127 °C) or float at implausible ones: a sensor that has not changed for 30 minutes, or reads 120 °C and more without a critical value, is ignored. Real sensors move by a degree now and then."),
+    ("AlertmanagerNotificationsFailing", "Any notification lost after Alertmanager's retries in the last hour, for 5m: a home server sends rarely, so the old 5-minute failure ratio was 0/0 between sends and its `for` never completed."),
 ];
 
 pub fn find(name: &str) -> Option<&'static Alert> {
@@ -438,6 +461,15 @@ pub fn markdown() -> String {
             a.meaning
         ));
     }
+    out.push_str(
+        "\n## Why these conditions\n\n\
+         Critical means a person must act now, warning means today, info reaches nobody. \
+         The choices below were weighed against incidents and everyday noise; each has a \
+         promtool case where it fires and one where it stays silent.\n\n",
+    );
+    for (name, why) in CHOICES {
+        out.push_str(&format!("- **{name}**: {why}\n"));
+    }
     out.push_str(&inhibitions_markdown());
     out.push_str(DELIVERY_MARKDOWN);
     out
@@ -523,6 +555,14 @@ mod tests {
         let mut cfg = Config::default();
         cfg.alerting.overrides.insert(name.into(), o);
         cfg
+    }
+
+    #[test]
+    fn choices_name_catalogue_alerts_once() {
+        for (i, (name, _)) in CHOICES.iter().enumerate() {
+            assert!(find(name).is_some(), "{name}");
+            assert!(CHOICES[i + 1..].iter().all(|(n, _)| n != name), "{name}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub const RULES: &[Inhibition] = &[
         name: "gateway-down",
         source: &[r#"alertname="GatewayDown""#],
         target: &[
-            r#"alertname=~"ServiceProbeFailed|ServiceProbeSlow|ServiceHttpStatusUnexpected|TargetDown|AgentNotReporting|AlertmanagerNotificationsFailing""#,
+            r#"alertname=~"ServiceProbeFailed|ServiceProbeSlow|ServiceHttpStatusUnexpected|TargetDown|AlertSourceDown|AgentNotReporting|AlertmanagerNotificationsFailing""#,
         ],
         equal: &[],
         reason: "With the router (or this host's link) down, checks of other machines fail, agents cannot report and notifications cannot leave: one GatewayDown says it all.",
@@ -83,7 +83,7 @@ pub const RULES: &[Inhibition] = &[
     },
     Inhibition {
         name: "disk-critical-over-warning",
-        source: &[r#"alertname="HostDiskAlmostFull""#, r#"severity="critical""#],
+        source: &[r#"alertname=~"HostDiskAlmostFull|HostDiskFullSoon""#, r#"severity="critical""#],
         target: &[r#"alertname="HostDiskFillingUp""#, r#"severity="warning""#],
         equal: &["host", "instance", "mountpoint"],
         reason: "A filesystem that is almost full (or full within hours) need not also be told to fill within a day.",
