@@ -210,9 +210,14 @@ pub const CATALOGUE: &[Alert] = &[
         .threshold(5.0, Unit::Percent, "free inodes below which it alerts"),
     alert("HostFilesystemDeviceError", G::Host, S::Warning, "10m",
         "node_exporter cannot stat a filesystem (disk gone, I/O errors, stale network mount)."),
+    alert("HostFilesystemReadOnly", G::Host, S::Critical, "",
+        "A filesystem that was writable within the last day is now read-only: the kernel remounted it after errors, and writes fail."),
     alert("HostOutOfMemory", G::Host, S::Critical, "3m",
         "Little memory is available (MemAvailable, 2-minute average, so that failed scrapes do not reset `for`): the OOM killer is near.")
         .threshold(8.0, Unit::Percent, "MemAvailable (of MemTotal) below which it alerts"),
+    alert("HostSwapFillingUp", G::Host, S::Warning, "15m",
+        "Swap is nearly full and pages are being read back from it (more than 10 swap-ins/s): the host is short of memory.")
+        .threshold(80.0, Unit::Percent, "swap used (of swap size) above which, with swap-in activity, it alerts"),
     alert("HostOomKillDetected", G::Host, S::Warning, "",
         "The kernel OOM killer killed a process in the last 30 minutes."),
     alert("HostSystemdUnitFailed", G::Host, S::Warning, "5m",
@@ -311,6 +316,8 @@ pub const CHOICES: &[(&str, &str)] = &[
     ("HostDiskFullSoon", "A log looping on an error fills / in an hour; before, the first alert came after the disk was full (almost-full needed 30 minutes below 5%). Full within 4 hours at the 30-minute trend, below 25% free, and still shrinking over the last 5 minutes, for 10m: the runaway test pages 39 minutes before full; a backup that wrote 18% of a disk in 20 minutes and stopped at 22% free stays quiet."),
     ("HostDiskAlmostFull", "Below 5% free is critical whatever the trend, now after 5 minutes (was 30): writes fail soon and nothing else will tell. A steady filesystem at 8% free (a small /boot that never grows) stays quiet by choice: it is not an emergency, and it alerts as soon as it shrinks (HostDiskFillingUp) or reaches 5%."),
     ("HostDiskFillingUp", "Kept as the daily warning (full within 24h at the 6h trend, below 15%, for 1h); silenced by the critical disk alerts of the same filesystem."),
+    ("HostFilesystemReadOnly", "New. The kernel remounts a filesystem read-only after I/O or journal errors; every service writing there fails at once, so it pages on the first evaluation. A filesystem read-only by design (squashfs, a ro mount) never was writable in the last day and stays quiet."),
+    ("HostSwapFillingUp", "New, a warning. Full swap alone is common and harmless (cold pages); with pages read back (swap-in) for 15 minutes the host is thrashing and will slow down or OOM."),
     ("HostOutOfMemory", "Critical below 8% available (6% was only a warning after 5 minutes): the OOM killer is minutes away. A 2-minute average feeds the rule because a failed scrape writes staleness markers that reset `for` on an instant vector: with every fourth scrape failing it never fired. A 3-minute dip stays quiet."),
     ("TargetDown", "A warning for daemons whose absence hides dashboards or logs; the exporters that feed alerts page instead (AlertSourceDown)."),
     ("AlertSourceDown", "node_exporter or blackbox_exporter down makes every host or service alert blind: critical after 3 minutes (a restart by nixos-rebuild takes seconds)."),
