@@ -284,13 +284,8 @@ fn upstreams(dirs: &[Directive], out: &mut Vec<String>) {
                 .filter(|s| s.words.first().map(String::as_str) == Some("to"))
                 .flat_map(|s| s.words[1..].iter());
             for u in args.iter().chain(to) {
-                // `:8080` is the local port.
-                let u = match u.strip_prefix(':') {
-                    Some(port) => format!("localhost:{port}"),
-                    None => u.clone(),
-                };
-                if !out.contains(&u) {
-                    out.push(u);
+                if !out.contains(u) {
+                    out.push(u.clone());
                 }
             }
         }

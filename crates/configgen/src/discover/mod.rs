@@ -91,13 +91,14 @@ pub fn service_name(s: &str) -> String {
 }
 
 /// The port of an upstream on this host's loopback (`127.0.0.1:8096`,
-/// `http://localhost:8096/x`, `[::1]:8096`); None for other hosts and sockets.
+/// `http://localhost:8096/x`, `[::1]:8096`, Caddy's `:8096`); None for other
+/// hosts and sockets.
 pub fn local_port(upstream: &str) -> Option<u16> {
     let rest = upstream
         .strip_prefix("http://")
         .or_else(|| upstream.strip_prefix("https://"))
         .unwrap_or(upstream);
-    let rest = ["127.0.0.1:", "localhost:", "[::1]:"]
+    let rest = ["127.0.0.1:", "localhost:", "[::1]:", ":"]
         .iter()
         .find_map(|p| rest.strip_prefix(p))?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
@@ -369,10 +370,16 @@ pub fn run(given: Sources) -> anyhow::Result<String> {
         read.push(format!("Caddyfile {}", c.display()));
     }
     for n in &src.nginx {
-        let (files, prefix) = if n.is_dir() {
-            let mut files = caddyfile::glob(&n.join("sites-enabled/*"))?;
-            files.extend(caddyfile::glob(&n.join("conf.d/*.conf"))?);
-            (files, n.clone())
+        let (files, prefix, context) = if n.is_dir() {
+            // nginx.conf includes the sites itself; without one, the usual places.
+            let files = if n.join("nginx.conf").is_file() {
+                vec![n.join("nginx.conf")]
+            } else {
+                let mut files = caddyfile::glob(&n.join("sites-enabled/*"))?;
+                files.extend(caddyfile::glob(&n.join("conf.d/*.conf"))?);
+                files
+            };
+            (files, n.clone(), Vec::new())
         } else {
             let dir = n.parent().unwrap_or(Path::new(".")).to_path_buf();
             let site_dir = dir.file_name().is_some_and(|d| {
@@ -384,12 +391,14 @@ pub fn run(given: Sources) -> anyhow::Result<String> {
             } else {
                 dir
             };
-            (vec![n.clone()], prefix)
+            // The upstream blocks a site uses are often declared in conf.d.
+            let context = caddyfile::glob(&prefix.join("conf.d/*.conf"))?;
+            (vec![n.clone()], prefix, context)
         };
         if !n.exists() {
             anyhow::bail!("{}: no such file or directory", n.display());
         }
-        vhosts.extend(nginx::read(&files, &prefix)?);
+        vhosts.extend(nginx::read(&files, &prefix, &context)?);
         read.push(format!(
             "nginx {} ({} file{})",
             n.display(),
@@ -418,6 +427,7 @@ mod tests {
         assert_eq!(local_port("127.0.0.1:8096"), Some(8096));
         assert_eq!(local_port("http://localhost:3000/api"), Some(3000));
         assert_eq!(local_port("[::1]:9000"), Some(9000));
+        assert_eq!(local_port(":3001"), Some(3001));
         assert_eq!(local_port("http://10.0.0.5:8080"), None);
         assert_eq!(local_port("jellyfin:8096"), None);
         assert_eq!(local_port("unix//run/php/fpm.sock"), None);

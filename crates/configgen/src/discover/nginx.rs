@@ -163,14 +163,15 @@ fn proxied(
     }
 }
 
-/// Every `server` block of the site files `paths` (and what they include);
+/// Every `server` block of the files `paths` (and what they include);
 /// relative includes are resolved from `prefix` (nginx's, e.g. /etc/nginx).
-pub fn read(paths: &[PathBuf], prefix: &Path) -> Result<Vec<Vhost>> {
+/// `context` files are read only for their `upstream` blocks.
+pub fn read(paths: &[PathBuf], prefix: &Path, context: &[PathBuf]) -> Result<Vec<Vhost>> {
     let mut files = Files {
         prefix: prefix.to_path_buf(),
         parsed: Vec::new(),
     };
-    for p in paths {
+    for p in paths.iter().chain(context) {
         files.load(p, 0)?;
     }
     // Every upstream of every file read: one may be declared in conf.d and used in a site.

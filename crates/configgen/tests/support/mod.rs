@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod engine_api;
 pub mod golden;
 pub mod grafana_ini;
 pub mod http;
