@@ -242,7 +242,7 @@ pub fn read(paths: &[PathBuf], prefix: &Path, context: &[PathBuf]) -> Result<Vec
             });
         }
     }
-    vhosts.sort_by(|a, b| source_order(&a.source).cmp(&source_order(&b.source)));
+    vhosts.sort_by_key(|v| source_order(&v.source));
     Ok(vhosts)
 }
 
