@@ -134,6 +134,12 @@ fn broken_files_are_errors_naming_file_and_line() {
             "Caddyfile2:4: unexpected '}'",
         ),
         (
+            "Caddyfile4",
+            "a.lan {\n  handle {\n    reverse_proxy 127.0.0.1:80\n}\n",
+            "--caddyfile",
+            "Caddyfile4:1: this '{' is never closed",
+        ),
+        (
             "Caddyfile3",
             "a.lan {\n  import missing.caddy\n}\n",
             "--caddyfile",

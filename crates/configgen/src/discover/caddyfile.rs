@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{Server, Vhost};
+use super::{glob, Server, Vhost};
 
 #[derive(Debug, Clone)]
 struct Token {
@@ -92,14 +92,15 @@ fn is(t: &Token, brace: &str) -> bool {
     !t.quoted && t.text == brace
 }
 
-/// Directives of `tokens[*pos..]` up to the `}` closing the enclosing block
-/// (`nested`) or the end.
+/// Directives of `tokens[*pos..]` up to the `}` closing the block opened on
+/// line `opened`, or the end of the file.
 fn parse_block(
     tokens: &[Token],
     pos: &mut usize,
     file: &Path,
-    nested: bool,
+    opened: Option<usize>,
 ) -> Result<Vec<Directive>> {
+    let nested = opened.is_some();
     let mut out = Vec::new();
     while *pos < tokens.len() {
         let first = &tokens[*pos];
@@ -126,7 +127,7 @@ fn parse_block(
             }
             *pos += 1;
             if is(t, "{") {
-                block = Some(parse_block(tokens, pos, file, true)?);
+                block = Some(parse_block(tokens, pos, file, Some(t.line))?);
                 break;
             }
             last_line = t.line;
@@ -139,8 +140,8 @@ fn parse_block(
             block,
         });
     }
-    if nested {
-        bail!("{}: a '{{' is never closed", file.display());
+    if let Some(line) = opened {
+        bail!("{}:{line}: this '{{' is never closed", file.display());
     }
     Ok(out)
 }
@@ -148,45 +149,7 @@ fn parse_block(
 fn parse_file(path: &Path) -> Result<Vec<Directive>> {
     let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
     let tokens = tokenize(&text, path)?;
-    parse_block(&tokens, &mut 0, path, false)
-}
-
-/// Files matching `pattern`: a path whose last component may hold `*`.
-pub fn glob(pattern: &Path) -> Result<Vec<PathBuf>> {
-    let name = pattern
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    if !name.contains('*') {
-        return Ok(vec![pattern.to_path_buf()]);
-    }
-    let dir = pattern.parent().unwrap_or(Path::new("."));
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(_) => return Ok(out),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let file = entry.file_name().to_string_lossy().to_string();
-        if wildcard(&name, &file) && entry.path().is_file() {
-            out.push(entry.path());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn wildcard(pattern: &str, s: &str) -> bool {
-    match pattern.split_once('*') {
-        None => pattern == s,
-        Some((head, tail)) => {
-            s.starts_with(head)
-                && (0..=s.len() - head.len()).any(|i| {
-                    s.is_char_boundary(head.len() + i) && wildcard(tail, &s[head.len() + i..])
-                })
-        }
-    }
+    parse_block(&tokens, &mut 0, path, None)
 }
 
 struct Snippets(Vec<(String, Vec<Directive>)>);
@@ -371,13 +334,5 @@ mod tests {
             ["a.lan", "{", "header", "X-A", "b \"c\" d", "raw \"x\"", "{http.request.host}#not", "}"]
         );
         assert!(tokenize("a \"open", Path::new("t")).is_err());
-    }
-
-    #[test]
-    fn wildcards_match_like_a_shell() {
-        assert!(wildcard("*.conf", "a.conf"));
-        assert!(!wildcard("*.conf", "a.conf.bak"));
-        assert!(wildcard("*", "x"));
-        assert!(wildcard("site-*.caddy", "site-1.caddy"));
     }
 }

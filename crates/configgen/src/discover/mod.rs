@@ -14,6 +14,7 @@ pub mod nginx;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 /// A virtual host of a reverse proxy, as its config file declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,14 +335,52 @@ pub fn to_toml(found: &[Found], skipped: &[String], read: &[String]) -> String {
     out
 }
 
+/// Files matching `pattern`: a path whose last component may hold `*`.
+pub fn glob(pattern: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let name = pattern
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if !name.contains('*') {
+        return Ok(vec![pattern.to_path_buf()]);
+    }
+    let dir = pattern.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(_) => return Ok(out),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name().to_string_lossy().to_string();
+        if wildcard(&name, &file) && entry.path().is_file() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn wildcard(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, tail)) => {
+            s.starts_with(head)
+                && (0..=s.len() - head.len()).any(|i| {
+                    s.is_char_boundary(head.len() + i) && wildcard(tail, &s[head.len() + i..])
+                })
+        }
+    }
+}
+
 /// Where `discover` looks. With nothing given, the usual places of a
 /// Debian host; with any path given, only the paths given.
 #[derive(Debug, Default)]
 pub struct Sources {
-    pub caddyfiles: Vec<std::path::PathBuf>,
+    pub caddyfiles: Vec<PathBuf>,
     /// nginx prefix directories (sites-enabled/*, conf.d/*.conf) or site files.
-    pub nginx: Vec<std::path::PathBuf>,
-    pub sockets: Vec<std::path::PathBuf>,
+    pub nginx: Vec<PathBuf>,
+    pub sockets: Vec<PathBuf>,
 }
 
 pub const DEFAULT_CADDYFILE: &str = "/etc/caddy/Caddyfile";
@@ -350,7 +389,6 @@ pub const DEFAULT_SOCKETS: [&str; 2] = ["/var/run/docker.sock", "/run/podman/pod
 
 /// Reads every source and prints the services found as TOML.
 pub fn run(given: Sources) -> anyhow::Result<String> {
-    use std::path::{Path, PathBuf};
     let defaults =
         given.caddyfiles.is_empty() && given.nginx.is_empty() && given.sockets.is_empty();
     let src = if defaults {
@@ -375,8 +413,8 @@ pub fn run(given: Sources) -> anyhow::Result<String> {
             let files = if n.join("nginx.conf").is_file() {
                 vec![n.join("nginx.conf")]
             } else {
-                let mut files = caddyfile::glob(&n.join("sites-enabled/*"))?;
-                files.extend(caddyfile::glob(&n.join("conf.d/*.conf"))?);
+                let mut files = glob(&n.join("sites-enabled/*"))?;
+                files.extend(glob(&n.join("conf.d/*.conf"))?);
                 files
             };
             (files, n.clone(), Vec::new())
@@ -392,7 +430,7 @@ pub fn run(given: Sources) -> anyhow::Result<String> {
                 dir
             };
             // The upstream blocks a site uses are often declared in conf.d.
-            let context = caddyfile::glob(&prefix.join("conf.d/*.conf"))?;
+            let context = glob(&prefix.join("conf.d/*.conf"))?;
             (vec![n.clone()], prefix, context)
         };
         if !n.exists() {
@@ -454,5 +492,13 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].url.as_deref(), Some("https://cloud.home.lan/"));
         assert_eq!(found[0].red_ports, [8080, 8081]);
+    }
+
+    #[test]
+    fn wildcards_match_like_a_shell() {
+        assert!(wildcard("*.conf", "a.conf"));
+        assert!(!wildcard("*.conf", "a.conf.bak"));
+        assert!(wildcard("*", "x"));
+        assert!(wildcard("site-*.caddy", "site-1.caddy"));
     }
 }

@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nginx_lint_parser::ast::{ConfigItem, Directive};
 
-use super::caddyfile::glob;
-use super::{Server, Vhost};
+use super::{glob, Server, Vhost};
 
 /// A directive with the file it came from (after includes are pasted).
 struct Located<'a> {
