@@ -298,6 +298,29 @@ mod tests {
     }
 
     #[test]
+    fn only_a_server_with_discovery_on_and_a_socket_discovers() {
+        let jobs_of = |toml: &str| {
+            let cfg: crate::model::Config = toml::from_str(toml).unwrap();
+            let plan = super::super::Plan::new(&cfg);
+            plan.discovered_jobs()
+                .iter()
+                .map(|j| j.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(jobs_of(""), [PROBE_JOB, METRICS_JOB]);
+        assert!(jobs_of("discovery.containers = false").is_empty());
+        assert!(jobs_of("alloy.container_sockets = false").is_empty());
+        assert!(jobs_of(
+            r#"host = { role = "agent", ship_to = { prometheus_remote_write = "http://m/", loki_push = "http://m/" } }"#
+        )
+        .is_empty());
+        assert_eq!(
+            jobs_of("exporters.blackbox = { enable = false, port = 9115 }"),
+            [METRICS_JOB]
+        );
+    }
+
+    #[test]
     fn no_socket_no_jobs_and_no_blackbox_no_probe_job() {
         assert!(jobs(&[], Some("127.0.0.1:9115")).is_empty());
         let only_metrics = jobs(&["/run/podman/podman.sock".into()], None);
