@@ -10,9 +10,10 @@
     then c
     else "-");
 
-  # The local port behind a reverse proxy target such as "http://127.0.0.1:8096".
+  # The local port behind a reverse proxy target such as "http://127.0.0.1:8096"
+  # or Caddy's ":8096" (configgen's discover::local_port).
   localPort = target: let
-    m = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1]):([0-9]+).*" target;
+    m = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1])?:([0-9]+).*" target;
   in
     if m == null
     then null

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod apply;
 pub mod diagnostic;
+pub mod discover;
 pub mod inhibitions;
 pub mod load;
 pub mod model;

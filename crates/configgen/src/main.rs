@@ -72,6 +72,23 @@ enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
+    /// Print the services this host's reverse proxies and containers declare,
+    /// as `[[services]]` blocks to review and keep in the config.
+    ///
+    /// With no option, reads /etc/caddy/Caddyfile, /etc/nginx (its
+    /// sites-enabled/* and conf.d/*.conf) and the Docker and Podman sockets
+    /// that exist; with any option, only what the options name.
+    Discover {
+        /// A Caddyfile (repeatable).
+        #[arg(long, value_name = "FILE")]
+        caddyfile: Vec<PathBuf>,
+        /// nginx's directory (its sites-enabled/* and conf.d/*.conf) or one site file (repeatable).
+        #[arg(long, value_name = "PATH")]
+        nginx: Vec<PathBuf>,
+        /// A Docker or Podman API socket (repeatable).
+        #[arg(long, value_name = "SOCKET")]
+        socket: Vec<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -160,6 +177,27 @@ fn main() -> ExitCode {
             }
             println!("{config}: ok ({} services)", parsed.config.services.len());
             ExitCode::SUCCESS
+        }
+        Command::Discover {
+            caddyfile,
+            nginx,
+            socket,
+        } => {
+            let sources = configgen::discover::Sources {
+                caddyfiles: caddyfile,
+                nginx,
+                sockets: socket,
+            };
+            match configgen::discover::run(sources) {
+                Ok(toml) => {
+                    print!("{toml}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("configgen: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Schema => {
             print!("{}", configgen::schema::json_schema());

@@ -26,6 +26,22 @@ pub struct Config {
     pub tempo: Tempo,
     pub grafana: Grafana,
     pub deploy: Deploy,
+    pub discovery: Discovery,
+}
+
+/// What is found on the host without a config line (see docs/discovery.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Discovery {
+    /// Probe and scrape the containers of `alloy.container_sockets` by their
+    /// `homelab.*` labels and published ports (Prometheus `docker_sd_configs`).
+    pub containers: bool,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery { containers: true }
+    }
 }
 
 /// Where the rendered tree is installed on the host. Units and compose.yaml

@@ -16,6 +16,9 @@ use std::net::Ipv4Addr;
 use crate::diagnostic::ConfigIssue;
 use crate::model::{BasicAuth, Config, HttpCheck, Role, Service, TlsConfig};
 
+pub mod containers;
+pub use containers::DiscoveredJob;
+
 /// Job label values. Dashboards and alert rules select on these.
 /// Address of the listeners only a daemon itself uses (Loki's and Tempo's
 /// gRPC, Tempo's memberlist): never beyond loopback, whatever the config says
@@ -45,6 +48,9 @@ pub mod job {
     pub const NETWORK: &str = "network";
     /// ICMP sweep of the LAN range; one target per address.
     pub const LAN_SWEEP: &str = "lan_sweep";
+    /// Job name (not label) of the containers scraped by their
+    /// `homelab.metrics.port` label; their series carry the service name as `job`.
+    pub const CONTAINER_METRICS: &str = super::containers::METRICS_JOB;
     /// Every job label configgen gives its own jobs. The user's scrape jobs
     /// (`prometheus.scrape_configs`, `services[].metrics`) are every other job.
     pub const BUILTIN: [&str; 16] = [
@@ -66,10 +72,11 @@ pub mod job {
         LAN_SWEEP,
     ];
 
-    /// Whether a job name is configgen's: one of [`BUILTIN`], or a service
-    /// check job at another interval (`blackbox_http_15s`).
+    /// Whether a job name is configgen's: one of [`BUILTIN`], the container
+    /// jobs, or a service check job at another interval (`blackbox_http_15s`).
     pub fn is_builtin(name: &str) -> bool {
         BUILTIN.contains(&name)
+            || name == CONTAINER_METRICS
             || SERVICE_CHECKS.iter().any(|j| {
                 name.strip_prefix(j)
                     .is_some_and(|rest| rest.starts_with('_'))
@@ -231,6 +238,7 @@ pub struct Plan<'a> {
     pub cfg: &'a Config,
     daemons: Vec<&'static str>,
     scrape_jobs: Vec<ScrapeJob>,
+    discovered_jobs: Vec<DiscoveredJob>,
     blackbox_modules: BTreeMap<String, BlackboxModule>,
     issues: Vec<ConfigIssue>,
 }
@@ -245,10 +253,22 @@ impl<'a> Plan<'a> {
             issues: Vec::new(),
         };
         builder.build();
+        // Only Prometheus reads container sockets; an agent's Alloy does not.
+        let discovered_jobs =
+            if cfg.discovery.containers && builder.daemons.contains(&job::PROMETHEUS) {
+                let blackbox = builder
+                    .daemons
+                    .contains(&job::BLACKBOX_EXPORTER)
+                    .then(|| builder.blackbox_address());
+                containers::jobs(&cfg.alloy.container_sockets, blackbox.as_deref())
+            } else {
+                Vec::new()
+            };
         Plan {
             cfg,
             daemons: builder.daemons,
             scrape_jobs: builder.jobs,
+            discovered_jobs,
             blackbox_modules: builder.modules,
             issues: builder.issues,
         }
@@ -281,6 +301,12 @@ impl<'a> Plan<'a> {
     /// of server-only daemons are left out (Alloy scrapes the rest).
     pub fn scrape_jobs(&self) -> &[ScrapeJob] {
         &self.scrape_jobs
+    }
+
+    /// Jobs whose targets Prometheus discovers on the container sockets
+    /// (`discovery.containers`); rendered after [`Self::scrape_jobs`].
+    pub fn discovered_jobs(&self) -> &[DiscoveredJob] {
+        &self.discovered_jobs
     }
 
     /// Every blackbox module by name: the fixed set plus those the checks use.

@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 
 use super::{lgtm, Tree};
 use crate::model::{LogSource, Role};
-use crate::plan::{job, join_host_port, scrape_address, Auth, Plan};
+use crate::plan::{containers, job, join_host_port, scrape_address, Auth, Plan};
 
 /// `job` label of the journal's log streams; dashboards select on it.
 pub const JOURNAL_JOB: &str = "systemd-journal";
@@ -179,11 +179,28 @@ fn logs(plan: &Plan, loki_push: &str) -> String {
         d.block("discovery.docker", Some(&name), |b| {
             b.attr("host", Value::str(&host));
         });
+        let opted_in = format!("{name}_opted_in");
+        d.block("discovery.relabel", Some(&opted_in), |b| {
+            b.attr(
+                "targets",
+                Value::Ref(format!("discovery.docker.{name}.targets")),
+            );
+            b.block("rule", None, |r| {
+                r.attr(
+                    "source_labels",
+                    Value::List(vec![Value::str(&containers::meta(
+                        containers::container_label::ENABLE,
+                    ))]),
+                );
+                r.attr("regex", Value::str("false"));
+                r.attr("action", Value::str("drop"));
+            });
+        });
         d.block("loki.source.docker", Some(&name), |b| {
             b.attr("host", Value::str(&host));
             b.attr(
                 "targets",
-                Value::Ref(format!("discovery.docker.{name}.targets")),
+                Value::Ref(format!("discovery.relabel.{opted_in}.output")),
             );
             b.attr(
                 "labels",

@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use super::{yaml, Tree};
 use crate::model::{RemoteWrite, TlsConfig};
-use crate::plan::{job, Auth, Plan, ScrapeJob};
+use crate::plan::containers::Relabel;
+use crate::plan::{job, Auth, DiscoveredJob, Plan, ScrapeJob};
 
 /// Where rule files are rendered, relative to prometheus.yml.
 pub const RULE_FILES_GLOB: &str = "rules/*.yml";
@@ -62,7 +63,17 @@ struct ScrapeConfig {
     authorization: Option<AuthorizationYml>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls_config: Option<TlsConfigYml>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     static_configs: Vec<StaticConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    docker_sd_configs: Vec<DockerSdConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    relabel_configs: Vec<Relabel>,
+}
+
+#[derive(Serialize)]
+struct DockerSdConfig {
+    host: String,
 }
 
 #[derive(Serialize)]
@@ -118,7 +129,8 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         bail!("{}: {}", issue.path, issue.message);
     }
     let cfg = plan.cfg;
-    let scrape_configs: Vec<ScrapeConfig> = plan.scrape_jobs().iter().map(scrape_config).collect();
+    let mut scrape_configs: Vec<ScrapeConfig> =
+        plan.scrape_jobs().iter().map(scrape_config).collect();
     for sc in &scrape_configs {
         let fragment = ScrapeFragment {
             scrape_configs: [sc],
@@ -128,6 +140,10 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             yaml::document(plan, "a scrape fragment", &fragment)?,
         )?;
     }
+
+    // Inline only: a fragment is a file_sd source for the NixOS module, and
+    // discovered targets cannot be written as file_sd.
+    scrape_configs.extend(plan.discovered_jobs().iter().map(discovered_config));
 
     let mut rule_files = vec![RULE_FILES_GLOB.to_string()];
     rule_files.extend(cfg.alerting.extra_rule_files.iter().cloned());
@@ -187,6 +203,28 @@ fn scrape_config(job: &ScrapeJob) -> ScrapeConfig {
                 labels: t.labels.clone(),
             })
             .collect(),
+        docker_sd_configs: Vec::new(),
+        relabel_configs: Vec::new(),
+    }
+}
+
+fn discovered_config(job: &DiscoveredJob) -> ScrapeConfig {
+    ScrapeConfig {
+        job_name: job.name.clone(),
+        scrape_interval: None,
+        scrape_timeout: None,
+        scheme: None,
+        metrics_path: job.metrics_path.clone(),
+        basic_auth: None,
+        authorization: None,
+        tls_config: None,
+        static_configs: Vec::new(),
+        docker_sd_configs: job
+            .docker_hosts
+            .iter()
+            .map(|h| DockerSdConfig { host: h.clone() })
+            .collect(),
+        relabel_configs: job.relabel.clone(),
     }
 }
 
@@ -251,7 +289,13 @@ mod tests {
         );
         let inline: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(tree.get("prometheus/prometheus.yml").unwrap()).unwrap();
-        let inline = inline["scrape_configs"].as_sequence().unwrap().clone();
+        let inline: Vec<_> = inline["scrape_configs"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|job| job.get("docker_sd_configs").is_none())
+            .cloned()
+            .collect();
         let mut from_fragments = Vec::new();
         for (path, text) in tree.files() {
             if path.starts_with("prometheus/scrape/") {

@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod cli;
+pub mod engine_api;
 pub mod golden;
 pub mod grafana_ini;
 pub mod http;

@@ -1,0 +1,244 @@
+//! Container discovery (`discovery.containers`) against the real Prometheus
+//! from Debian: its docker_sd reads two container sockets, and the test reads
+//! back the targets the rendered relabel rules made of them.
+//!
+//! No Docker or Podman engine can run on the test machines, so each socket is
+//! served by support::engine_api::FakeEngine, which answers the Engine API
+//! calls docker_sd makes with responses of Docker Engine 24 and Podman 4.x
+//! written from the documented API shapes (tests/fixtures/engine-api/).
+//! Nothing is scraped for real: the probe and metrics targets point at
+//! containers that do not exist.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::engine_api::FakeEngine;
+use support::{http, stack};
+
+const TEST: &str = "container_discovery";
+
+struct Prometheus {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_prometheus(dir: &Path, sockets: &[PathBuf]) -> Prometheus {
+    let sockets: Vec<String> = sockets
+        .iter()
+        .map(|s| format!("\"{}\"", s.display()))
+        .collect();
+    let cfg = support::parse(&format!(
+        "host.name = \"dockerhost\"\nalloy.container_sockets = [{}]",
+        sockets.join(", ")
+    ));
+    support::write_tree(&support::render(&cfg), dir);
+    let port = stack::free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(stack::PROMETHEUS)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus/prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("starting prometheus");
+    Prometheus {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+fn targets(prom: &Prometheus) -> Result<Value, String> {
+    let resp = http::get(&format!("{}/api/v1/targets", prom.url))?;
+    let v: Value = serde_json::from_str(&resp.body).map_err(|e| e.to_string())?;
+    Ok(v["data"].clone())
+}
+
+/// (scrape pool, labels, scrape URL) of the active targets of `pools`.
+type Active = BTreeSet<(String, BTreeMap<String, String>, String)>;
+
+fn active(data: &Value, pools: &[&str]) -> Active {
+    data["activeTargets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| pools.contains(&t["scrapePool"].as_str().unwrap_or("")))
+        .map(|t| {
+            let labels = t["labels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect();
+            (
+                t["scrapePool"].as_str().unwrap().to_string(),
+                labels,
+                t["scrapeUrl"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn target(
+    pool: &str,
+    labels: &[(&str, &str)],
+    url: &str,
+) -> (String, BTreeMap<String, String>, String) {
+    (
+        pool.to_string(),
+        labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        url.to_string(),
+    )
+}
+
+fn probe(service: &str, probed: &str) -> (String, BTreeMap<String, String>, String) {
+    let encoded = http::encode(probed);
+    target(
+        "blackbox_http_containers",
+        &[
+            ("instance", probed),
+            ("job", "blackbox_http"),
+            ("service", service),
+        ],
+        &format!("http://127.0.0.1:9115/probe?module=http_2xx&target={encoded}"),
+    )
+}
+
+fn scraped(service: &str, address: &str, path: &str) -> (String, BTreeMap<String, String>, String) {
+    target(
+        "container_metrics",
+        &[
+            ("instance", address),
+            ("job", service),
+            ("service", service),
+        ],
+        &format!("http://{address}{path}"),
+    )
+}
+
+#[test]
+fn docker_and_podman_containers_become_probe_and_metrics_targets() {
+    if support::require_tool(stack::PROMETHEUS, TEST).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let docker_sock = dir.path().join("docker.sock");
+    let podman_sock = dir.path().join("podman.sock");
+    let docker = FakeEngine::start(&docker_sock, "docker-24", "1.43");
+    let podman = FakeEngine::start(&podman_sock, "podman-4", "1.41");
+    let prom = start_prometheus(dir.path(), &[docker_sock, podman_sock]);
+
+    let pools = ["blackbox_http_containers", "container_metrics"];
+    let expected: Active = [
+        probe("jellyfin", "http://127.0.0.1:8096/health"),
+        probe("authentik", "http://127.0.0.1:9000/-/health/live/"),
+        probe(
+            "immich_server",
+            "http://127.0.0.1:2283/api/server-info/ping",
+        ),
+        probe("uptime-kuma", "http://127.0.0.1:3001/"),
+        scraped("authentik", "172.19.0.3:9300", "/metrics"),
+        scraped("zrepl", "127.0.0.1:9811", "/metrics"),
+        scraped("immich_server", "127.0.0.1:8081", "/metrics"),
+    ]
+    .into_iter()
+    .collect();
+    let data = stack::wait_until(Duration::from_secs(30), || {
+        let data = targets(&prom)?;
+        if active(&data, &pools) == expected {
+            Ok(data)
+        } else {
+            Err(format!("{:#?}", active(&data, &pools)))
+        }
+    })
+    .unwrap_or_else(|e| {
+        let log = std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default();
+        panic!(
+            "discovered targets differ from {expected:#?}\n{e}\nengine requests: {:?} {:?}\nprometheus log:\n{log}",
+            docker.requests(),
+            podman.requests()
+        )
+    });
+
+    // The opted-out containers were discovered, then dropped by the rules.
+    let dropped: Vec<&str> = data["droppedTargets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["discoveredLabels"]["__meta_docker_container_name"].as_str())
+        .collect();
+    for opted_out in ["/postgres", "/syncthing"] {
+        assert!(
+            dropped.contains(&opted_out),
+            "{opted_out} not in {dropped:?}"
+        );
+    }
+    let everything = data.to_string();
+    let active_text = serde_json::to_string(&data["activeTargets"]).unwrap();
+    assert!(everything.contains("/redis"), "redis was discovered");
+    for absent in ["postgres", "syncthing", "5432", "8384", "redis"] {
+        assert!(
+            !active_text.contains(absent),
+            "{absent} must not be a target"
+        );
+    }
+    // docker_sd really went through both sockets' Engine API.
+    for requests in [docker.requests(), podman.requests()] {
+        assert!(
+            requests.iter().any(|r| r.contains("/containers/json")),
+            "{requests:?}"
+        );
+    }
+}
+
+#[test]
+fn promtool_accepts_the_discovery_jobs_and_switching_off_removes_them() {
+    let Some(promtool) = support::require_tool("promtool", TEST) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::parse("alloy.container_sockets = [\"/run/podman/podman.sock\", \"/run/user/1001/podman/podman.sock\"]");
+    support::write_tree(&support::render(&cfg), dir.path());
+    let yml = dir.path().join("prometheus/prometheus.yml");
+    let out = Command::new(&promtool)
+        .args(["check", "config", "--syntax-only"])
+        .arg(&yml)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&yml).unwrap();
+    assert!(text.contains("host: unix:///run/user/1001/podman/podman.sock"));
+
+    let off = support::parse("discovery.containers = false");
+    let text = support::render(&off)
+        .get("prometheus/prometheus.yml")
+        .unwrap()
+        .to_string();
+    assert!(!text.contains("docker_sd_configs"), "{text}");
+}
