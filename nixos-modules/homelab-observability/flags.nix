@@ -47,5 +47,5 @@
       "${tree}/probe/probe.toml"
     ]
     # libssl uprobes need CAP_SYS_ADMIN (see ./probe.nix)
-    ++ lib.optional (!cfg.probe.tls) "--no-tls";
+    ++ lib.optional (!model.exporters.probe.tls) "--no-tls";
 }

@@ -76,7 +76,7 @@
         port = ports.cadvisor;
       };
       probe = {
-        enable = cfg.probe.enable;
+        inherit (cfg.probe) enable tls;
         listen_address = loopback;
         port = ports.probe;
       };

@@ -1,12 +1,13 @@
 # The eBPF RED probe: its own unit, with only the privileges it needs. The
 # capabilities are those the probe was measured to need (docs/probe.md,
 # "Capabilities"); their one home is configgen's runtime model
-# (PROBE_CAPABILITIES in crates/configgen/src/runtime.rs), and configgen's
-# tests/systemd_units.rs checks that this list agrees. How each directive was
+# (`probe_capabilities` in crates/configgen/src/runtime.rs), and nix-checks'
+# flag_parity test requires this unit's to be equal. How each directive was
 # checked is listed in docs/nixos.md.
 {
   lib,
   cfg,
+  model,
   on,
   flags,
   ...
@@ -19,7 +20,7 @@
       "CAP_SYS_PTRACE" # readlink of other users' /proc/<pid>/fd: connections open before the probe started
     ]
     # libssl uprobes: the uprobe PMU refuses CAP_PERFMON alone
-    ++ lib.optional cfg.probe.tls "CAP_SYS_ADMIN";
+    ++ lib.optional model.exporters.probe.tls "CAP_SYS_ADMIN";
 in
   lib.mkIf on.probe {
     systemd.services.homelab-probe = {

@@ -63,6 +63,12 @@
       })} $out/extra-datasources.yaml
     ''
   );
+  # alerting.external_url with each daemon's port, as configgen's
+  # Plan::external_url makes it (the URL is scheme and host only).
+  externalUrl = port:
+    if model.alerting.external_url or null == null
+    then null
+    else "${lib.removeSuffix "/" model.alerting.external_url}:${toString port}/";
   remoteWrite = model.prometheus.remote_write or [];
   # promtool's full check opens credential files, which the build sandbox cannot see.
   remoteWriteSecrets = lib.any (rw: rw ? bearer_token_file || rw ? basic_auth) remoteWrite;
@@ -75,6 +81,7 @@ in
           listenAddress = lib.mkDefault model.prometheus.listen_address;
           port = ports.prometheus;
           retentionTime = lib.mkDefault model.prometheus.retention;
+          webExternalUrl = lib.mkDefault (externalUrl model.prometheus.port);
           globalConfig = {
             scrape_interval = lib.mkDefault model.prometheus.scrape_interval;
             evaluation_interval = lib.mkDefault (model.prometheus.evaluation_interval or "30s");
@@ -118,6 +125,7 @@ in
           # Satisfies the upstream module's "a configuration is required"
           # assertion; the unit runs the rendered file instead (preStart below).
           configText = lib.mkDefault alertmanagerPlaceholder;
+          webExternalUrl = lib.mkDefault (externalUrl model.alertmanager.port);
           extraFlags = flags.alertmanager;
         };
         # Upstream copies its config through envsubst into this path; the rendered

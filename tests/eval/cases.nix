@@ -977,7 +977,7 @@ in {
     }
   ]);
 
-  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red.ports = []: list the local ports" "services[0].red.ports" (evalHost [
+  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red.ports = []: list the local ports" "services[0].red" (evalHost [
     enable
     {services.homelab-observability.services.app.red.ports = [];}
   ]);
@@ -986,6 +986,18 @@ in {
     enable
     {services.homelab-observability.ports.node = 0;}
   ]);
+
+  # Links in notifications and alerts point at the URL other devices use.
+  external-url = let
+    c = evalHost [
+      enable
+      {services.homelab-observability.settings.alerting.external_url = "http://monitor.lan";}
+    ];
+  in
+    rendering c [
+      (check "prometheus" c.services.prometheus.webExternalUrl "http://monitor.lan:9090/")
+      (check "alertmanager" c.services.prometheus.alertmanager.webExternalUrl "http://monitor.lan:9093/")
+    ];
 
   probe-with-tls = let
     c = evalHost [
@@ -996,6 +1008,7 @@ in {
   in
     rendering c [
       (holds "libssl uprobes are attempted" (!lib.hasSuffix "--no-tls" probe.ExecStart))
+      (check "configgen is told" c.services.homelab-observability.generatedConfig.exporters.probe.tls true)
       (check "CAP_SYS_ADMIN only with TLS" probe.CapabilityBoundingSet [
         "CAP_BPF"
         "CAP_PERFMON"

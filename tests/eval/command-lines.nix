@@ -13,6 +13,7 @@
 #   dataDir;  # where the unit may write, when nixpkgs fixes it
 #   listeners; # listeners set through options, not flags (Grafana)
 #   secrets;  # secret files the module hands the daemon in Nix options
+#   capabilities; # the unit's capability bounding set, without CAP_ (the probe)
 # }, for the units that are enabled.
 {
   lib,
@@ -184,6 +185,17 @@
       files = filesOf [alloy.configPath];
       dataDir = "/var/lib/alloy";
     };
+
+    # The module's own unit (probe.nix): ExecStart is escapeShellArgs of the
+    # binary and flags.probe, none of which needs quoting.
+    homelab-probe = lib.optionalAttrs (config.systemd.services ? homelab-probe) (let
+      service = config.systemd.services.homelab-probe.serviceConfig;
+      probeToml = lib.elemAt (words service.ExecStart) 2;
+    in {
+      argv = lib.tail (words service.ExecStart);
+      files.${probeToml} = treeFile probeToml;
+      capabilities = map (lib.removePrefix "CAP_") service.CapabilityBoundingSet;
+    });
 
     # Grafana reads the grafana.ini nixpkgs writes from services.grafana.settings.
     grafana = lib.optionalAttrs grafana.enable {

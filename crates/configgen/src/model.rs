@@ -306,13 +306,12 @@ struct ListenerFields {
     enable: Option<bool>,
     /// Default 127.0.0.1; 0.0.0.0 listens on every interface.
     listen_address: Option<String>,
-    /// Default: the daemon's usual port (blackbox 9115, cAdvisor 8088, probe 9464).
+    /// Default: the daemon's usual port (blackbox 9115, cAdvisor 8088).
     port: Option<u16>,
 }
 
 const BLACKBOX_PORT: u16 = 9115;
 const CADVISOR_PORT: u16 = 8088;
-const PROBE_PORT: u16 = 9464;
 
 fn blackbox_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Error> {
     Listener::on(BLACKBOX_PORT).overlay(d)
@@ -320,10 +319,6 @@ fn blackbox_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Err
 
 fn cadvisor_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Error> {
     Listener::on(CADVISOR_PORT).overlay(d)
-}
-
-fn probe_listener<'de, D: Deserializer<'de>>(d: D) -> Result<Listener, D::Error> {
-    Listener::on(PROBE_PORT).overlay(d)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -337,10 +332,7 @@ pub struct Exporters {
     #[serde(deserialize_with = "cadvisor_listener")]
     #[schemars(with = "ListenerFields")]
     pub cadvisor: Listener,
-    /// The eBPF RED probe's /metrics listener.
-    #[serde(deserialize_with = "probe_listener")]
-    #[schemars(with = "ListenerFields")]
-    pub probe: Listener,
+    pub probe: Probe,
 }
 
 impl Default for Exporters {
@@ -349,7 +341,32 @@ impl Default for Exporters {
             node: NodeExporter::default(),
             blackbox: Listener::on(BLACKBOX_PORT),
             cadvisor: Listener::on(CADVISOR_PORT),
-            probe: Listener::on(PROBE_PORT),
+            probe: Probe::default(),
+        }
+    }
+}
+
+/// The eBPF RED probe (homelab-probe), run as a host unit on every target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Probe {
+    pub enable: bool,
+    /// Address of its /metrics listener.
+    pub listen_address: String,
+    pub port: u16,
+    /// Also measure HTTPS served or called through a dynamically linked
+    /// libssl (uprobes on SSL_read/SSL_write). The kernel's uprobe PMU needs
+    /// CAP_SYS_ADMIN for them, close to root, so it is off unless asked.
+    pub tls: bool,
+}
+
+impl Default for Probe {
+    fn default() -> Self {
+        Probe {
+            enable: true,
+            listen_address: loopback(),
+            port: 9464,
+            tls: false,
         }
     }
 }
@@ -872,10 +889,9 @@ mod tests {
         .unwrap();
         assert_eq!(
             cfg.exporters.probe,
-            Listener {
-                enable: true,
+            Probe {
                 listen_address: "0.0.0.0".into(),
-                port: 9464
+                ..Probe::default()
             }
         );
         assert_eq!(

@@ -752,9 +752,8 @@ pub const PROBE_BINARY: &str = "/usr/local/bin/homelab-probe";
 /// probe.nix lists the same (a test compares).
 pub const PROBE_CAPABILITIES: [&str; 4] = ["BPF", "PERFMON", "DAC_READ_SEARCH", "SYS_PTRACE"];
 
-/// Only for TLS (libssl uprobes): the uprobe PMU refuses CAP_PERFMON alone.
-/// The config has no TLS switch outside NixOS, so `probe_args` turns TLS off
-/// and the units do not grant it.
+/// Only for TLS (libssl uprobes, `exporters.probe.tls`): the uprobe PMU
+/// refuses CAP_PERFMON alone.
 pub const PROBE_TLS_CAPABILITY: &str = "SYS_ADMIN";
 
 /// The eBPF probe's command line, for the host unit every target runs.
@@ -763,10 +762,20 @@ pub fn probe_args(plan: &Plan) -> Option<Vec<String>> {
         return None;
     }
     let dir = plan.cfg.deploy.config_dir.trim_end_matches('/');
-    Some(vec![
-        format!("--config={dir}/probe/probe.toml"),
-        "--no-tls".into(),
-    ])
+    let mut args = vec![format!("--config={dir}/probe/probe.toml")];
+    if !plan.cfg.exporters.probe.tls {
+        args.push("--no-tls".into());
+    }
+    Some(args)
+}
+
+/// The capabilities of the probe's unit: CAP_SYS_ADMIN only with TLS.
+pub fn probe_capabilities(plan: &Plan) -> Vec<&'static str> {
+    let mut caps = PROBE_CAPABILITIES.to_vec();
+    if plan.cfg.exporters.probe.tls {
+        caps.push(PROBE_TLS_CAPABILITY);
+    }
+    caps
 }
 
 #[cfg(test)]
@@ -905,6 +914,21 @@ mod tests {
         assert!(find(&ds, "loki")
             .args
             .contains(&"-config.file=/opt/hlo/loki/loki.yaml".into()));
+    }
+
+    #[test]
+    fn probe_tls_adds_sys_admin_and_drops_no_tls() {
+        let off: Config = toml::from_str("").unwrap();
+        let plan = Plan::new(&off);
+        assert!(probe_args(&plan).unwrap().contains(&"--no-tls".into()));
+        assert_eq!(probe_capabilities(&plan), PROBE_CAPABILITIES);
+        let on: Config = toml::from_str("[exporters.probe]\ntls = true\n").unwrap();
+        let plan = Plan::new(&on);
+        assert!(!probe_args(&plan).unwrap().contains(&"--no-tls".into()));
+        assert_eq!(
+            probe_capabilities(&plan).last(),
+            Some(&PROBE_TLS_CAPABILITY)
+        );
     }
 
     #[test]

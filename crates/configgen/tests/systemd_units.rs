@@ -231,7 +231,7 @@ fn nixos_probe_unit_has_the_models_capabilities() {
         runtime::PROBE_CAPABILITIES.to_vec()
     );
     let tls_line = nix[list_end..].lines().next().unwrap();
-    assert!(tls_line.contains("cfg.probe.tls"), "{tls_line}");
+    assert!(tls_line.contains("model.exporters.probe.tls"), "{tls_line}");
     assert_eq!(quoted_caps(tls_line), [runtime::PROBE_TLS_CAPABILITY]);
 }
 

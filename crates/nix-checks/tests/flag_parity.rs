@@ -6,19 +6,16 @@
 //! the few flags NixOS states differently by design (listed below, with the
 //! reason) mean the same; listeners set through options, the data
 //! directories nixpkgs fixes and the secret files the module states in Nix
-//! agree too. Needs NIXPKGS_LIB and `nix-instantiate`.
-//!
-//! The eBPF probe is not compared: the runtime model has only its config path
-//! (`runtime::probe_args`), while the module's `--no-tls` and capabilities
-//! follow `services.homelab-observability.probe.tls`, which configgen does not
-//! model.
+//! agree too. The eBPF probe's unit, the module's own, is compared with
+//! `runtime::probe_args` and `runtime::probe_capabilities` the same way.
+//! Needs NIXPKGS_LIB and `nix-instantiate`.
 
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use configgen::plan::Plan;
-use configgen::runtime::{self, Daemon};
+use configgen::runtime;
 use serde_json::Value;
 
 /// How a flag NixOS states differently still means the same.
@@ -39,6 +36,10 @@ struct ByDesign {
     meaning: Meaning,
     why: &'static str,
 }
+
+/// The probe's unit in tests/eval/command-lines.nix; configgen's runtime model
+/// has it apart from `runtime::daemons` (a host unit on every target).
+const PROBE: &str = "homelab-probe";
 
 /// The command line's arguments (not flags), compared like a flag.
 const ARGUMENTS: &str = "(arguments)";
@@ -105,6 +106,12 @@ const BY_DESIGN: &[ByDesign] = &[
         why: "the tree is in the Nix store, not at deploy.config_dir",
     },
     ByDesign {
+        daemon: PROBE,
+        flag: "--config",
+        meaning: Meaning::TreeFile,
+        why: "the tree is in the Nix store, not at deploy.config_dir",
+    },
+    ByDesign {
         daemon: "alloy",
         flag: ARGUMENTS,
         meaning: Meaning::TreeFile,
@@ -143,6 +150,7 @@ const SEPARATE_VALUE: &[&str] = &[
     "--storage.path",
     "--cluster.peer",
     "--web.external-url",
+    "--config",
 ];
 
 /// Programs using Go's `flag` package, for which `-name` and `--name` are one flag.
@@ -200,16 +208,16 @@ struct Tally {
 /// Differences between configgen's and the unit's command line of one daemon.
 fn compare(
     case: &str,
-    daemon: &Daemon,
+    name: &str,
+    args: &[String],
     config_dir: &str,
     nix: &Value,
     tally: &mut Tally,
 ) -> Vec<String> {
-    let name = daemon.name;
     let mut failures = Vec::new();
     let argv: Vec<String> = serde_json::from_value(nix["argv"].clone()).unwrap();
     let files = &nix["files"];
-    let ours = parse(name, &daemon.args);
+    let ours = parse(name, args);
     let theirs = parse(name, &argv);
     let in_tree = |path: &str| {
         path.strip_prefix(config_dir)
@@ -220,7 +228,10 @@ fn compare(
     let names: BTreeSet<&String> = ours.flags.keys().chain(theirs.flags.keys()).collect();
     for flag in names {
         let (mine, unit) = (ours.flags.get(flag), theirs.flags.get(flag));
-        if USERS_OWN.contains(&(case, name, flag.as_str())) {
+        if USERS_OWN
+            .iter()
+            .any(|own| own == &(case, name, flag.as_str()))
+        {
             tally.users_own += 1;
             continue;
         }
@@ -305,7 +316,11 @@ fn nixos_units_run_configgens_flags() {
         let config_dir = cfg.deploy.config_dir.trim_end_matches('/');
 
         let configgen_runs: BTreeSet<&str> = daemons.iter().map(|d| d.name).collect();
-        let nixos_runs: BTreeSet<&str> = units.keys().map(String::as_str).collect();
+        let nixos_runs: BTreeSet<&str> = units
+            .keys()
+            .map(String::as_str)
+            .filter(|name| *name != PROBE)
+            .collect();
         if configgen_runs != nixos_runs {
             failures.push(format!(
                 "{case}: configgen runs {configgen_runs:?}, the NixOS units are {nixos_runs:?}"
@@ -317,7 +332,14 @@ fn nixos_units_run_configgens_flags() {
             };
             compared_daemons += 1;
             if unit.get("argv").is_some() {
-                failures.extend(compare(case, daemon, config_dir, unit, &mut tally));
+                failures.extend(compare(
+                    case,
+                    daemon.name,
+                    &daemon.args,
+                    config_dir,
+                    unit,
+                    &mut tally,
+                ));
             } else if !daemon.args.is_empty() {
                 failures.push(format!(
                     "{case}: {} has flags in configgen's runtime model ({:?}) that the module does not pass",
@@ -379,6 +401,32 @@ fn nixos_units_run_configgens_flags() {
                     ));
                 }
             }
+        }
+        match (runtime::probe_args(&plan), units.get(PROBE)) {
+            (Some(args), Some(unit)) => {
+                compared_daemons += 1;
+                failures.extend(compare(case, PROBE, &args, config_dir, unit, &mut tally));
+                let caps: Vec<&str> = unit["capabilities"]
+                    .as_array()
+                    .expect("the probe unit's capabilities")
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect();
+                if caps == runtime::probe_capabilities(&plan) {
+                    tally.equal += caps.len();
+                } else {
+                    failures.push(format!(
+                        "{case}: {PROBE} capabilities: configgen {:?}, the NixOS unit {caps:?}",
+                        runtime::probe_capabilities(&plan)
+                    ));
+                }
+            }
+            (None, None) => {}
+            (ours, unit) => failures.push(format!(
+                "{case}: {PROBE}: configgen runs it: {}, the NixOS unit exists: {}",
+                ours.is_some(),
+                unit.is_some()
+            )),
         }
     }
     println!(

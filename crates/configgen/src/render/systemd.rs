@@ -45,7 +45,11 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         }
     }
     if let Some(args) = runtime::probe_args(plan) {
-        tree.add(format!("systemd/{PROBE_UNIT}"), notice + &probe_unit(&args))?;
+        let caps = runtime::probe_capabilities(plan);
+        tree.add(
+            format!("systemd/{PROBE_UNIT}"),
+            notice + &probe_unit(&args, &caps),
+        )?;
     }
     Ok(())
 }
@@ -186,11 +190,8 @@ fn hardening(d: &Daemon) -> String {
 
 /// The probe's unit: the same directives as the NixOS module's probe.nix,
 /// with a fixed binary path instead of a Nix store path.
-fn probe_unit(args: &[String]) -> String {
-    let caps: Vec<String> = runtime::PROBE_CAPABILITIES
-        .iter()
-        .map(|c| format!("CAP_{c}"))
-        .collect();
+fn probe_unit(args: &[String], caps: &[&str]) -> String {
+    let caps: Vec<String> = caps.iter().map(|c| format!("CAP_{c}")).collect();
     let command: Vec<String> = std::iter::once(runtime::PROBE_BINARY.to_string())
         .chain(args.iter().cloned())
         .collect();

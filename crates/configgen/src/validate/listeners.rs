@@ -100,18 +100,27 @@ fn listeners(cfg: &Config) -> Vec<ListenerRef> {
         e.node.port,
         job::NODE,
     );
-    for (name, l, daemon) in [
-        ("blackbox", &e.blackbox, job::BLACKBOX_EXPORTER),
-        ("cadvisor", &e.cadvisor, job::CADVISOR),
-        ("probe", &e.probe, job::RED_PROBE),
+    for (name, address, port, daemon) in [
+        (
+            "blackbox",
+            &e.blackbox.listen_address,
+            e.blackbox.port,
+            job::BLACKBOX_EXPORTER,
+        ),
+        (
+            "cadvisor",
+            &e.cadvisor.listen_address,
+            e.cadvisor.port,
+            job::CADVISOR,
+        ),
+        (
+            "probe",
+            &e.probe.listen_address,
+            e.probe.port,
+            job::RED_PROBE,
+        ),
     ] {
-        add(
-            &format!("exporters.{name}"),
-            "port",
-            &l.listen_address,
-            l.port,
-            daemon,
-        );
+        add(&format!("exporters.{name}"), "port", address, port, daemon);
     }
     let (p, am) = (&cfg.prometheus, &cfg.alertmanager);
     add(
