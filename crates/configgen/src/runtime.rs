@@ -517,7 +517,13 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 },
             ],
             data_dir: Some(lk.data_dir.clone()),
-            config_files: vec![file("loki/loki.yaml")],
+            config_files: [file("loki/loki.yaml")]
+                .into_iter()
+                .chain(
+                    plan.runs(job::ALERTMANAGER)
+                        .then(|| file(crate::render::loki::RULES_FILE)),
+                )
+                .collect(),
             secrets: Vec::new(),
             capabilities: Vec::new(),
             reloads_on_sighup: false,

@@ -52,6 +52,32 @@ mod loki {
         pub compactor: Compactor,
         pub limits_config: Limits,
         pub query_range: QueryRange,
+        pub ruler: Option<Ruler>,
+    }
+
+    /// `ruler` block, with `storage` of type `local`.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Ruler {
+        pub alertmanager_url: String,
+        pub enable_api: bool,
+        pub ring: Ring,
+        pub rule_path: String,
+        pub storage: RulerStorage,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RulerStorage {
+        #[serde(rename = "type")]
+        pub kind: String,
+        pub local: RulerLocal,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RulerLocal {
+        pub directory: String,
     }
 
     /// `analytics` block.
@@ -479,6 +505,22 @@ fn loki_config_follows_the_documented_schema() {
             "{dir} outside the data dir"
         );
     }
+    let ruler = loki.ruler.expect("a ruler while Alertmanager runs");
+    assert_eq!(
+        ruler.alertmanager_url,
+        format!("http://127.0.0.1:{}", cfg.alertmanager.port)
+    );
+    assert_eq!(ruler.storage.kind, "local");
+    // `<directory>/<tenant>/<file>`: the rendered rules of tenant "fake".
+    assert_eq!(
+        format!("{}/fake/logs.yaml", ruler.storage.local.directory),
+        format!(
+            "{}/loki/rules/fake/logs.yaml",
+            cfg.deploy.config_dir.trim_end_matches('/')
+        )
+    );
+    assert!(ruler.rule_path.starts_with(&cfg.loki.data_dir));
+    assert_eq!(ruler.ring.kvstore.store, "inmemory");
     assert!(loki.compactor.retention_enabled);
     assert_eq!(
         loki.compactor.delete_request_store.as_deref(),
