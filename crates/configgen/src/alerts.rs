@@ -16,16 +16,20 @@ pub enum Group {
     Watchdog,
     Targets,
     Host,
+    /// Host conditions that need a collector or a script beyond the basics:
+    /// systemd timers, a pending reboot, ZFS pools.
+    HostExtra,
     Probes,
     Red,
     Prometheus,
 }
 
 impl Group {
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Watchdog,
         Group::Targets,
         Group::Host,
+        Group::HostExtra,
         Group::Probes,
         Group::Red,
         Group::Prometheus,
@@ -36,6 +40,7 @@ impl Group {
             Group::Watchdog => "watchdog",
             Group::Targets => "targets",
             Group::Host => "host",
+            Group::HostExtra => "host_extra",
             Group::Probes => "probes",
             Group::Red => "red",
             Group::Prometheus => "prometheus",
@@ -229,7 +234,7 @@ pub const CATALOGUE: &[Alert] = &[
     alert("HostHighCpuLoad", G::Host, S::Info, "15m",
         "The CPUs have been busy for a long time.")
         .threshold(90.0, Unit::Percent, "CPU busy time (all CPUs averaged) above which it alerts"),
-    alert("HostHighLoadAverage", G::Host, S::Info, "30m",
+    alert("HostHighLoadAverage", G::Host, S::Warning, "30m",
         "More runnable or I/O-blocked tasks than the CPUs can serve.")
         .threshold(2.0, Unit::LoadPerCpu, "15-minute load average per CPU above which it alerts"),
     alert("HostTemperatureHigh", G::Host, S::Warning, "5m",
@@ -247,6 +252,17 @@ pub const CATALOGUE: &[Alert] = &[
         "A software RAID (md) array contains a failed disk."),
     alert("HostRebooted", G::Host, S::Info, "",
         "The host booted less than 10 minutes ago."),
+    // host_extra
+    alert("HostSystemdTimerLate", G::HostExtra, S::Warning, "15m",
+        "An active systemd timer (a backup, a scrub, a renewal) has not run for longer than its maximum age: `alerting.timer_max_age` per timer unit, the threshold for the others. Timers that never ran are left out.")
+        .threshold(8.0, Unit::Days, "time since the last run above which a timer not listed in alerting.timer_max_age alerts"),
+    alert("HostRebootRequired", G::HostExtra, S::Warning, "1h",
+        "The host waits for a reboot into an updated kernel or system (node_reboot_required, written by a textfile script such as Debian's prometheus-node-exporter-collectors)."),
+    alert("ZfsPoolUnhealthy", G::HostExtra, S::Critical, "5m",
+        "A ZFS pool is not online (degraded, faulted, offline, removed, unavailable or suspended): redundancy is lost or data is unreachable."),
+    alert("ZfsPoolAlmostFull", G::HostExtra, S::Critical, "15m",
+        "A ZFS pool is almost full, counted once per pool (not per dataset) from its mounted datasets: ZFS slows down and then refuses writes.")
+        .threshold(10.0, Unit::Percent, "free space of the pool (of its used plus free space) below which it alerts"),
     // probes
     alert("ServiceProbeFailed", G::Probes, S::Critical, "1m",
         "A service check (HTTP, TCP, ICMP or DNS through blackbox_exporter) fails: the service is down or unreachable."),
@@ -411,7 +427,9 @@ pub fn markdown() -> String {
          fails when this file is stale; `UPDATE_DOCS=1` rewrites it). The PromQL is in \
          `crates/configgen/rules/*.yml.j2`, the behavioural tests (`promtool test rules`, a case where \
          each alert fires and where it stays silent) in `crates/configgen/rules/tests/`; run them with \
-         `cargo test -p configgen --test promtool_rules`.\n\n\
+         `cargo test -p configgen --test promtool_rules`. The `host_extra` alerts need a collector, \
+         a script or a line of config, and the Loki ruler adds log alerts: see \
+         [host-checks.md](host-checks.md).\n\n\
          Tune any alert in the config:\n\n\
          ```toml\n\
          [alerting.overrides.HostDiskAlmostFull]\n\
