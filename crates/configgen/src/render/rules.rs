@@ -131,7 +131,7 @@ fn timer_ages(plan: &Plan) -> Result<Vec<TimerAge>> {
     let mut out = Vec::new();
     for (name, age) in &plan.cfg.alerting.timer_max_age {
         let Some(ms) = parse_duration_ms(age) else {
-            bail!("alerting.timer_max_age.{name:?}: `{age}` is not a duration");
+            bail!("alerting.timer_max_age[{name}]: `{age}` is not a duration");
         };
         out.push(TimerAge {
             // Validated as a unit name: no quote or backslash to escape.

@@ -348,7 +348,7 @@ impl Checker {
             self.absolute(&format!("alerting.extra_rule_files[{i}]"), file);
         }
         for (timer, age) in &a.timer_max_age {
-            let path = format!("alerting.timer_max_age.{timer:?}");
+            let path = format!("alerting.timer_max_age[{timer}]");
             let unit_name = timer.strip_suffix(".timer").is_some_and(|stem| {
                 !stem.is_empty()
                     && stem
