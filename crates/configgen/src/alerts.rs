@@ -192,15 +192,20 @@ pub const CATALOGUE: &[Alert] = &[
     alert("Watchdog", G::Watchdog, S::None, "",
         "Always fires while Prometheus and Alertmanager work; routed to the external heartbeat (alerting.watchdog_url_file, or watchdog_url), which alerts you when it stops."),
     alert("TargetDown", G::Targets, S::Warning, "2m",
-        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out: the blackbox_exporter target stands for them."),
-    alert("AgentNotReporting", G::Targets, S::Critical, "5m",
-        "An agent host (series labelled host=...) sent node metrics in the last 24h but sends none now: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
+        "Prometheus cannot scrape a target (up == 0): the exporter or service is down or unreachable, and its metrics and alerts are blind. Probe jobs are left out (the blackbox_exporter target stands for them), and so are node_exporter and blackbox_exporter (AlertSourceDown)."),
+    alert("AlertSourceDown", G::Targets, S::Critical, "3m",
+        "node_exporter or blackbox_exporter cannot be scraped: every host or service alert that reads it is blind, so it pages; other targets (dashboards, logs) stay TargetDown warnings."),
+    alert("AgentNotReporting", G::Targets, S::Critical, "1m",
+        "An agent host (series labelled host=...) sent node metrics in the last 24h but none in the last 2 minutes: the host, its network or its Alloy is down. Silence it after retiring a host on purpose."),
     // host
     alert("HostDiskFillingUp", G::Host, S::Warning, "1h",
         "A writable filesystem is low on space and, at the rate of the last 6h, will be full within 24h.")
         .threshold(15.0, Unit::Percent, "free space (of the filesystem size) below which a shrinking filesystem alerts"),
-    alert("HostDiskAlmostFull", G::Host, S::Critical, "30m",
-        "A writable filesystem is almost out of space.")
+    alert("HostDiskFullSoon", G::Host, S::Critical, "10m",
+        "A writable filesystem below the threshold will be full within 4 hours at the rate of the last 30 minutes, and still shrinks (a runaway log): paged while there is time to act.")
+        .threshold(25.0, Unit::Percent, "free space (of the filesystem size) below which a fast-shrinking filesystem alerts"),
+    alert("HostDiskAlmostFull", G::Host, S::Critical, "5m",
+        "A writable filesystem is almost out of space, whatever its trend.")
         .threshold(5.0, Unit::Percent, "free space (of the filesystem size) below which it alerts"),
     alert("HostInodesFillingUp", G::Host, S::Warning, "1h",
         "A writable filesystem is low on inodes and, at the rate of the last 6h, will run out within 24h.")
@@ -210,9 +215,14 @@ pub const CATALOGUE: &[Alert] = &[
         .threshold(5.0, Unit::Percent, "free inodes below which it alerts"),
     alert("HostFilesystemDeviceError", G::Host, S::Warning, "10m",
         "node_exporter cannot stat a filesystem (disk gone, I/O errors, stale network mount)."),
-    alert("HostOutOfMemory", G::Host, S::Warning, "5m",
-        "Little memory is available (MemAvailable): the OOM killer is near.")
-        .threshold(10.0, Unit::Percent, "MemAvailable (of MemTotal) below which it alerts"),
+    alert("HostFilesystemReadOnly", G::Host, S::Critical, "",
+        "A filesystem that was writable within the last day is now read-only: the kernel remounted it after errors, and writes fail."),
+    alert("HostOutOfMemory", G::Host, S::Critical, "3m",
+        "Little memory is available (MemAvailable, 2-minute average, so that failed scrapes do not reset `for`): the OOM killer is near.")
+        .threshold(8.0, Unit::Percent, "MemAvailable (of MemTotal) below which it alerts"),
+    alert("HostSwapFillingUp", G::Host, S::Warning, "15m",
+        "Swap is nearly full and pages are being read back from it (more than 10 swap-ins/s): the host is short of memory.")
+        .threshold(80.0, Unit::Percent, "swap used (of swap size) above which, with swap-in activity, it alerts"),
     alert("HostOomKillDetected", G::Host, S::Warning, "",
         "The kernel OOM killer killed a process in the last 30 minutes."),
     alert("HostSystemdUnitFailed", G::Host, S::Warning, "5m",
@@ -221,7 +231,7 @@ pub const CATALOGUE: &[Alert] = &[
         "A systemd unit keeps restarting.")
         .threshold(3.0, Unit::Count, "restarts within 15 minutes above which it alerts"),
     alert("HostClockSkew", G::Host, S::Warning, "10m",
-        "The system clock is off from its NTP source.")
+        "The system clock is off from its NTP source and not getting closer (quiet while the time daemon corrects it).")
         .threshold(0.05, Unit::Seconds, "absolute clock offset above which it alerts"),
     alert("HostClockNotSynchronising", G::Host, S::Warning, "10m",
         "The clock is not synchronised by NTP (no time daemon, or no reachable time server)."),
@@ -238,7 +248,7 @@ pub const CATALOGUE: &[Alert] = &[
         "More runnable or I/O-blocked tasks than the CPUs can serve.")
         .threshold(2.0, Unit::LoadPerCpu, "15-minute load average per CPU above which it alerts"),
     alert("HostTemperatureHigh", G::Host, S::Warning, "5m",
-        "A hardware sensor is within 5 °C of its chip's critical temperature, or (for chips without one) above the threshold.")
+        "A hardware sensor is within 5 °C of its chip's critical temperature, or (for chips without one) above the threshold; sensors stuck at one value for 30 minutes or reading 120 °C and more without a critical value (unconnected inputs) are ignored.")
         .threshold(80.0, Unit::Celsius, "temperature above which a sensor without its own critical value alerts"),
     alert("HostConntrackNearLimit", G::Host, S::Warning, "5m",
         "The connection-tracking table is nearly full; new connections will be dropped.")
@@ -277,9 +287,9 @@ pub const CATALOGUE: &[Alert] = &[
     alert("TlsCertificateAboutToExpire", G::Probes, S::Critical, "15m",
         "A service's TLS certificate is about to expire; clients will refuse it.")
         .threshold(3.0, Unit::Days, "days before expiry below which it alerts"),
-    alert("GatewayDown", G::Probes, S::Critical, "2m",
+    alert("GatewayDown", G::Probes, S::Critical, "1m",
         "The router (network.gateway) does not answer pings: the LAN or the router is down."),
-    alert("InternetDown", G::Probes, S::Critical, "2m",
+    alert("InternetDown", G::Probes, S::Critical, "1m",
         "No public resolver (network.resolvers) answers pings while the gateway does: the internet uplink is down."),
     // red
     alert("ServiceHighErrorRate", G::Red, S::Warning, "10m",
@@ -311,8 +321,33 @@ pub const CATALOGUE: &[Alert] = &[
     alert("AlertmanagerConfigReloadFailed", G::Prometheus, S::Warning, "10m",
         "Alertmanager failed to reload its configuration and runs an old one."),
     alert("AlertmanagerNotificationsFailing", G::Prometheus, S::Critical, "5m",
-        "Alertmanager fails to deliver notifications through an integration (email, webhook, ntfy): you are not being told.")
-        .threshold(1.0, Unit::Percent, "failed notifications (of all attempts) above which it alerts"),
+        "Alertmanager lost notifications (after its retries) through an integration (email, webhook, ntfy) in the last hour: you are not being told. Works however rarely alerts are sent.")
+        .threshold(0.0, Unit::Count, "notifications lost within the last hour above which it alerts"),
+];
+
+/// Why an alert's condition, `for` and severity are what they are, where the
+/// choice was weighed against incidents and everyday noise (docs/alerts.md).
+/// Critical means a person must act now, warning today, info reaches nobody.
+pub const CHOICES: &[(&str, &str)] = &[
+    ("HostDiskFullSoon", "A log looping on an error fills / in an hour; before, the first alert came after the disk was full (almost-full needed 30 minutes below 5%). Full within 4 hours at the 30-minute trend, below 25% free, and still shrinking over the last 5 minutes, for 10m: the runaway test pages 39 minutes before full; a backup that wrote 18% of a disk in 20 minutes and stopped at 22% free stays quiet."),
+    ("HostDiskAlmostFull", "Below 5% free is critical whatever the trend, now after 5 minutes (was 30): writes fail soon and nothing else will tell. A steady filesystem at 8% free (a small /boot that never grows) stays quiet by choice: it is not an emergency, and it alerts as soon as it shrinks (HostDiskFillingUp) or reaches 5%."),
+    ("HostDiskFillingUp", "Kept as the daily warning (full within 24h at the 6h trend, below 15%, for 1h); silenced by the critical disk alerts of the same filesystem."),
+    ("HostFilesystemReadOnly", "New. The kernel remounts a filesystem read-only after I/O or journal errors; every service writing there fails at once, so it pages on the first evaluation. A filesystem read-only by design (squashfs, a ro mount) never was writable in the last day and stays quiet."),
+    ("HostSwapFillingUp", "New, a warning. Full swap alone is common and harmless (cold pages); with pages read back (swap-in) for 15 minutes the host is thrashing and will slow down or OOM."),
+    ("HostOutOfMemory", "Critical below 8% available (6% was only a warning after 5 minutes): the OOM killer is minutes away. A 2-minute average feeds the rule because a failed scrape writes staleness markers that reset `for` on an instant vector: with every fourth scrape failing it never fired. A 3-minute dip stays quiet."),
+    ("TargetDown", "A warning for daemons whose absence hides dashboards or logs; the exporters that feed alerts page instead (AlertSourceDown)."),
+    ("AlertSourceDown", "node_exporter or blackbox_exporter down makes every host or service alert blind: critical after 3 minutes (a restart by nixos-rebuild takes seconds)."),
+    ("AgentNotReporting", "A dead agent's series vanish without staleness markers, so the instant lookback (5m) plus `for: 5m` paged after about 10 minutes. Now: no sample within 2 minutes, for 1m: about 3-4 minutes; a remote-write gap of two samples stays quiet."),
+    ("GatewayDown", "`for` 1m, the same as ServiceProbeFailed, so that the cause reaches Alertmanager within one group wait of its consequences and inhibits them."),
+    ("InternetDown", "`for` 1m for the same reason as GatewayDown."),
+    ("HostClockSkew", "Quiet while the offset shrinks: after a suspend or a step, chrony slews the clock back over minutes and the old rule alarmed meanwhile. Fires when the offset is above the threshold and not getting closer."),
+    ("HostTemperatureHigh", "Unconnected motherboard inputs read a fixed value (often 85-127 °C) or float at implausible ones: a sensor that has not changed for 30 minutes, or reads 120 °C and more without a critical value, is ignored. Real sensors move by a degree now and then."),
+    ("AlertmanagerNotificationsFailing", "Any notification lost after Alertmanager's retries in the last hour, for 5m: a home server sends rarely, so the old 5-minute failure ratio was 0/0 between sends and its `for` never completed."),
+    ("HostHighLoadAverage", "Now a warning (was info, which reaches nobody): a 15-minute load above 2 per CPU for 30 minutes means tasks have waited for CPU or disk for half an hour, which a person should look at today. A 20-minute backup or transcode at 2.5 per CPU stays quiet."),
+    ("HostSystemdTimerLate", "New, a warning. Late is measured from the last trigger of active timers only (disabled timers keep an old value, never-run ones read 0), with a maximum age per timer (alerting.timer_max_age) and 8 days for the rest, so that no stock daily or weekly timer alarms; a nightly backup gets 26h."),
+    ("HostRebootRequired", "New, a warning after 1 hour: an upgrade that needs a reboot is something to do today, and the hour leaves room for the reboot that usually follows an upgrade (a host rebooted 20 minutes after its update stays quiet)."),
+    ("ZfsPoolUnhealthy", "New, critical like HostRaidDegraded: any state but online means lost redundancy or unreachable data. 5 minutes of `for` let a disk hot-swap (a 2-minute removed state) pass quietly."),
+    ("ZfsPoolAlmostFull", "New, critical below 10% free for 15 minutes, once per pool instead of once per dataset: ZFS slows down past about 90% and refuses writes near full. Counted from the mounted datasets (node_exporter has no pool size): a dataset at its quota does not make its pool look full."),
 ];
 
 pub fn find(name: &str) -> Option<&'static Alert> {
@@ -456,6 +491,92 @@ pub fn markdown() -> String {
             a.meaning
         ));
     }
+    out.push_str(
+        "\n## Why these conditions\n\n\
+         Critical means a person must act now, warning means today, info reaches nobody. \
+         The choices below were weighed against incidents and everyday noise; each has a \
+         promtool case where it fires and one where it stays silent.\n\n",
+    );
+    for (name, why) in CHOICES {
+        out.push_str(&format!("- **{name}**: {why}\n"));
+    }
+    out.push_str(&inhibitions_markdown());
+    out.push_str(DELIVERY_MARKDOWN);
+    out
+}
+
+/// How notifications reach people, and how a failure to deliver is noticed.
+const DELIVERY_MARKDOWN: &str = "\n## Delivery\n\n\
+- **Lost notifications are told**: AlertmanagerNotificationsFailing fires when any notification \
+  was lost (after Alertmanager's own retries) in the last hour, however rarely alerts are sent. \
+  The Watchdog heartbeat (`alerting.watchdog_url_file`, or `watchdog_url`) covers a dead \
+  Alertmanager.\n\
+- **Secret files**: configgen never reads secrets when rendering (it may run on another machine). \
+  `configgen check`, run on the monitoring host, warns when a secret file it can read would break \
+  its reader: an SMTP `password_file` ending with a newline (`echo pw > file`) is sent byte for \
+  byte by Alertmanager 0.25 (Debian bookworm) and authentication fails; 0.27 and later trim it. \
+  Write it with `printf '%s' 'pw' > file`.\n\
+- **ntfy**: critical alerts arrive with priority 5 and a 🚨 tag, warnings with priority 4 and ⚠️, \
+  the rest with priority 3; the title is the alert's summary (or how many alerts of which kind), \
+  prefixed `Resolved:` when resolved. Resolved messages keep their alert's priority. With the \
+  topic URL in a file (`url_file`, Alertmanager 0.34), the same settings travel as ntfy's \
+  `X-...` headers.\n\
+- **Email**: the subject is `[SEVERITY] summary` (`[RESOLVED] ...` when resolved), with a \
+  plain-text part next to the HTML one.\n\
+- **Links** (email buttons, ntfy click, the graph link of each alert) use `alerting.external_url` \
+  (e.g. `http://monitor.lan`) with each daemon's port: Prometheus and Alertmanager get it as \
+  `--web.external-url`. Unset, they point at the listen address, which other devices cannot open.\n\
+- **Telegram, Discord, Pushover**: Alertmanager 0.25 cannot read their credentials from files \
+  (0.26/0.27 can); they are not offered while Debian bookworm's 0.25 is a target. Bridge them \
+  through ntfy or a webhook. Webhook and heartbeat URLs may come from a file (`url_file`, \
+  `watchdog_url_file`) unless `alertmanager.version = \"0.25\"` (docs/secrets.md).\n";
+
+/// The docs section on inhibition rules and grouping.
+fn inhibitions_markdown() -> String {
+    let mut out = String::from(
+        "\n## One message per incident\n\n\
+         Alertmanager groups alerts by `alerting.group_by` (default: `alertname`), so the HTTP, TCP \
+         and ICMP checks of a down service, or three failed units, arrive as one message. Inhibition \
+         rules (`crates/configgen/src/inhibitions.rs`) keep the consequences of a cause quiet while \
+         the cause fires, and a critical alert quiet the warning about the same object. Each rule has \
+         a test of its own against the real Alertmanager (`cargo test -p configgen --test \
+         inhibitions_live`).\n\n\
+         Two service labels tell Alertmanager what a check depends on:\n\n\
+         ```toml\n\
+         [[services]]\n\
+         name = \"blog\"\n\
+         labels = { needs = \"internet\" }   # silenced while InternetDown fires\n\
+         [[services]]\n\
+         name = \"jellyfin\"\n\
+         labels = { runs_on = \"nas\" }      # silenced while AgentNotReporting fires for host nas\n\
+         ```\n\n\
+         A consequence is only silenced while its cause fires: GatewayDown, InternetDown and \
+         ServiceProbeFailed share the same `for` (1m) so that they reach Alertmanager within one \
+         group wait of each other. AgentNotReporting needs about 3 minutes of silence, so a check of \
+         a service on that host may be told once before it.\n\n\
+         | Rule | Silencing alert | Silenced alerts | Same | Why |\n\
+         |---|---|---|---|---|\n",
+    );
+    for r in crate::inhibitions::RULES {
+        let code = |m: &[&str]| {
+            m.iter()
+                .map(|m| format!("`{}`", m.replace('|', "\\|")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            r.name,
+            code(r.source),
+            code(r.target),
+            if r.equal.is_empty() {
+                "–".to_string()
+            } else {
+                r.equal.join(", ")
+            },
+            r.reason
+        ));
+    }
     out
 }
 
@@ -468,6 +589,14 @@ mod tests {
         let mut cfg = Config::default();
         cfg.alerting.overrides.insert(name.into(), o);
         cfg
+    }
+
+    #[test]
+    fn choices_name_catalogue_alerts_once() {
+        for (i, (name, _)) in CHOICES.iter().enumerate() {
+            assert!(find(name).is_some(), "{name}");
+            assert!(CHOICES[i + 1..].iter().all(|(n, _)| n != name), "{name}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub mod alerts;
 pub mod apply;
 pub mod diagnostic;
+pub mod inhibitions;
 pub mod load;
 pub mod model;
 pub mod plan;
@@ -14,5 +15,6 @@ pub mod referenced_files;
 pub mod render;
 pub mod runtime;
 pub mod schema;
+pub mod secret_files;
 pub mod validate;
 pub mod write;

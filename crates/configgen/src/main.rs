@@ -137,13 +137,30 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Check { config } => match load_config(&config) {
-            Ok(cfg) => {
-                println!("{config}: ok ({} services)", cfg.services.len());
-                ExitCode::SUCCESS
+        Command::Check { config } => {
+            let parsed = match Source::read(&config)
+                .map_err(|d| vec![d])
+                .and_then(|src| load::parse(&src))
+            {
+                Ok(parsed) => parsed,
+                Err(diagnostics) => {
+                    report(&diagnostics);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let issues = configgen::validate::validate(&parsed.config);
+            if !issues.is_empty() {
+                report(&parsed.locate(issues));
+                return ExitCode::FAILURE;
             }
-            Err(code) => code,
-        },
+            // Only here, on the host that runs the daemons: render never reads secrets.
+            for mut w in parsed.locate(configgen::secret_files::check(&parsed.config)) {
+                w.message = format!("warning: {}", w.message);
+                eprintln!("{w}");
+            }
+            println!("{config}: ok ({} services)", parsed.config.services.len());
+            ExitCode::SUCCESS
+        }
         Command::Schema => {
             print!("{}", configgen::schema::json_schema());
             ExitCode::SUCCESS

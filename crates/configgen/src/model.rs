@@ -485,6 +485,10 @@ pub struct Alerting {
     /// Receivers for anything no severity route takes. Empty means alerts are
     /// only visible in Alertmanager and Grafana.
     pub default_receivers: Vec<String>,
+    /// Labels whose values split alerts into separate notifications. The
+    /// default, alertname alone, sends one message per kind of problem: the
+    /// HTTP, TCP and ICMP checks of a down service, or three failed units,
+    /// arrive together.
     pub group_by: Vec<String>,
     pub group_wait: String,
     pub group_interval: String,
@@ -494,6 +498,11 @@ pub struct Alerting {
     pub watchdog_url: Option<String>,
     /// File holding the heartbeat URL, read by Alertmanager (0.26+) at run time.
     pub watchdog_url_file: Option<String>,
+    /// How other devices (a phone, a laptop) reach this host, e.g.
+    /// "http://monitor.lan": scheme and host only. Links in notifications
+    /// point there, with each daemon's port (Prometheus and Alertmanager get
+    /// it as --web.external-url). Unset: links use the listen address.
+    pub external_url: Option<String>,
     /// Per-alert overrides, keyed by alert name.
     pub overrides: BTreeMap<String, AlertOverride>,
     /// Extra Prometheus rule files (paths), loaded as they are.
@@ -510,12 +519,13 @@ impl Default for Alerting {
             receivers: Vec::new(),
             routes: BTreeMap::new(),
             default_receivers: Vec::new(),
-            group_by: vec!["alertname".into(), "instance".into()],
+            group_by: vec!["alertname".into()],
             group_wait: "30s".into(),
             group_interval: "5m".into(),
             repeat_interval: "3h".into(),
             watchdog_url: None,
             watchdog_url_file: None,
+            external_url: None,
             overrides: BTreeMap::new(),
             extra_rule_files: Vec::new(),
             timer_max_age: BTreeMap::new(),

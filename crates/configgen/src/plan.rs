@@ -293,6 +293,21 @@ impl<'a> Plan<'a> {
         &self.issues
     }
 
+    /// The URL other devices open for a daemon with a web UI
+    /// (`job::PROMETHEUS` or `job::ALERTMANAGER`): alerting.external_url with
+    /// the daemon's port; None when unset.
+    pub fn external_url(&self, daemon: &str) -> Option<String> {
+        let base = self.cfg.alerting.external_url.as_deref()?;
+        let port = match daemon {
+            job::PROMETHEUS => self.cfg.prometheus.port,
+            job::ALERTMANAGER => self.cfg.alertmanager.port,
+            _ => return None,
+        };
+        let mut url = url::Url::parse(base).ok()?;
+        url.set_port(Some(port)).ok()?;
+        Some(url.to_string())
+    }
+
     /// host:port of the Alertmanager, as Prometheus reaches it.
     pub fn alertmanager_address(&self) -> String {
         let am = &self.cfg.alertmanager;

@@ -263,6 +263,10 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
         if accepts_remote_write(cfg, plan) {
             args.push("--web.enable-remote-write-receiver".into());
         }
+        if let Some(url) = plan.external_url(job::PROMETHEUS) {
+            // The links in alerts (generatorURL) point there.
+            args.push(format!("--web.external-url={url}"));
+        }
         out.push(Daemon {
             name: "prometheus",
             job: job::PROMETHEUS,
@@ -308,14 +312,21 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 user: "prometheus",
                 installs_unit: true,
             },
-            args: vec![
+            args: [
                 format!("--config.file={}", file("alertmanager/alertmanager.yml")),
                 format!("--storage.path={}", a.data_dir),
                 listen_flag(&l),
                 // A single Alertmanager needs no cluster: an empty address
                 // turns gossip off, so nothing listens on 9094.
                 "--cluster.listen-address=".into(),
-            ],
+            ]
+            .into_iter()
+            // The links in notifications ({{ .ExternalURL }}) point there.
+            .chain(
+                plan.external_url(job::ALERTMANAGER)
+                    .map(|url| format!("--web.external-url={url}")),
+            )
+            .collect(),
             env: Vec::new(),
             listeners: vec![l],
             data_dir: Some(a.data_dir.clone()),
@@ -869,6 +880,30 @@ mod tests {
                 ("tempo", "otlp-grpc", 4327)
             ]
         );
+    }
+
+    #[test]
+    fn external_url_reaches_both_web_uis_with_their_ports() {
+        let ds = daemons_of(r#"alerting.external_url = "http://monitor.lan""#);
+        let flag = |name| {
+            find(&ds, name)
+                .args
+                .iter()
+                .find(|a| a.starts_with("--web.external-url="))
+                .cloned()
+        };
+        assert_eq!(
+            flag("prometheus").as_deref(),
+            Some("--web.external-url=http://monitor.lan:9090/")
+        );
+        assert_eq!(
+            flag("alertmanager").as_deref(),
+            Some("--web.external-url=http://monitor.lan:9093/")
+        );
+        let ds = daemons_of("");
+        assert!(ds
+            .iter()
+            .all(|d| d.args.iter().all(|a| !a.starts_with("--web.external-url"))));
     }
 
     #[test]

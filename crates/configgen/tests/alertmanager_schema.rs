@@ -39,6 +39,8 @@ struct EmailConfig {
     auth_password_file: Option<String>,
     require_tls: bool,
     send_resolved: bool,
+    headers: Option<BTreeMap<String, String>>,
+    text: Option<String>,
 }
 
 /// `url` and `url_file` are mutually exclusive; one is required.
@@ -129,7 +131,8 @@ fn receivers_follow_the_pinned_releases_documented_schema() {
     }
     assert_eq!(
         webhooks,
-        2 + 3,
-        "example: watchdog and ntfy; URL_FILES: three"
+        4 + 5,
+        "example: watchdog and ntfy's three severity variants; URL_FILES: watchdog, hook and \
+         ntfy's three variants"
     );
 }

@@ -207,3 +207,43 @@ fn help_describes_the_commands() {
     assert_eq!(usage.status.code(), Some(2));
     assert!(stderr(&usage).contains("--config <FILE>"));
 }
+
+/// `check` on the monitoring host warns about an SMTP password file ending
+/// with a newline (Alertmanager 0.25 sends it as part of the password), at the
+/// field's line, and still succeeds; `render` never reads the file.
+#[test]
+fn check_warns_about_a_password_file_with_a_trailing_newline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("smtp-password");
+    fs::write(&secret, "hunter2\n").unwrap();
+    let config = tmp.path().join("mail.toml");
+    fs::write(
+        &config,
+        format!(
+            "[[alerting.receivers]]\ntype = \"email\"\nname = \"mail\"\nto = \"me@example.org\"\n\
+             from = \"lab@example.org\"\nsmarthost = \"smtp.example.org:587\"\nusername = \"lab\"\n\
+             password_file = \"{}\"\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let result = configgen(&["check", "--config", config], None);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let err = stderr(&result);
+    assert!(
+        err.contains(&format!(
+            "{config}:8:17: alerting.receivers[0].password_file: warning: "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("a trailing newline"), "{err}");
+
+    fs::write(&secret, "hunter2").unwrap();
+    let result = configgen(&["check", "--config", config], None);
+    assert!(result.status.success());
+    assert_eq!(stderr(&result), "");
+
+    fs::remove_file(&secret).unwrap();
+    render_to(config, &tmp.path().join("out"), None);
+}

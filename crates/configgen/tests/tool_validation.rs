@@ -249,3 +249,49 @@ fn every_scrape_job_option_passes_promtool() {
         .contains(&format!("credentials_file: {}", file("envoy-token"))));
     check_tree(&tree, "every_scrape_job_option_passes_promtool");
 }
+
+/// amtool's own router (`amtool config routes test`) on the rendered
+/// alertmanager.yml: severities reach their receivers, ntfy gets its
+/// per-severity variant, the Watchdog only the heartbeat, an empty route list
+/// nobody.
+#[test]
+fn amtool_routes_each_severity_to_its_receivers() {
+    let Some(amtool) = support::require_tool("amtool", "amtool_routes_each_severity") else {
+        return;
+    };
+    let tree = support::render(&support::parse(
+        r#"
+        [alerting]
+        default_receivers = ["phone"]
+        routes = { critical = ["phone", "hook"], info = [] }
+        watchdog_url = "https://hc-ping.com/x"
+        [[alerting.receivers]]
+        type = "webhook"
+        name = "hook"
+        url = "http://127.0.0.1:1/"
+        [[alerting.receivers]]
+        type = "ntfy"
+        name = "phone"
+        url = "https://ntfy.sh/topic"
+        "#,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    support::write_tree(&tree, dir.path());
+    let file = dir.path().join("alertmanager/alertmanager.yml");
+    for (labels, expected) in [
+        ("alertname=X severity=critical", "phone/critical,hook"),
+        ("alertname=X severity=warning", "phone/warning"),
+        ("alertname=X severity=info", "null"),
+        ("alertname=X", "phone"),
+        ("alertname=Watchdog severity=none", "watchdog"),
+    ] {
+        let out = Command::new(&amtool)
+            .args(["config", "routes", "test"])
+            .arg(format!("--config.file={}", file.display()))
+            .args(labels.split(' '))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.trim(), expected, "{labels}");
+    }
+}

@@ -1,7 +1,8 @@
 //! alertmanager/alertmanager.yml: the route tree, receivers and inhibitions.
 //!
 //! Route tree, first match wins:
-//! 1. `alertname="Watchdog"` goes to the heartbeat webhook (alerting.watchdog_url),
+//! 1. `alertname="Watchdog"` goes to the heartbeat webhook (alerting.watchdog_url
+//!    or watchdog_url_file),
 //!    or nowhere when there is none; it never reaches a human receiver.
 //! 2. one child per (severity, receiver) of alerting.routes, with `continue`
 //!    on all but the last receiver of a severity; a severity routed to an
@@ -20,6 +21,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::{yaml, Tree};
+use crate::inhibitions;
 use crate::model::Receiver;
 use crate::plan::{job, Plan};
 
@@ -77,6 +79,8 @@ struct EmailConfig {
     auth_password_file: Option<String>,
     require_tls: bool,
     send_resolved: bool,
+    headers: BTreeMap<String, String>,
+    text: String,
 }
 
 #[derive(Serialize)]
@@ -123,9 +127,10 @@ struct Authorization {
 
 #[derive(Serialize)]
 struct InhibitRule {
-    source_matchers: Vec<String>,
-    target_matchers: Vec<String>,
-    equal: Vec<String>,
+    source_matchers: &'static [&'static str],
+    target_matchers: &'static [&'static str],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    equal: &'static [&'static str],
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
@@ -144,17 +149,26 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         }
     }
 
+    let ntfy: Vec<&str> = alerting
+        .receivers
+        .iter()
+        .filter(|r| matches!(r, Receiver::Ntfy(_)))
+        .map(Receiver::name)
+        .collect();
     let has_watchdog = alerting.watchdog_url.is_some() || alerting.watchdog_url_file.is_some();
     let mut routes = vec![watchdog_route(has_watchdog)];
     for (severity, receivers) in &alerting.routes {
         let matchers = vec![format!("severity=\"{severity}\"")];
-        routes.extend(fan_out(matchers, receivers));
+        routes.extend(fan_out(matchers, receivers, &ntfy));
     }
     let root_receiver = match alerting.default_receivers.as_slice() {
         [] => NULL_RECEIVER.to_string(),
-        [only] => only.clone(),
+        [only] => {
+            routes.extend(severity_variants(only, &ntfy));
+            only.clone()
+        }
         several => {
-            routes.extend(fan_out(Vec::new(), several));
+            routes.extend(fan_out(Vec::new(), several, &ntfy));
             NULL_RECEIVER.to_string()
         }
     };
@@ -184,16 +198,27 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             )],
         });
     }
-    receivers.extend(alerting.receivers.iter().map(receiver));
+    let links = Links::of(plan);
+    for r in &alerting.receivers {
+        receivers.push(receiver(r, None, &links));
+        if let Receiver::Ntfy(_) = r {
+            for severity in &NTFY_SEVERITIES {
+                receivers.push(receiver(r, Some(severity), &links));
+            }
+        }
+    }
 
     let doc = AlertmanagerYml {
         route,
         receivers,
-        inhibit_rules: vec![InhibitRule {
-            source_matchers: vec!["severity=\"critical\"".into()],
-            target_matchers: vec!["severity=\"warning\"".into()],
-            equal: vec!["alertname".into(), "instance".into()],
-        }],
+        inhibit_rules: inhibitions::RULES
+            .iter()
+            .map(|r| InhibitRule {
+                source_matchers: r.source,
+                target_matchers: r.target,
+                equal: r.equal,
+            })
+            .collect(),
     };
     tree.add(
         "alertmanager/alertmanager.yml",
@@ -222,10 +247,71 @@ fn watchdog_route(has_url: bool) -> Route {
     }
 }
 
+/// ntfy has no per-message priority in a webhook body: each ntfy receiver is
+/// rendered once more per severity with its priority and tags in the URL
+/// (`<name>/critical`, ...), and child routes pick the variant.
+const NTFY_SEVERITIES: [NtfyStyle; 2] = [
+    NtfyStyle {
+        severity: "critical",
+        priority: "5",
+        tags: "rotating_light",
+    },
+    NtfyStyle {
+        severity: "warning",
+        priority: "4",
+        tags: "warning",
+    },
+];
+/// Everything else (info, and severities a user's own rules invent).
+const NTFY_DEFAULT: NtfyStyle = NtfyStyle {
+    severity: "",
+    priority: "3",
+    tags: "information_source",
+};
+
+struct NtfyStyle {
+    severity: &'static str,
+    priority: &'static str,
+    tags: &'static str,
+}
+
+fn ntfy_variant(name: &str, severity: &str) -> String {
+    format!("{name}/{severity}")
+}
+
+/// For an ntfy receiver, the child routes sending critical and warning alerts
+/// to its variants; nothing for other receivers.
+fn severity_variants(receiver: &str, ntfy: &[&str]) -> Vec<Route> {
+    if !ntfy.contains(&receiver) {
+        return Vec::new();
+    }
+    NTFY_SEVERITIES
+        .iter()
+        .map(|s| Route {
+            receiver: ntfy_variant(receiver, s.severity),
+            matchers: vec![format!("severity=\"{}\"", s.severity)],
+            ..Route::default()
+        })
+        .collect()
+}
+
+/// Where the links in notifications point: the daemons' external URLs.
+struct Links {
+    alertmanager: Option<String>,
+}
+
+impl Links {
+    fn of(plan: &Plan) -> Links {
+        Links {
+            alertmanager: plan.external_url(job::ALERTMANAGER),
+        }
+    }
+}
+
 /// One child route per receiver, all with the same matchers; every one but the
 /// last continues so that each receiver is told. No receivers: a route to the
 /// null receiver, so that the alerts stop there.
-fn fan_out(matchers: Vec<String>, receivers: &[String]) -> Vec<Route> {
+fn fan_out(matchers: Vec<String>, receivers: &[String], ntfy: &[&str]) -> Vec<Route> {
     if receivers.is_empty() {
         return vec![Route {
             receiver: NULL_RECEIVER.into(),
@@ -241,14 +327,32 @@ fn fan_out(matchers: Vec<String>, receivers: &[String]) -> Vec<Route> {
             receiver: r.clone(),
             matchers: matchers.clone(),
             continue_: i != last,
+            routes: severity_variants(r, ntfy),
             ..Route::default()
         })
         .collect()
 }
 
-fn receiver(r: &Receiver) -> ReceiverYml {
+/// The email subject: the summary when the group shares one, else how many
+/// alerts of which kind.
+const EMAIL_SUBJECT: &str = "[{{ if eq .Status \"resolved\" }}RESOLVED{{ else }}{{ .CommonLabels.severity | toUpper }}{{ end }}] \
+{{ if .CommonAnnotations.summary }}{{ .CommonAnnotations.summary }}{{ else }}{{ len .Alerts }} x {{ .CommonLabels.alertname }}{{ end }}";
+
+/// The plain-text part next to Alertmanager's default HTML one.
+const EMAIL_TEXT: &str = "{{ range .Alerts }}[{{ .Status | toUpper }}] {{ .Annotations.summary }}
+{{ .Annotations.description }}
+Since {{ .StartsAt.Format \"2006-01-02 15:04 MST\" }}{{ if .GeneratorURL }} - graph: {{ .GeneratorURL }}{{ end }}
+
+{{ end }}Silence or see all alerts: {{ .ExternalURL }}
+";
+
+fn receiver(r: &Receiver, ntfy_style: Option<&NtfyStyle>, links: &Links) -> ReceiverYml {
+    let name = match ntfy_style {
+        Some(s) => ntfy_variant(r.name(), s.severity),
+        None => r.name().into(),
+    };
     let mut out = ReceiverYml {
-        name: r.name().into(),
+        name,
         email_configs: Vec::new(),
         webhook_configs: Vec::new(),
     };
@@ -261,12 +365,15 @@ fn receiver(r: &Receiver) -> ReceiverYml {
             auth_password_file: e.password_file.clone(),
             require_tls: e.require_tls,
             send_resolved: e.send_resolved,
+            headers: [("Subject".to_string(), EMAIL_SUBJECT.to_string())].into(),
+            text: EMAIL_TEXT.into(),
         }),
         Receiver::Webhook(w) => {
             out.webhook_configs
                 .push(WebhookConfig::to(&w.url, &w.url_file, w.send_resolved))
         }
         Receiver::Ntfy(n) => {
+            let params = ntfy_params(ntfy_style.unwrap_or(&NTFY_DEFAULT), links);
             let mut config = WebhookConfig::to(&n.url, &n.url_file, n.send_resolved);
             let mut http = HttpConfig {
                 authorization: n.token_file.as_ref().map(|f| Authorization {
@@ -276,10 +383,11 @@ fn receiver(r: &Receiver) -> ReceiverYml {
                 ..HttpConfig::default()
             };
             match &mut config.url {
-                Some(url) => *url = ntfy_url(url),
-                // The URL is only known at run time: the templates go in
-                // headers, which ntfy reads like the query parameters.
-                None => http.http_headers = ntfy_headers(),
+                Some(url) => *url = ntfy_url(url, &params),
+                // The URL is only known at run time (Alertmanager 0.34+): the
+                // same settings go in headers, which ntfy reads like the
+                // query parameters.
+                None => http.http_headers = ntfy_headers(&params),
             }
             if http.authorization.is_some() || !http.http_headers.is_empty() {
                 config.http_config = Some(http);
@@ -291,45 +399,68 @@ fn receiver(r: &Receiver) -> ReceiverYml {
 }
 
 /// ntfy (2.10+) turns a JSON webhook body into a readable notification when
-/// asked for templating (`tpl=1`) with Go templates for the title (`t`) and
-/// message (`m`), evaluated against Alertmanager's webhook payload.
+/// asked for templating (`tpl`) with Go templates for the title (`t`) and
+/// message (`m`), evaluated against Alertmanager's webhook payload. Priority
+/// (`p`), tags (`ta`) and the click link are plain settings.
 const NTFY_TEMPLATE: &str = "1";
-const NTFY_TITLE: &str = "{{.status}}: {{.commonLabels.alertname}}";
-/// One line per alert; `\n` is the newline escape ntfy also honours in headers.
-const NTFY_MESSAGE: &str = "{{range .alerts}}[{{.status}}] {{.labels.alertname}} on {{.labels.instance}}: {{.annotations.summary}}\\n{{end}}";
+const NTFY_TITLE: &str = "{{if eq .status \"resolved\"}}Resolved: {{end}}{{if .commonAnnotations.summary}}{{.commonAnnotations.summary}}{{else}}{{len .alerts}} x {{.commonLabels.alertname}}{{end}}";
+/// `\n` is the newline escape ntfy honours in the message, also in a header
+/// (where a real newline cannot go); the query carries real newlines.
+const NTFY_MESSAGE: &str = "{{range .alerts}}{{if eq .status \"resolved\"}}RESOLVED: {{end}}{{.annotations.summary}}\\n{{.annotations.description}}\\n\\n{{end}}";
 
-/// The topic URL with the templates as query parameters.
-fn ntfy_url(topic_url: &str) -> String {
-    let message = NTFY_MESSAGE.replace("\\n", "\n");
-    let params = [
-        ("m", message.as_str()),
-        ("t", NTFY_TITLE),
-        ("tpl", NTFY_TEMPLATE),
+/// One ntfy publish setting: ntfy takes it as a query parameter or a header.
+struct NtfyParam {
+    query: &'static str,
+    header: &'static str,
+    value: String,
+}
+
+/// The settings of one ntfy receiver variant, in the order of the query.
+fn ntfy_params(style: &NtfyStyle, links: &Links) -> Vec<NtfyParam> {
+    let param = |query, header, value: &str| NtfyParam {
+        query,
+        header,
+        value: value.to_string(),
+    };
+    let mut params = vec![
+        param("m", "X-Message", NTFY_MESSAGE),
+        param("p", "X-Priority", style.priority),
+        param("t", "X-Title", NTFY_TITLE),
+        param("ta", "X-Tags", style.tags),
+        param("tpl", "X-Template", NTFY_TEMPLATE),
     ];
+    if let Some(url) = &links.alertmanager {
+        params.push(param("click", "X-Click", url));
+    }
+    params
+}
+
+/// The topic URL with the settings as query parameters.
+fn ntfy_url(topic_url: &str, params: &[NtfyParam]) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
+        .extend_pairs(
+            params
+                .iter()
+                .map(|p| (p.query, p.value.replace("\\n", "\n"))),
+        )
         .finish();
     let sep = if topic_url.contains('?') { '&' } else { '?' };
     format!("{topic_url}{sep}{query}")
 }
 
-/// The same templates as headers, for a topic URL read from a file.
-fn ntfy_headers() -> BTreeMap<&'static str, HeaderValues> {
-    [
-        ("X-Message", NTFY_MESSAGE),
-        ("X-Title", NTFY_TITLE),
-        ("X-Template", NTFY_TEMPLATE),
-    ]
-    .into_iter()
-    .map(|(name, value)| {
-        (
-            name,
-            HeaderValues {
-                values: vec![value.into()],
-            },
-        )
-    })
-    .collect()
+/// The same settings as headers, for a topic URL read from a file.
+fn ntfy_headers(params: &[NtfyParam]) -> BTreeMap<&'static str, HeaderValues> {
+    params
+        .iter()
+        .map(|p| {
+            (
+                p.header,
+                HeaderValues {
+                    values: vec![p.value.clone()],
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -432,20 +563,87 @@ mod tests {
         );
     }
 
+    fn ntfy_query(receiver: &Value) -> BTreeMap<String, String> {
+        let url = url::Url::parse(receiver["webhook_configs"][0]["url"].as_str().unwrap()).unwrap();
+        assert_eq!(url.path(), "/topic");
+        url.query_pairs().into_owned().collect()
+    }
+
     #[test]
     fn ntfy_gets_templates_and_a_token_file() {
         let am = rendered(RECEIVERS);
-        let phone = &am["receivers"][2]["webhook_configs"][0];
-        let url = url::Url::parse(phone["url"].as_str().unwrap()).unwrap();
-        assert_eq!(url.path(), "/topic");
-        let query: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
-        assert_eq!(query.len(), 3, "{query:?}");
-        assert!(query["m"].starts_with("{{range .alerts}}[{{.status}}] "));
-        assert_eq!(query["t"], "{{.status}}: {{.commonLabels.alertname}}");
+        let phone = &am["receivers"][2];
+        assert_eq!(phone["name"].as_str(), Some("phone"));
+        let query = ntfy_query(phone);
+        assert_eq!(
+            query.keys().collect::<Vec<_>>(),
+            ["m", "p", "t", "ta", "tpl"],
+            "no click link without alerting.external_url"
+        );
+        assert!(query["m"].starts_with("{{range .alerts}}"));
+        assert!(query["t"].contains("{{.commonAnnotations.summary}}"));
         assert_eq!(query["tpl"], "1");
-        let auth = &phone["http_config"]["authorization"];
+        assert_eq!(
+            (query["p"].as_str(), query["ta"].as_str()),
+            ("3", "information_source")
+        );
+        let auth = &phone["webhook_configs"][0]["http_config"]["authorization"];
         assert_eq!(auth["type"].as_str(), Some("Bearer"));
         assert_eq!(auth["credentials_file"].as_str(), Some("/run/secrets/ntfy"));
+    }
+
+    #[test]
+    fn ntfy_priority_and_tags_follow_the_severity() {
+        let am = rendered(&format!(
+            r#"
+            alerting.default_receivers = ["phone"]
+            alerting.external_url = "http://monitor.lan"
+            {RECEIVERS}
+            "#
+        ));
+        let by_name = |name: &str| {
+            am["receivers"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"].as_str() == Some(name))
+                .unwrap_or_else(|| panic!("no receiver {name}"))
+                .clone()
+        };
+        for (name, priority, tags) in [
+            ("phone", "3", "information_source"),
+            ("phone/critical", "5", "rotating_light"),
+            ("phone/warning", "4", "warning"),
+        ] {
+            let q = ntfy_query(&by_name(name));
+            assert_eq!(
+                (q["p"].as_str(), q["ta"].as_str()),
+                (priority, tags),
+                "{name}"
+            );
+            assert_eq!(q["click"], "http://monitor.lan:9093/", "{name}");
+        }
+        let route = &am["route"];
+        assert_eq!(route["receiver"].as_str(), Some("phone"));
+        let children: Vec<(&str, &str)> = route["routes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|r| {
+                (
+                    r["matchers"][0].as_str().unwrap(),
+                    r["receiver"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            children,
+            [
+                ("severity=\"critical\"", "phone/critical"),
+                ("severity=\"warning\"", "phone/warning")
+            ]
+        );
     }
 
     #[test]
@@ -482,11 +680,90 @@ mod tests {
         assert_eq!(headers["X-Template"]["values"][0].as_str(), Some("1"));
         assert_eq!(headers["X-Title"]["values"][0].as_str(), Some(NTFY_TITLE));
         let message = headers["X-Message"]["values"][0].as_str().unwrap();
+        assert_eq!(message, NTFY_MESSAGE);
         assert!(
-            message.ends_with("{{.annotations.summary}}\\n{{end}}"),
+            message.ends_with("{{.annotations.description}}\\n\\n{{end}}"),
             "{message}"
         );
+        assert!(!message.contains('\n'), "no raw newline in a header");
         assert!(config(3)["http_config"]["authorization"].is_null());
+    }
+
+    /// With the topic URL in a file, each severity variant carries the same
+    /// settings as the inline URL's query, as ntfy headers.
+    #[test]
+    fn ntfy_url_file_variants_carry_the_query_settings_as_headers() {
+        let inline = rendered(&format!(
+            r#"
+            alerting.default_receivers = ["phone"]
+            alerting.external_url = "http://monitor.lan"
+            {RECEIVERS}
+            "#
+        ));
+        let from_file = rendered(
+            r#"
+            alerting.default_receivers = ["phone"]
+            alerting.external_url = "http://monitor.lan"
+            [[alerting.receivers]]
+            type = "ntfy"
+            name = "phone"
+            url_file = "/run/secrets/topic"
+            token_file = "/run/secrets/ntfy"
+            "#,
+        );
+        let by_name = |am: &Value, name: &str| {
+            am["receivers"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"].as_str() == Some(name))
+                .unwrap_or_else(|| panic!("no receiver {name}"))
+                .clone()
+        };
+        let header_of = |query: &str| match query {
+            "m" => "X-Message",
+            "p" => "X-Priority",
+            "t" => "X-Title",
+            "ta" => "X-Tags",
+            "tpl" => "X-Template",
+            "click" => "X-Click",
+            other => panic!("unexpected ntfy parameter {other}"),
+        };
+        for name in ["phone", "phone/critical", "phone/warning"] {
+            let query = ntfy_query(&by_name(&inline, name));
+            let config = &by_name(&from_file, name)["webhook_configs"][0];
+            assert_eq!(config["url_file"].as_str(), Some("/run/secrets/topic"));
+            assert!(config["url"].is_null());
+            let http = &config["http_config"];
+            assert_eq!(
+                http["authorization"]["credentials_file"].as_str(),
+                Some("/run/secrets/ntfy")
+            );
+            let headers: BTreeMap<String, String> = http["http_headers"]
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    assert_eq!(v["values"].as_sequence().unwrap().len(), 1);
+                    (
+                        k.as_str().unwrap().to_string(),
+                        v["values"][0].as_str().unwrap().replace("\\n", "\n"),
+                    )
+                })
+                .collect();
+            let expected: BTreeMap<String, String> = query
+                .iter()
+                .map(|(k, v)| (header_of(k).to_string(), v.clone()))
+                .collect();
+            assert_eq!(headers, expected, "{name}");
+            assert_eq!(expected.len(), 6, "{name}: {expected:?}");
+        }
+        assert_eq!(
+            by_name(&from_file, "phone/critical")["webhook_configs"][0]["http_config"]
+                ["http_headers"]["X-Priority"]["values"][0]
+                .as_str(),
+            Some("5")
+        );
     }
 
     #[test]
@@ -515,18 +792,30 @@ mod tests {
     }
 
     #[test]
-    fn critical_inhibits_warning_of_the_same_alert_and_instance() {
+    fn every_inhibition_rule_is_rendered_in_order() {
         let am = rendered("");
-        let rule = &am["inhibit_rules"][0];
-        assert_eq!(
-            rule["source_matchers"][0].as_str(),
-            Some("severity=\"critical\"")
-        );
-        assert_eq!(
-            rule["target_matchers"][0].as_str(),
-            Some("severity=\"warning\"")
-        );
-        assert_eq!(rule["equal"].as_sequence().unwrap().len(), 2);
+        let rules = am["inhibit_rules"].as_sequence().unwrap();
+        assert_eq!(rules.len(), inhibitions::RULES.len());
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_sequence()
+                .map(|s| s.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default()
+        };
+        for (got, want) in rules.iter().zip(inhibitions::RULES) {
+            assert_eq!(
+                strings(&got["source_matchers"]),
+                want.source,
+                "{}",
+                want.name
+            );
+            assert_eq!(
+                strings(&got["target_matchers"]),
+                want.target,
+                "{}",
+                want.name
+            );
+            assert_eq!(strings(&got["equal"]), want.equal, "{}", want.name);
+        }
     }
 
     #[test]

@@ -323,6 +323,9 @@ impl Checker {
         for (i, name) in a.default_receivers.iter().enumerate() {
             known(self, format!("alerting.default_receivers[{i}]"), name);
         }
+        if let Some(url) = &a.external_url {
+            self.external_url("alerting.external_url", url);
+        }
         for (i, label) in a.group_by.iter().enumerate() {
             if label != "..." && !is_label_name(label) {
                 self.issue(
@@ -468,6 +471,22 @@ impl Checker {
                     format!("`{c}` is not a node_exporter collector name"),
                 );
             }
+        }
+    }
+
+    /// Scheme and host only: each daemon's port is added to it.
+    fn external_url(&mut self, path: &str, url: &str) {
+        let Some(u) = self.http_url(path, url) else {
+            return;
+        };
+        if u.port().is_some() || u.path() != "/" || u.query().is_some() {
+            self.issue(
+                path,
+                format!(
+                    "`{url}` must be scheme and host only (e.g. http://monitor.lan): \
+                     each daemon's port is added to it"
+                ),
+            );
         }
     }
 

@@ -3,10 +3,12 @@
 //! the live stack harness.
 #![allow(dead_code)]
 
+pub mod alertmanager;
 pub mod cli;
 pub mod golden;
 pub mod grafana_ini;
 pub mod http;
+pub mod smtp;
 pub mod stack;
 pub mod unit_file;
 pub mod webhook;
