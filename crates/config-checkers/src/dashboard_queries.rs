@@ -115,6 +115,12 @@ pub fn substitute(expr: &str, values: &BTreeMap<String, String>) -> Result<Strin
                 .ok_or_else(|| format!("unclosed [[ in {expr:?}"))?;
             (&bracketed[..end], end + 4)
         } else if let Some(plain) = rest.strip_prefix('$') {
+            if plain.starts_with(|c: char| c.is_ascii_digit()) {
+                // `$1`: a label_replace() capture group, which Grafana leaves as is.
+                out.push('$');
+                rest = plain;
+                continue;
+            }
             let name_len = plain
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(plain.len());
@@ -155,7 +161,10 @@ pub fn check(dashboard: &Value, provisioned_uids: &[&str]) -> Vec<String> {
         ));
     }
     let mut ids = BTreeSet::new();
-    let mut boxes: Vec<(String, [i64; 4])> = Vec::new();
+    // The top level, and each collapsed row's panels (laid out as if opened),
+    // are separate layers: boxes only overlap within one.
+    let mut boxes: Vec<(String, usize, [i64; 4])> = Vec::new();
+    let mut layer = 0;
     for panel in panels(dashboard) {
         let name = format!("{title} / {}", text(&panel["title"]));
         match panel["id"].as_i64() {
@@ -168,13 +177,29 @@ pub fn check(dashboard: &Value, provisioned_uids: &[&str]) -> Vec<String> {
         if x < 0 || y < 0 || w < 1 || h < 1 || x + w > 24 {
             problems.push(format!("{name}: bad gridPos {g}"));
         }
-        for (other, [ox, oy, ow, oh]) in &boxes {
-            if x < ox + ow && ox < &(x + w) && y < oy + oh && oy < &(y + h) {
+        let nested = panel["panels"].as_array().is_some_and(|p| !p.is_empty());
+        let top_level = dashboard["panels"]
+            .as_array()
+            .is_some_and(|top| top.iter().any(|p| std::ptr::eq(p, panel)));
+        if top_level {
+            layer = 0;
+        }
+        for (other, other_layer, [ox, oy, ow, oh]) in &boxes {
+            if *other_layer == layer && x < ox + ow && ox < &(x + w) && y < oy + oh && oy < &(y + h)
+            {
                 problems.push(format!("{name}: overlaps {other}"));
             }
         }
-        boxes.push((name.clone(), [x, y, w, h]));
+        boxes.push((name.clone(), layer, [x, y, w, h]));
         if panel["type"] == "row" {
+            if nested != (panel["collapsed"] == true) {
+                problems.push(format!(
+                    "{name}: a collapsed row holds its panels, an open row none"
+                ));
+            }
+            if nested {
+                layer = boxes.len();
+            }
             continue;
         }
         let mut uids = vec![&panel["datasource"]["uid"]];
@@ -226,6 +251,14 @@ mod tests {
             substitute(r#"rate(x{job="$job_node", instance=~"${instance:regex}"}[$__rate_interval]) [[job_node]]"#, &values).unwrap(),
             r#"rate(x{job="node", instance=~".+"}[1m]) node"#
         );
+        assert_eq!(
+            substitute(
+                r#"label_replace(up, "pool", "$1", "device", "(.+)")"#,
+                &values
+            )
+            .unwrap(),
+            r#"label_replace(up, "pool", "$1", "device", "(.+)")"#
+        );
         assert!(substitute("up{job=\"$nope\"}", &values)
             .unwrap_err()
             .contains("unknown variable $nope"));
@@ -253,5 +286,36 @@ mod tests {
             assert!(problems.contains(needle), "{needle} not in {problems}");
         }
         assert_eq!(queries(&d).len(), 2);
+    }
+
+    #[test]
+    fn collapsed_rows_lay_out_their_panels_apart() {
+        let stat = |id, y| {
+            json!({"id": id, "type": "stat", "title": format!("s{id}"),
+            "gridPos": {"x": 0, "y": y, "w": 24, "h": 4},
+            "datasource": {"uid": "prometheus"},
+            "targets": [{"expr": "up", "datasource": {"uid": "prometheus"}}]})
+        };
+        let row = |id, y, collapsed, panels| {
+            json!({"id": id, "type": "row", "title": format!("r{id}"),
+            "collapsed": collapsed, "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "panels": panels})
+        };
+        // Two closed rows whose panels, opened, would cover the next row.
+        let d = json!({"uid": "u", "title": "T", "panels": [
+            row(1, 0, true, json!([stat(2, 1), stat(3, 5)])),
+            row(4, 1, true, json!([stat(5, 2)])),
+        ]});
+        assert_eq!(check(&d, &["prometheus"]), Vec::<String>::new());
+        assert_eq!(queries(&d).len(), 3);
+        let d = json!({"uid": "u", "title": "T", "panels": [
+            row(1, 0, false, json!([stat(2, 1)])),
+            row(3, 1, true, json!([stat(4, 2), stat(5, 3)])),
+        ]});
+        let problems = check(&d, &["prometheus"]).join("\n");
+        assert!(
+            problems.contains("T / r1: a collapsed row holds its panels"),
+            "{problems}"
+        );
+        assert!(problems.contains("T / s5: overlaps T / s4"), "{problems}");
     }
 }

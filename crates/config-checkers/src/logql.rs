@@ -10,7 +10,9 @@
 //! - range aggregations `count_over_time`, `rate`, `bytes_over_time`,
 //!   `bytes_rate` over `[duration]`;
 //! - vector aggregations `sum|avg|min|max|count [by|without (labels)] (...)`,
-//!   with the grouping before or after the parenthesis.
+//!   with the grouping before or after the parenthesis;
+//! - a metric query compared with a number (`... > 0`), as alerting rules of
+//!   the Loki ruler write them.
 //!
 //! Regular expressions are compiled with the `regex` crate, whose syntax is
 //! RE2's, like Go's `regexp` used by Loki.
@@ -43,16 +45,49 @@ pub enum Kind {
 
 /// Check one query (Grafana variables already replaced by values).
 pub fn check(query: &str) -> Result<Kind, Error> {
+    parse(query).map(|(kind, _)| kind)
+}
+
+/// A line filter: `|=`, `!=`, `|~` or `!~` with its (unescaped) text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineFilter {
+    pub op: &'static str,
+    pub text: String,
+}
+
+impl LineFilter {
+    /// Whether a log line passes this filter, as Loki decides it.
+    pub fn keeps(&self, line: &str) -> bool {
+        match self.op {
+            "|=" => line.contains(&self.text),
+            "!=" => !line.contains(&self.text),
+            // Loki's regex filters match anywhere in the line.
+            "|~" => regex::Regex::new(&self.text).is_ok_and(|re| re.is_match(line)),
+            _ => regex::Regex::new(&self.text).is_ok_and(|re| !re.is_match(line)),
+        }
+    }
+}
+
+/// The line filters of a valid query, in order.
+pub fn line_filters(query: &str) -> Result<Vec<LineFilter>, Error> {
+    parse(query).map(|(_, filters)| filters)
+}
+
+fn parse(query: &str) -> Result<(Kind, Vec<LineFilter>), Error> {
     let mut p = Parser {
         s: query.chars().collect(),
         i: 0,
+        filters: Vec::new(),
     };
     let kind = p.query()?;
+    if kind == Kind::Metric {
+        p.comparison()?;
+    }
     p.ws();
     if p.i < p.s.len() {
         return p.err(format!("unexpected {:?}", p.rest()));
     }
-    Ok(kind)
+    Ok((kind, p.filters))
 }
 
 const RANGE_FUNCTIONS: &[&str] = &["count_over_time", "rate", "bytes_over_time", "bytes_rate"];
@@ -61,6 +96,7 @@ const AGGREGATIONS: &[&str] = &["sum", "avg", "min", "max", "count"];
 struct Parser {
     s: Vec<char>,
     i: usize,
+    filters: Vec<LineFilter>,
 }
 
 impl Parser {
@@ -69,6 +105,30 @@ impl Parser {
             col: self.i + 1,
             message: message.into(),
         })
+    }
+
+    /// An optional `> 0`-style comparison with a number.
+    fn comparison(&mut self) -> Result<(), Error> {
+        let Some(op) = [">=", "<=", "==", "!=", ">", "<"]
+            .into_iter()
+            .find(|op| self.eat(op))
+        else {
+            return Ok(());
+        };
+        self.number(op)
+    }
+
+    fn number(&mut self, after: &str) -> Result<(), Error> {
+        self.ws();
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit() || c == '.') {
+            self.i += 1;
+        }
+        let n: String = self.s[start..self.i].iter().collect();
+        if n.parse::<f64>().is_err() {
+            return self.err(format!("expected a number after {after}"));
+        }
+        Ok(())
     }
 
     fn rest(&self) -> String {
@@ -266,11 +326,12 @@ impl Parser {
         self.selector()?;
         loop {
             self.ws();
-            if self.eat("|=") || self.eat("!=") {
-                self.string()?;
-            } else if self.eat("|~") || self.eat("!~") {
-                let re = self.string()?;
-                self.regex(&re)?;
+            if let Some(op) = ["|=", "!=", "|~", "!~"].into_iter().find(|op| self.eat(op)) {
+                let text = self.string()?;
+                if op.contains('~') {
+                    self.regex(&text)?;
+                }
+                self.filters.push(LineFilter { op, text });
             } else if self.eat("|") {
                 self.stage()?;
             } else {
@@ -335,14 +396,7 @@ impl Parser {
                     })?;
                 self.ws();
                 if matches!(op, ">=" | "<=" | ">" | "<" | "==") {
-                    let start = self.i;
-                    while self.peek().is_some_and(|c| c.is_ascii_digit() || c == '.') {
-                        self.i += 1;
-                    }
-                    let n: String = self.s[start..self.i].iter().collect();
-                    if n.parse::<f64>().is_err() {
-                        return self.err(format!("expected a number after {op}"));
-                    }
+                    self.number(op)?;
                 } else {
                     let value = self.string()?;
                     if op.contains('~') {
@@ -378,6 +432,10 @@ mod tests {
                 r#"sum(rate({job="x"} |= "error" [5m])) by (host)"#,
                 Kind::Metric,
             ),
+            (
+                r#"sum by (host) (count_over_time({job="x"} |= "oom" [10m])) > 0"#,
+                Kind::Metric,
+            ),
         ] {
             assert_eq!(check(q), Ok(kind), "{q}");
         }
@@ -395,9 +453,23 @@ mod tests {
             (r#"sum({job="x"})"#, "needs a metric query"),
             (r#"{job="x"} |~ "\d""#, "unknown escape"),
             (r#"avg_over_time({job="x"}[1m])"#, "unknown function"),
+            (r#"count_over_time({job="x"}[1m]) > x"#, "expected a number"),
+            (r#"{job="x"} > 0"#, "unexpected"),
         ] {
             let err = check(q).unwrap_err();
             assert!(err.message.contains(msg), "{q}: {err}");
         }
+    }
+
+    #[test]
+    fn line_filters_decide_as_loki_does() {
+        let filters =
+            line_filters(r#"count_over_time({job="x"} |= "Killed" != "test" |~ `pid \d+` [5m])"#)
+                .unwrap();
+        assert_eq!(filters.len(), 3);
+        let keeps = |line: &str| filters.iter().all(|f| f.keeps(line));
+        assert!(keeps("Out of memory: Killed process pid 12"));
+        assert!(!keeps("Killed process pid 12 in a test"));
+        assert!(!keeps("Killed process java"));
     }
 }

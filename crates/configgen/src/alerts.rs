@@ -16,16 +16,20 @@ pub enum Group {
     Watchdog,
     Targets,
     Host,
+    /// Host conditions that need a collector or a script beyond the basics:
+    /// systemd timers, a pending reboot, ZFS pools.
+    HostExtra,
     Probes,
     Red,
     Prometheus,
 }
 
 impl Group {
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::Watchdog,
         Group::Targets,
         Group::Host,
+        Group::HostExtra,
         Group::Probes,
         Group::Red,
         Group::Prometheus,
@@ -36,6 +40,7 @@ impl Group {
             Group::Watchdog => "watchdog",
             Group::Targets => "targets",
             Group::Host => "host",
+            Group::HostExtra => "host_extra",
             Group::Probes => "probes",
             Group::Red => "red",
             Group::Prometheus => "prometheus",
@@ -239,7 +244,7 @@ pub const CATALOGUE: &[Alert] = &[
     alert("HostHighCpuLoad", G::Host, S::Info, "15m",
         "The CPUs have been busy for a long time.")
         .threshold(90.0, Unit::Percent, "CPU busy time (all CPUs averaged) above which it alerts"),
-    alert("HostHighLoadAverage", G::Host, S::Info, "30m",
+    alert("HostHighLoadAverage", G::Host, S::Warning, "30m",
         "More runnable or I/O-blocked tasks than the CPUs can serve.")
         .threshold(2.0, Unit::LoadPerCpu, "15-minute load average per CPU above which it alerts"),
     alert("HostTemperatureHigh", G::Host, S::Warning, "5m",
@@ -257,6 +262,17 @@ pub const CATALOGUE: &[Alert] = &[
         "A software RAID (md) array contains a failed disk."),
     alert("HostRebooted", G::Host, S::Info, "",
         "The host booted less than 10 minutes ago."),
+    // host_extra
+    alert("HostSystemdTimerLate", G::HostExtra, S::Warning, "15m",
+        "An active systemd timer (a backup, a scrub, a renewal) has not run for longer than its maximum age: `alerting.timer_max_age` per timer unit, the threshold for the others. Timers that never ran are left out.")
+        .threshold(8.0, Unit::Days, "time since the last run above which a timer not listed in alerting.timer_max_age alerts"),
+    alert("HostRebootRequired", G::HostExtra, S::Warning, "1h",
+        "The host waits for a reboot into an updated kernel or system (node_reboot_required, written by a textfile script such as Debian's prometheus-node-exporter-collectors)."),
+    alert("ZfsPoolUnhealthy", G::HostExtra, S::Critical, "5m",
+        "A ZFS pool is not online (degraded, faulted, offline, removed, unavailable or suspended): redundancy is lost or data is unreachable."),
+    alert("ZfsPoolAlmostFull", G::HostExtra, S::Critical, "15m",
+        "A ZFS pool is almost full, counted once per pool (not per dataset) from its mounted datasets: ZFS slows down and then refuses writes.")
+        .threshold(10.0, Unit::Percent, "free space of the pool (of its used plus free space) below which it alerts"),
     // probes
     alert("ServiceProbeFailed", G::Probes, S::Critical, "1m",
         "A service check (HTTP, TCP, ICMP or DNS through blackbox_exporter) fails: the service is down or unreachable."),
@@ -327,6 +343,11 @@ pub const CHOICES: &[(&str, &str)] = &[
     ("HostClockSkew", "Quiet while the offset shrinks: after a suspend or a step, chrony slews the clock back over minutes and the old rule alarmed meanwhile. Fires when the offset is above the threshold and not getting closer."),
     ("HostTemperatureHigh", "Unconnected motherboard inputs read a fixed value (often 85-127 °C) or float at implausible ones: a sensor that has not changed for 30 minutes, or reads 120 °C and more without a critical value, is ignored. Real sensors move by a degree now and then."),
     ("AlertmanagerNotificationsFailing", "Any notification lost after Alertmanager's retries in the last hour, for 5m: a home server sends rarely, so the old 5-minute failure ratio was 0/0 between sends and its `for` never completed."),
+    ("HostHighLoadAverage", "Now a warning (was info, which reaches nobody): a 15-minute load above 2 per CPU for 30 minutes means tasks have waited for CPU or disk for half an hour, which a person should look at today. A 20-minute backup or transcode at 2.5 per CPU stays quiet."),
+    ("HostSystemdTimerLate", "New, a warning. Late is measured from the last trigger of active timers only (disabled timers keep an old value, never-run ones read 0), with a maximum age per timer (alerting.timer_max_age) and 8 days for the rest, so that no stock daily or weekly timer alarms; a nightly backup gets 26h."),
+    ("HostRebootRequired", "New, a warning after 1 hour: an upgrade that needs a reboot is something to do today, and the hour leaves room for the reboot that usually follows an upgrade (a host rebooted 20 minutes after its update stays quiet)."),
+    ("ZfsPoolUnhealthy", "New, critical like HostRaidDegraded: any state but online means lost redundancy or unreachable data. 5 minutes of `for` let a disk hot-swap (a 2-minute removed state) pass quietly."),
+    ("ZfsPoolAlmostFull", "New, critical below 10% free for 15 minutes, once per pool instead of once per dataset: ZFS slows down past about 90% and refuses writes near full. Counted from the mounted datasets (node_exporter has no pool size): a dataset at its quota does not make its pool look full."),
 ];
 
 pub fn find(name: &str) -> Option<&'static Alert> {
@@ -441,7 +462,9 @@ pub fn markdown() -> String {
          fails when this file is stale; `UPDATE_DOCS=1` rewrites it). The PromQL is in \
          `crates/configgen/rules/*.yml.j2`, the behavioural tests (`promtool test rules`, a case where \
          each alert fires and where it stays silent) in `crates/configgen/rules/tests/`; run them with \
-         `cargo test -p configgen --test promtool_rules`.\n\n\
+         `cargo test -p configgen --test promtool_rules`. The `host_extra` alerts need a collector, \
+         a script or a line of config, and the Loki ruler adds log alerts: see \
+         [host-checks.md](host-checks.md).\n\n\
          Tune any alert in the config:\n\n\
          ```toml\n\
          [alerting.overrides.HostDiskAlmostFull]\n\

@@ -540,6 +540,10 @@ pub struct Alerting {
     pub overrides: BTreeMap<String, AlertOverride>,
     /// Extra Prometheus rule files (paths), loaded as they are.
     pub extra_rule_files: Vec<String>,
+    /// Longest time a systemd timer may go without running, per timer unit,
+    /// e.g. { "restic-backup.timer" = "26h" } (HostSystemdTimerLate; other
+    /// timers use that alert's threshold).
+    pub timer_max_age: BTreeMap<String, String>,
 }
 
 impl Default for Alerting {
@@ -557,6 +561,7 @@ impl Default for Alerting {
             external_url: None,
             overrides: BTreeMap::new(),
             extra_rule_files: Vec::new(),
+            timer_max_age: BTreeMap::new(),
         }
     }
 }

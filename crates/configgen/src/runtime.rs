@@ -78,7 +78,8 @@ impl HostMount {
 pub struct ContainerNeeds {
     /// `uid:gid` the image runs as; the data volume is handed to it.
     pub user: &'static str,
-    /// Flags only a container needs (e.g. where the host's root is mounted).
+    /// Flags only a container needs (e.g. where the host's root is mounted);
+    /// one also given in `args` replaces it there ([`Daemon::container_args`]).
     pub extra_args: Vec<String>,
     pub host_pid: bool,
     pub mounts: Vec<HostMount>,
@@ -147,6 +148,24 @@ pub struct Daemon {
     pub unit: UnitNeeds,
 }
 
+impl Daemon {
+    /// The container's command line: `args`, then the container's
+    /// `extra_args`, each of which replaces the same flag of `args` (the Go
+    /// flag parsers refuse a flag given twice).
+    pub fn container_args(&self) -> Vec<String> {
+        fn flag_name(arg: &str) -> &str {
+            arg.split_once('=').map_or(arg, |(name, _)| name)
+        }
+        let extra = &self.container.extra_args;
+        self.args
+            .iter()
+            .filter(|a| !extra.iter().any(|e| flag_name(e) == flag_name(a)))
+            .chain(extra)
+            .cloned()
+            .collect()
+    }
+}
+
 /// What running from its package under systemd needs beyond the common facts.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnitNeeds {
@@ -207,6 +226,10 @@ pub mod release {
 
 /// `nobody`, the user of the Prometheus project's images.
 const NOBODY: &str = "65534:65534";
+
+/// node_exporter's textfile collector directory: Debian's default, where the
+/// scripts of prometheus-node-exporter-collectors write.
+pub const NODE_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 
 /// The daemons this host runs, in a stable order. The eBPF probe is not
 /// among them: it runs as a host unit on every target (see `probe_args`).
@@ -326,6 +349,11 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
         let l = http(&n.listen_address, n.port);
         let mut args = vec![listen_flag(&l)];
         args.extend(n.collectors.iter().map(|c| format!("--collector.{c}")));
+        // Scripts (Debian's prometheus-node-exporter-collectors, the reboot
+        // check in docs/alerts.md) leave *.prom files there.
+        args.push(format!(
+            "--collector.textfile.directory={NODE_TEXTFILE_DIR}"
+        ));
         let systemd = n.collectors.iter().any(|c| c == "systemd");
         if systemd {
             // node_systemd_service_restart_total, which the crash-loop alert counts.
@@ -365,7 +393,11 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
             },
             container: ContainerNeeds {
                 user: NOBODY,
-                extra_args: vec!["--path.rootfs=/host".into()],
+                extra_args: vec![
+                    "--path.rootfs=/host".into(),
+                    // The textfile collector does not read through --path.rootfs.
+                    format!("--collector.textfile.directory=/host{NODE_TEXTFILE_DIR}"),
+                ],
                 host_pid: true,
                 mounts,
                 memory_limit: "128m",
@@ -496,7 +528,13 @@ pub fn daemons(plan: &Plan) -> Vec<Daemon> {
                 },
             ],
             data_dir: Some(lk.data_dir.clone()),
-            config_files: vec![file("loki/loki.yaml")],
+            config_files: [file("loki/loki.yaml")]
+                .into_iter()
+                .chain(
+                    plan.runs(job::ALERTMANAGER)
+                        .then(|| file(crate::render::loki::RULES_FILE)),
+                )
+                .collect(),
             secrets: Vec::new(),
             capabilities: Vec::new(),
             reloads_on_sighup: false,
@@ -883,6 +921,24 @@ mod tests {
         assert!(find(&ds, "alertmanager")
             .args
             .contains(&"--cluster.listen-address=".into()));
+    }
+
+    #[test]
+    fn node_textfile_directory_is_debians_and_read_through_the_host_root_in_containers() {
+        let n = find(&daemons_of(""), "node-exporter").clone();
+        assert!(n
+            .args
+            .contains(&"--collector.textfile.directory=/var/lib/prometheus/node-exporter".into()));
+        let container = n.container_args();
+        let textfile: Vec<&String> = container
+            .iter()
+            .filter(|a| a.starts_with("--collector.textfile.directory="))
+            .collect();
+        assert_eq!(
+            textfile,
+            ["--collector.textfile.directory=/host/var/lib/prometheus/node-exporter"]
+        );
+        assert!(container.contains(&"--path.rootfs=/host".into()));
     }
 
     #[test]

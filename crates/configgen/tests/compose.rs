@@ -233,13 +233,14 @@ fn example_compose_is_safe_by_default() {
             assert_eq!(l.address, "127.0.0.1", "{} {}", d.name, l.purpose);
         }
         let command = strings(&s["command"]);
-        let expected: Vec<&str> = d
-            .args
+        assert_eq!(command, d.container_args(), "{}", d.name);
+        let flags: Vec<&str> = command
             .iter()
-            .chain(&d.container.extra_args)
-            .map(String::as_str)
+            .filter_map(|a| a.split_once('=').map(|(name, _)| name))
             .collect();
-        assert_eq!(command, expected, "{}", d.name);
+        for (i, f) in flags.iter().enumerate() {
+            assert!(!flags[i + 1..].contains(f), "{}: {f} twice", d.name);
+        }
         for arg in &command {
             assert!(
                 !arg.contains("0.0.0.0") && !arg.contains("[::]"),

@@ -23,11 +23,27 @@ const MUST_HAVE_DATA: &[(&str, &str)] = &[
     ("Homelab / Overview", "Service availability"),
     ("Homelab / Overview", "Uptime"),
     ("Homelab / Overview", "Gateway and public resolvers"),
+    ("Homelab / Host", "Uptime"),
+    ("Homelab / Host", "Fullest filesystem"),
+    ("Homelab / Host", "Read-only filesystems"),
     ("Homelab / Host", "CPU utilization"),
+    ("Homelab / Host", "CPU time by mode"),
+    ("Homelab / Host", "CPU saturation: load vs CPUs"),
     ("Homelab / Host", "Memory utilization"),
+    ("Homelab / Host", "Memory breakdown"),
     ("Homelab / Host", "Disk utilization (busy time)"),
+    ("Homelab / Host", "Disk IOPS"),
     ("Homelab / Host", "Filesystem space used"),
     ("Homelab / Host", "Network utilization"),
+    ("Homelab / Host", "Network packets"),
+    ("Homelab / Host", "TCP connections"),
+    (
+        "Homelab / Host",
+        "File descriptors allocated (of the kernel maximum)",
+    ),
+    ("Homelab / Host", "Kernel"),
+    ("Homelab / Host", "Operating system"),
+    ("Homelab / Host", "CPUs"),
     ("Homelab / Probes", "Status per check"),
     ("Homelab / Probes", "Probe duration"),
     (
@@ -137,6 +153,16 @@ fn every_dashboard_promql_expression_runs_on_a_real_prometheus() {
     println!(
         "checked {checked} dashboard PromQL expressions against a live Prometheus: {} failed, {with_data} returned data",
         failures.len()
+    );
+    let empty: Vec<String> = panel_data
+        .iter()
+        .filter(|(_, has)| !**has)
+        .map(|((d, p), _)| format!("{d} / {p}"))
+        .collect();
+    println!(
+        "{} panels without data on this host (exporter, collector or hardware absent):\n  {}",
+        empty.len(),
+        empty.join("\n  ")
     );
     assert!(
         failures.is_empty(),

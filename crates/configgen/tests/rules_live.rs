@@ -26,9 +26,12 @@ fn rules_of(data: &Value) -> Vec<Value> {
 
 /// Metric families the rules use that this machine cannot be relied on to
 /// expose: they need sensors, md arrays, systemd as PID 1, the conntrack
-/// module, TLS targets, or the homelab-probe (tested in its own crate).
+/// module, TLS targets, ZFS pools, a textfile script (node_reboot_required),
+/// or the homelab-probe (tested in its own crate).
 const MAY_BE_ABSENT: &[&str] = &[
     "node_hwmon_",
+    "node_zfs_",
+    "node_reboot_required",
     "node_md_",
     "node_systemd_",
     "node_nf_conntrack_",

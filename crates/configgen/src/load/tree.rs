@@ -161,10 +161,24 @@ impl fmt::Display for PathDisplay<'_> {
 }
 
 /// Parse a printed path back into segments. Keys cannot contain `.` or `[`,
-/// which holds for every path validation produces.
+/// except inside brackets: `timer_max_age[backup.timer]` is a key with a dot.
 pub fn parse_path(path: &str) -> Vec<Segment> {
+    let mut parts = Vec::new();
+    let (mut start, mut depth) = (0, 0);
+    for (i, c) in path.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth -= 1,
+            '.' if depth == 0 => {
+                parts.push(&path[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&path[start..]);
     let mut segs = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
+    for part in parts.into_iter().filter(|p| !p.is_empty()) {
         let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
         if !key.is_empty() {
             segs.push(Segment::Key(key.to_string()));
@@ -195,6 +209,18 @@ mod tests {
         ] {
             assert_eq!(PathDisplay(&parse_path(p)).to_string(), p);
         }
+    }
+
+    #[test]
+    fn bracketed_keys_may_hold_dots() {
+        assert_eq!(
+            parse_path("alerting.timer_max_age[backup.timer]"),
+            [
+                Segment::Key("alerting".into()),
+                Segment::Key("timer_max_age".into()),
+                Segment::Key("backup.timer".into()),
+            ]
+        );
     }
 
     #[test]

@@ -159,12 +159,7 @@ fn hardened(image: String, user: &str) -> Service {
 fn service(daemon: &Daemon, config_dir: &str, needs_init: bool) -> Service {
     let c = &daemon.container;
     let mut s = hardened(daemon.image.reference(), c.user);
-    s.command = daemon
-        .args
-        .iter()
-        .chain(&c.extra_args)
-        .map(|a| literal(a))
-        .collect();
+    s.command = daemon.container_args().iter().map(|a| literal(a)).collect();
     s.environment = daemon
         .env
         .iter()

@@ -1,11 +1,20 @@
 //! loki/loki.yaml: Loki 3.x single binary, TSDB index (schema v13) on the local
-//! filesystem, retention applied by the compactor.
+//! filesystem, retention applied by the compactor; with Alertmanager, the
+//! ruler evaluates the log alerts of loki/rules/ and sends them there.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use minijinja::syntax::SyntaxConfig;
+use minijinja::Environment;
 use serde_json::json;
 
-use super::{lgtm, yaml, Tree};
+use super::{alloy, lgtm, yaml, Tree};
 use crate::plan::{job, Plan, INTERNAL_ADDRESS};
+
+/// The ruler's rule files for the single tenant (`fake` while auth is off),
+/// relative to the config dir: `<directory>/<tenant>/<file>`.
+pub const RULES_DIR: &str = "loki/rules";
+pub const RULES_FILE: &str = "loki/rules/fake/logs.yaml";
+const RULES_TEMPLATE: &str = include_str!("../../rules/loki/logs.yml.j2");
 
 /// First day of the v13 schema period. Fixed forever: moving it would orphan stored data.
 const SCHEMA_FROM: &str = "2024-01-01";
@@ -17,7 +26,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         return Ok(());
     }
     let dir = loki.data_dir.trim_end_matches('/');
-    let doc = json!({
+    let mut doc = json!({
         "auth_enabled": false,
         "analytics": { "reporting_enabled": false },
         "server": {
@@ -83,5 +92,36 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             }
         },
     });
+    if plan.runs(job::ALERTMANAGER) {
+        let config_dir = cfg.deploy.config_dir.trim_end_matches('/');
+        doc["ruler"] = json!({
+            "storage": { "type": "local", "local": { "directory": format!("{config_dir}/{RULES_DIR}") } },
+            "rule_path": format!("{dir}/ruler"),
+            "alertmanager_url": format!("http://{}", plan.alertmanager_address()),
+            "ring": { "kvstore": { "store": "inmemory" } },
+            "enable_api": true,
+        });
+        tree.add(RULES_FILE, rules()?)?;
+    }
     tree.add("loki/loki.yaml", yaml::document(plan, "loki.yaml", &doc)?)
+}
+
+/// The log alert rules (templates use [[ ]] so that Loki's {{ }} stay).
+fn rules() -> Result<String> {
+    let mut env = Environment::new();
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .block_delimiters("[%", "%]")
+            .variable_delimiters("[[", "]]")
+            .comment_delimiters("[#", "#]")
+            .build()?,
+    );
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_trim_blocks(true);
+    env.set_keep_trailing_newline(true);
+    env.render_str(
+        RULES_TEMPLATE,
+        minijinja::context! { journal_job => alloy::JOURNAL_JOB },
+    )
+    .context("rendering rules/loki/logs.yml.j2")
 }

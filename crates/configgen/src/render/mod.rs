@@ -13,7 +13,7 @@ mod blackbox;
 pub mod compose;
 pub(crate) mod grafana;
 mod lgtm;
-mod loki;
+pub(crate) mod loki;
 mod probe;
 mod prometheus;
 mod rules;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::Tree;
 use crate::alerts::{self, format_number, Group};
 use crate::plan::{job, Plan};
+use crate::validate::parse_duration_ms;
 
 const MACROS: (&str, &str) = ("_macros.j2", include_str!("../../rules/_macros.j2"));
 
@@ -19,6 +20,7 @@ fn template_source(group: Group) -> &'static str {
         Group::Watchdog => include_str!("../../rules/watchdog.yml.j2"),
         Group::Targets => include_str!("../../rules/targets.yml.j2"),
         Group::Host => include_str!("../../rules/host.yml.j2"),
+        Group::HostExtra => include_str!("../../rules/host_extra.yml.j2"),
         Group::Probes => include_str!("../../rules/probes.yml.j2"),
         Group::Red => include_str!("../../rules/red.yml.j2"),
         Group::Prometheus => include_str!("../../rules/prometheus.yml.j2"),
@@ -45,6 +47,16 @@ struct Vars {
     probe_jobs: String,
     /// Services whose TLS expiry is not watched, as a regex alternation ("" = none).
     tls_expiry_ignored: String,
+    /// alerting.timer_max_age: each timer with its maximum age in seconds.
+    timers: Vec<TimerAge>,
+    /// The same timers as a regex alternation ("" = none).
+    timers_regex: String,
+}
+
+#[derive(Serialize)]
+struct TimerAge {
+    name: String,
+    seconds: String,
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
@@ -90,6 +102,15 @@ fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
             .map(|s| regex_literal(&s.name))
             .collect::<Vec<_>>()
             .join("|"),
+        timers: timer_ages(plan)?,
+        timers_regex: plan
+            .cfg
+            .alerting
+            .timer_max_age
+            .keys()
+            .map(|t| regex_literal(t))
+            .collect::<Vec<_>>()
+            .join("|"),
     };
     let env = environment()?;
     let mut out = Vec::new();
@@ -102,6 +123,21 @@ fn render_groups(plan: &Plan) -> Result<Vec<(Group, String)>> {
             .render(&ctx)
             .with_context(|| format!("rendering rules/{}.yml.j2", group.name()))?;
         out.push((group, text));
+    }
+    Ok(out)
+}
+
+fn timer_ages(plan: &Plan) -> Result<Vec<TimerAge>> {
+    let mut out = Vec::new();
+    for (name, age) in &plan.cfg.alerting.timer_max_age {
+        let Some(ms) = parse_duration_ms(age) else {
+            bail!("alerting.timer_max_age[{name}]: `{age}` is not a duration");
+        };
+        out.push(TimerAge {
+            // Validated as a unit name: no quote or backslash to escape.
+            name: name.clone(),
+            seconds: format_number(ms as f64 / 1000.0),
+        });
     }
     Ok(out)
 }

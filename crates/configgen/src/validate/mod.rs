@@ -350,6 +350,22 @@ impl Checker {
         for (i, file) in a.extra_rule_files.iter().enumerate() {
             self.absolute(&format!("alerting.extra_rule_files[{i}]"), file);
         }
+        for (timer, age) in &a.timer_max_age {
+            let path = format!("alerting.timer_max_age[{timer}]");
+            let unit_name = timer.strip_suffix(".timer").is_some_and(|stem| {
+                !stem.is_empty()
+                    && stem
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "@._:-".contains(c))
+            });
+            if !unit_name {
+                self.issue(
+                    &path,
+                    format!("`{timer}` is not a timer unit name (e.g. restic-backup.timer)"),
+                );
+            }
+            self.duration(&path, age, false);
+        }
         for (name, o) in &a.overrides {
             if let Some(for_) = &o.for_ {
                 self.duration(&format!("alerting.overrides.{name}.for"), for_, true);
