@@ -512,6 +512,11 @@ fn rows() -> Vec<Row> {
             json!("http://monitor.lan"),
         ),
         row(
+            "alerting.timer_max_age",
+            "/alerting/timer_max_age",
+            json!({ "restic-backup.timer": "26h" }),
+        ),
+        row(
             "alerting.overrides.*.enabled",
             "/alerting/overrides/HostHighCpuLoad/enabled",
             json!(true),
@@ -787,6 +792,8 @@ fn rows() -> Vec<Row> {
         ),
         // [deploy]
         row("deploy.config_dir", "/deploy/config_dir", json!("/opt/hlo")),
+        // [discovery]
+        row("discovery.containers", "/discovery/containers", json!(false)),
     ]
 }
 
