@@ -51,6 +51,7 @@ pub mod maps {
     pub const CLIENT_PORTS: &str = "hl_client_ports";
     pub const CGROUPS: &str = "hl_cgroups";
     pub const TGIDS: &str = "hl_tgids";
+    pub const TGID_BITS: &str = "hl_tgid_bits";
     pub const CONNS: &str = "hl_conns";
     pub const STATS: &str = "hl_stats";
 }

@@ -23,6 +23,7 @@ pub struct Maps {
     pub events: RingBuf<MapData>,
     pub conns: HashMap<MapData, u64, ConnValue>,
     pub tgids: HashMap<MapData, u32, u32>,
+    pub tgid_bits: crate::tgid_bits::TgidBits,
     pub cgroups: HashMap<MapData, u64, u32>,
     pub stats: PerCpuArray<MapData, u64>,
 }
@@ -229,6 +230,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
         events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)?,
         conns: HashMap::try_from(take(&mut ebpf, maps::CONNS)?)?,
         tgids: HashMap::try_from(take(&mut ebpf, maps::TGIDS)?)?,
+        tgid_bits: crate::tgid_bits::TgidBits::new(take(&mut ebpf, maps::TGID_BITS)?)?,
         cgroups: HashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
         stats: PerCpuArray::try_from(take(&mut ebpf, maps::STATS)?)?,
     };

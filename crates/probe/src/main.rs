@@ -10,6 +10,7 @@ mod procfs;
 mod seed;
 mod services;
 mod table;
+mod tgid_bits;
 
 use std::{
     collections::HashMap,
@@ -275,6 +276,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         // BPF_NOEXIST: an accept seen since attaching is more accurate than the seed.
         if collector.maps.conns.insert(key, value, 1).is_ok() {
             let _ = collector.maps.tgids.insert(s.tgid, 1, 0);
+            collector.maps.tgid_bits.mark(s.tgid);
             collector.table.open(
                 s.tgid,
                 s.fd,
