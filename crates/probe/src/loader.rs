@@ -140,6 +140,17 @@ fn ensure_tracefs() -> Result<()> {
     )
 }
 
+/// The running kernel's release when its version is below major.minor.
+fn release_older_than(major: u32, minor: u32) -> Option<String> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let release = release.trim().to_string();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??);
+    (version < (major, minor)).then_some(release)
+}
+
 fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
     let text = err.to_string();
     let missing = missing_capabilities();
@@ -165,6 +176,10 @@ fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
             .to_string()
     } else if text.contains("No such file or directory") && what.starts_with("tracepoint") {
         "the tracepoint does not exist: the kernel needs CONFIG_FTRACE_SYSCALLS".to_string()
+    } else if let Some(release) = release_older_than(5, 15) {
+        // The verifier's own words for a missing feature vary (e.g. 5.10 refuses atomic
+        // instructions with "BPF_STX uses reserved fields").
+        format!("Linux {release} is older than 5.15, the oldest kernel the probe supports")
     } else {
         String::new()
     };
