@@ -13,6 +13,12 @@ char LICENSE[] SEC("license") = "GPL";
 /* Force a reader wakeup once this many bytes wait in the ring (set by the loader). */
 volatile const __u64 hl_wakeup_bytes = 256 * 1024;
 
+/* Whether any watch can match an accepted (server) or a connected (client) socket: ports of
+ * that side, or cgroups, which match both (set by the loader). Without, the open hooks of
+ * that side return before resolving the socket of every accept or connect on the host. */
+volatile const __u8 hl_watch_server = 1;
+volatile const __u8 hl_watch_client = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
@@ -264,18 +270,24 @@ static __always_inline int track_open(long fd, __u8 side)
 SEC("tracepoint/syscalls/sys_exit_accept")
 int hl_exit_accept(struct hl_sys_exit *ctx)
 {
+	if (!hl_watch_server)
+		return 0;
 	return track_open(ctx->ret, HL_SIDE_SERVER);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int hl_exit_accept4(struct hl_sys_exit *ctx)
 {
+	if (!hl_watch_server)
+		return 0;
 	return track_open(ctx->ret, HL_SIDE_SERVER);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int hl_exit_connect(struct hl_sys_exit *ctx)
 {
+	if (!hl_watch_client)
+		return 0;
 	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
 		return 0;
 	return track_open(user_regs()->di, HL_SIDE_CLIENT);

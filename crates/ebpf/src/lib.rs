@@ -58,6 +58,9 @@ pub mod maps {
 
 /// Global set by the loader: bytes waiting in the ring that force a reader wakeup.
 pub const WAKEUP_BYTES_GLOBAL: &str = "hl_wakeup_bytes";
+/// Globals set by the loader: 0 when no watch can match that side's new connections.
+pub const WATCH_SERVER_GLOBAL: &str = "hl_watch_server";
+pub const WATCH_CLIENT_GLOBAL: &str = "hl_watch_client";
 
 pub const EV_OPEN: u8 = 1;
 pub const EV_DATA: u8 = 2;

@@ -39,6 +39,8 @@ pub struct Probe {
 pub struct LoadOptions<'a> {
     pub server_ports: &'a [(u16, u32)],
     pub client_ports: &'a [(u16, u32)],
+    /// Unit or container watches are configured (they match both sides).
+    pub cgroups: bool,
     pub ring_buffer_kib: u32,
     pub tls: bool,
     pub libssl: &'a [String],
@@ -195,9 +197,13 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
     let ring_bytes = (opts.ring_buffer_kib.max(64) as u64 * 1024).next_power_of_two();
     let ring_bytes = u32::try_from(ring_bytes).context("ring buffer too large")?;
     let wakeup: u64 = (u64::from(ring_bytes) / 16).max(4096);
+    let watch_server = u8::from(opts.cgroups || !opts.server_ports.is_empty());
+    let watch_client = u8::from(opts.cgroups || !opts.client_ports.is_empty());
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::EVENTS, ring_bytes)
         .override_global(abi::WAKEUP_BYTES_GLOBAL, &wakeup, true)
+        .override_global(abi::WATCH_SERVER_GLOBAL, &watch_server, true)
+        .override_global(abi::WATCH_CLIENT_GLOBAL, &watch_client, true)
         .load(abi::PROBE_OBJ)
         .map_err(|e| explain(format!("{e:#} ({e:?})"), "loading the BPF object"))?;
 

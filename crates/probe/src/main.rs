@@ -213,6 +213,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let probe = loader::load(&loader::LoadOptions {
         server_ports: &as_list(&server_ports),
         client_ports: &as_list(&client_ports),
+        cgroups: !cgroup_watches.is_empty(),
         ring_buffer_kib: settings.ring_buffer_kib,
         tls: settings.tls,
         libssl: &settings.libssl,
