@@ -23,7 +23,7 @@ pub struct Maps {
     pub events: RingBuf<MapData>,
     pub conns: HashMap<MapData, u64, ConnValue>,
     pub tgids: HashMap<MapData, u32, u32>,
-    pub tgid_bits: crate::tgid_bits::TgidBits,
+    pub tgid_bits: MapData,
     pub cgroups: HashMap<MapData, u64, u32>,
     pub stats: PerCpuArray<MapData, u64>,
 }
@@ -251,7 +251,10 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
         events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)?,
         conns: HashMap::try_from(take(&mut ebpf, maps::CONNS)?)?,
         tgids: HashMap::try_from(take(&mut ebpf, maps::TGIDS)?)?,
-        tgid_bits: crate::tgid_bits::TgidBits::new(take(&mut ebpf, maps::TGID_BITS)?)?,
+        tgid_bits: match take(&mut ebpf, maps::TGID_BITS)? {
+            aya::maps::Map::Array(data) => data,
+            _ => anyhow::bail!("map {} is not an array", maps::TGID_BITS),
+        },
         cgroups: HashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
         stats: PerCpuArray::try_from(take(&mut ebpf, maps::STATS)?)?,
     };

@@ -261,6 +261,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         cgroup_root: collector.cgroup_root.as_deref(),
     });
     let now = collector::monotonic_ns();
+    let mut seeded_tgids = vec![];
     for s in &seeded {
         let key = table::conn_key(s.tgid, s.fd);
         let side = if s.side == Side::Client {
@@ -277,7 +278,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         // BPF_NOEXIST: an accept seen since attaching is more accurate than the seed.
         if collector.maps.conns.insert(key, value, 1).is_ok() {
             let _ = collector.maps.tgids.insert(s.tgid, 1, 0);
-            collector.maps.tgid_bits.mark(s.tgid);
+            seeded_tgids.push(s.tgid);
             collector.table.open(
                 s.tgid,
                 s.fd,
@@ -290,6 +291,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             );
         }
     }
+    tgid_bits::mark(&collector.maps.tgid_bits, seeded_tgids)?;
 
     eprintln!(
         "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
