@@ -13,6 +13,12 @@ char LICENSE[] SEC("license") = "GPL";
 /* Force a reader wakeup once this many bytes wait in the ring (set by the loader). */
 volatile const __u64 hl_wakeup_bytes = 256 * 1024;
 
+/* Whether any watch can match an accepted (server) or a connected (client) socket: ports of
+ * that side, or cgroups, which match both (set by the loader). Without, the open hooks of
+ * that side return before resolving the socket of every accept or connect on the host. */
+volatile const __u8 hl_watch_server = 1;
+volatile const __u8 hl_watch_client = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 * 1024 * 1024);
@@ -57,6 +63,19 @@ struct {
 	__type(key, __u64);
 	__type(value, struct hl_conn);
 } hl_conns SEC(".maps");
+
+/* One bit per process id (PID_MAX_LIMIT is 2^22 on 64-bit), set for every process that has
+ * owned a tracked connection: the first test of the hooks that every process runs. An array
+ * lookup is inlined by the verifier, where the hash lookup in hl_tgids is a helper call
+ * that hashes the key. Bits are only ever set (atomically, here and by the loader through
+ * mmap): a pid reused by an unwatched process then pays the hash lookup, as before. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, HL_TGID_WORDS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+} hl_tgid_bits SEC(".maps");
 
 /* Thread inside SSL_read/SSL_write: pid_tgid -> call arguments. */
 struct hl_ssl_call {
@@ -108,6 +127,23 @@ static __always_inline void stat_inc(__u32 idx)
 	__u64 *v = bpf_map_lookup_elem(&hl_stats, &idx);
 	if (v)
 		*v += 1;
+}
+
+static __always_inline bool tgid_maybe_tracked(__u32 tgid)
+{
+	__u32 word = tgid >> 6;
+	if (word >= HL_TGID_WORDS)
+		return true;
+	__u64 *bits = bpf_map_lookup_elem(&hl_tgid_bits, &word);
+	return !bits || (*bits >> (tgid & 63)) & 1;
+}
+
+static __always_inline void tgid_mark(__u32 tgid)
+{
+	__u32 word = tgid >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&hl_tgid_bits, &word);
+	if (bits && !((*bits >> (tgid & 63)) & 1))
+		__sync_fetch_and_or(bits, 1ULL << (tgid & 63));
 }
 
 static __always_inline __u64 conn_key(__u32 tgid, __s32 fd)
@@ -202,6 +238,7 @@ static __always_inline int track_open(long fd, __u8 side)
 	bpf_map_update_elem(&hl_conns, &key, &conn, BPF_ANY);
 	__u32 tracked = HL_TGID_TRACKED; /* NOEXIST: keep the HL_TGID_SSL flag of a known process */
 	bpf_map_update_elem(&hl_tgids, &tgid, &tracked, BPF_NOEXIST);
+	tgid_mark(tgid);
 
 	struct hl_event *ev = scratch();
 	if (!ev)
@@ -233,18 +270,24 @@ static __always_inline int track_open(long fd, __u8 side)
 SEC("tracepoint/syscalls/sys_exit_accept")
 int hl_exit_accept(struct hl_sys_exit *ctx)
 {
+	if (!hl_watch_server)
+		return 0;
 	return track_open(ctx->ret, HL_SIDE_SERVER);
 }
 
 SEC("tracepoint/syscalls/sys_exit_accept4")
 int hl_exit_accept4(struct hl_sys_exit *ctx)
 {
+	if (!hl_watch_server)
+		return 0;
 	return track_open(ctx->ret, HL_SIDE_SERVER);
 }
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int hl_exit_connect(struct hl_sys_exit *ctx)
 {
+	if (!hl_watch_client)
+		return 0;
 	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
 		return 0;
 	return track_open(user_regs()->di, HL_SIDE_CLIENT);
@@ -372,6 +415,8 @@ static __always_inline struct hl_conn *watched_data_call(long ret, struct data_c
 	if (ret <= 0)
 		return NULL;
 	call->tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!tgid_maybe_tracked(call->tgid))
+		return NULL;
 	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &call->tgid);
 	if (!tflags)
 		return NULL;
@@ -483,7 +528,7 @@ SEC("tracepoint/syscalls/sys_enter_close")
 int hl_enter_close(struct hl_sys_enter *ctx)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+	if (!tgid_maybe_tracked(tgid) || !bpf_map_lookup_elem(&hl_tgids, &tgid))
 		return 0;
 	long fd = (int)ctx->args[0];
 	__u64 key = conn_key(tgid, fd);

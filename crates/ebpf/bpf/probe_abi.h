@@ -6,6 +6,7 @@
 #define HL_HEAD_MAX 2048 /* bytes captured from the start of each read/write */
 #define HL_TAIL_MAX 64   /* bytes captured from the end when the head is not complete */
 #define HL_MAX_IOV 8     /* iovec entries walked for readv/writev/recvmsg/sendmsg */
+#define HL_TGID_WORDS 65536 /* 64-bit words of the tgid bitmap: 2^22 process ids */
 
 enum hl_kind { HL_EV_OPEN = 1, HL_EV_DATA = 2, HL_EV_CLOSE = 3 };
 enum hl_dir { HL_DIR_READ = 0, HL_DIR_WRITE = 1 };

@@ -51,12 +51,16 @@ pub mod maps {
     pub const CLIENT_PORTS: &str = "hl_client_ports";
     pub const CGROUPS: &str = "hl_cgroups";
     pub const TGIDS: &str = "hl_tgids";
+    pub const TGID_BITS: &str = "hl_tgid_bits";
     pub const CONNS: &str = "hl_conns";
     pub const STATS: &str = "hl_stats";
 }
 
 /// Global set by the loader: bytes waiting in the ring that force a reader wakeup.
 pub const WAKEUP_BYTES_GLOBAL: &str = "hl_wakeup_bytes";
+/// Globals set by the loader: 0 when no watch can match that side's new connections.
+pub const WATCH_SERVER_GLOBAL: &str = "hl_watch_server";
+pub const WATCH_CLIENT_GLOBAL: &str = "hl_watch_client";
 
 pub const EV_OPEN: u8 = 1;
 pub const EV_DATA: u8 = 2;

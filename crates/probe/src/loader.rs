@@ -23,6 +23,7 @@ pub struct Maps {
     pub events: RingBuf<MapData>,
     pub conns: HashMap<MapData, u64, ConnValue>,
     pub tgids: HashMap<MapData, u32, u32>,
+    pub tgid_bits: MapData,
     pub cgroups: HashMap<MapData, u64, u32>,
     pub stats: PerCpuArray<MapData, u64>,
 }
@@ -38,6 +39,8 @@ pub struct Probe {
 pub struct LoadOptions<'a> {
     pub server_ports: &'a [(u16, u32)],
     pub client_ports: &'a [(u16, u32)],
+    /// Unit or container watches are configured (they match both sides).
+    pub cgroups: bool,
     pub ring_buffer_kib: u32,
     pub tls: bool,
     pub libssl: &'a [String],
@@ -139,6 +142,17 @@ fn ensure_tracefs() -> Result<()> {
     )
 }
 
+/// The running kernel's release when its version is below major.minor.
+fn release_older_than(major: u32, minor: u32) -> Option<String> {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let release = release.trim().to_string();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let version = (parts.next()??, parts.next()??);
+    (version < (major, minor)).then_some(release)
+}
+
 fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
     let text = err.to_string();
     let missing = missing_capabilities();
@@ -164,6 +178,10 @@ fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
             .to_string()
     } else if text.contains("No such file or directory") && what.starts_with("tracepoint") {
         "the tracepoint does not exist: the kernel needs CONFIG_FTRACE_SYSCALLS".to_string()
+    } else if let Some(release) = release_older_than(5, 15) {
+        // The verifier's own words for a missing feature vary (e.g. 5.10 refuses atomic
+        // instructions with "BPF_STX uses reserved fields").
+        format!("Linux {release} is older than 5.15, the oldest kernel the probe supports")
     } else {
         String::new()
     };
@@ -179,9 +197,13 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
     let ring_bytes = (opts.ring_buffer_kib.max(64) as u64 * 1024).next_power_of_two();
     let ring_bytes = u32::try_from(ring_bytes).context("ring buffer too large")?;
     let wakeup: u64 = (u64::from(ring_bytes) / 16).max(4096);
+    let watch_server = u8::from(opts.cgroups || !opts.server_ports.is_empty());
+    let watch_client = u8::from(opts.cgroups || !opts.client_ports.is_empty());
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::EVENTS, ring_bytes)
         .override_global(abi::WAKEUP_BYTES_GLOBAL, &wakeup, true)
+        .override_global(abi::WATCH_SERVER_GLOBAL, &watch_server, true)
+        .override_global(abi::WATCH_CLIENT_GLOBAL, &watch_client, true)
         .load(abi::PROBE_OBJ)
         .map_err(|e| explain(format!("{e:#} ({e:?})"), "loading the BPF object"))?;
 
@@ -229,6 +251,10 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
         events: RingBuf::try_from(take(&mut ebpf, maps::EVENTS)?)?,
         conns: HashMap::try_from(take(&mut ebpf, maps::CONNS)?)?,
         tgids: HashMap::try_from(take(&mut ebpf, maps::TGIDS)?)?,
+        tgid_bits: match take(&mut ebpf, maps::TGID_BITS)? {
+            aya::maps::Map::Array(data) => data,
+            _ => anyhow::bail!("map {} is not an array", maps::TGID_BITS),
+        },
         cgroups: HashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
         stats: PerCpuArray::try_from(take(&mut ebpf, maps::STATS)?)?,
     };

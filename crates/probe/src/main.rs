@@ -10,6 +10,7 @@ mod procfs;
 mod seed;
 mod services;
 mod table;
+mod tgid_bits;
 
 use std::{
     collections::HashMap,
@@ -212,6 +213,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let probe = loader::load(&loader::LoadOptions {
         server_ports: &as_list(&server_ports),
         client_ports: &as_list(&client_ports),
+        cgroups: !cgroup_watches.is_empty(),
         ring_buffer_kib: settings.ring_buffer_kib,
         tls: settings.tls,
         libssl: &settings.libssl,
@@ -259,6 +261,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         cgroup_root: collector.cgroup_root.as_deref(),
     });
     let now = collector::monotonic_ns();
+    let mut seeded_tgids = vec![];
     for s in &seeded {
         let key = table::conn_key(s.tgid, s.fd);
         let side = if s.side == Side::Client {
@@ -275,6 +278,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         // BPF_NOEXIST: an accept seen since attaching is more accurate than the seed.
         if collector.maps.conns.insert(key, value, 1).is_ok() {
             let _ = collector.maps.tgids.insert(s.tgid, 1, 0);
+            seeded_tgids.push(s.tgid);
             collector.table.open(
                 s.tgid,
                 s.fd,
@@ -287,6 +291,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             );
         }
     }
+    tgid_bits::mark(&collector.maps.tgid_bits, seeded_tgids)?;
 
     eprintln!(
         "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
