@@ -581,6 +581,10 @@ container = "immich_server"
         assert!(has(|w| w.container.is_some()));
         assert!(settings.watches.iter().all(|w| w.service.is_some()));
         assert_eq!(settings.metrics_listen.to_string(), "127.0.0.1:9464");
+        let traces = settings.traces.expect("jellyfin has traces = true");
+        assert_eq!(traces.url, "http://127.0.0.1:4318/v1/traces");
+        assert!(has(|w| w.traces == Some(false)));
+        assert!(has(|w| w.traces.is_none() && !w.ports.is_empty()));
     }
 
     #[test]

@@ -106,6 +106,25 @@ pub fn new_span_id() -> SpanId {
     }
 }
 
+/// Ids of the `ordinal`-th exchange of a client connection, derived from the connection's
+/// random salt: the server end of the same connection, when it is watched on this host too,
+/// computes the same ids and makes its span a child of the client span, whichever end's
+/// exchange is seen first.
+pub fn hop_ids(salt: u64, ordinal: u64) -> (TraceId, SpanId) {
+    // splitmix64 steps
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let base = salt.wrapping_add(ordinal.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let (a, b, c) = (mix(base), mix(base ^ 0x5555), mix(base ^ 0xaaaa));
+    let mut trace_id = [0u8; 16];
+    trace_id[..8].copy_from_slice(&a.to_be_bytes());
+    trace_id[8..].copy_from_slice(&b.to_be_bytes());
+    (trace_id, c.max(1).to_be_bytes())
+}
+
 /// Keeps a trace when the low 8 bytes of its id fall below `ratio` of their range: the
 /// decision depends on the trace id only, so every probe keeps or drops the same traces.
 pub fn sampled(trace_id: &TraceId, ratio: f64) -> bool {

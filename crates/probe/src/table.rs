@@ -21,7 +21,9 @@ use crate::{
     export::SpanSink,
     live::LiveRequest,
     metrics::Metrics,
-    spans::{new_span_id, new_trace_id, parse_traceparent, sampled, url_path, SpanData, SpanIds},
+    spans::{
+        hop_ids, new_span_id, new_trace_id, parse_traceparent, sampled, url_path, SpanData, SpanIds,
+    },
 };
 
 pub struct WatchInfo {
@@ -88,6 +90,13 @@ struct ConnState {
     /// `http_server_active_requests` of the service, resolved at the first request: the
     /// label lookup costs more than the rest of the accounting.
     active_gauge: Option<IntGauge>,
+    /// Followed from its first byte (not seeded, not found from its data): exchanges can
+    /// be counted from the start, which local hops need.
+    from_start: bool,
+    /// Exchanges recorded so far.
+    exchanges: u64,
+    /// Random per connection; with `exchanges`, the span ids of a client connection.
+    salt: u64,
 }
 
 /// Hasher of the connection keys (tgid << 32 | fd), looked up several times per event:
@@ -131,6 +140,9 @@ pub struct Table {
     out: Vec<Exchange>,
     /// Span export (None: off).
     spans: Option<SpanSink>,
+    /// Client connections by (local port, remote port): the server end of a local hop
+    /// finds its client end here.
+    hops: HashMap<(u16, u16), u64>,
 }
 
 pub fn conn_key(tgid: u32, fd: i32) -> u64 {
@@ -189,6 +201,7 @@ impl Table {
             metrics,
             out: Vec::new(),
             spans: None,
+            hops: HashMap::new(),
         }
     }
 
@@ -278,6 +291,9 @@ impl Table {
             self.evict();
         }
         let service = self.service(tgid, watch, comm);
+        if let (Side::Client, Some(peer), 1..) = (side, &ends.peer, ends.local_port) {
+            self.hops.insert((ends.local_port, peer.port), key);
+        }
         self.conns.insert(
             key,
             ConnState {
@@ -298,6 +314,9 @@ impl Table {
                 errors_seen: 0,
                 last_series: None,
                 active_gauge: None,
+                from_start: !mid_stream,
+                exchanges: 0,
+                salt: fastrand::u64(..),
             },
         );
         self.metrics
@@ -408,10 +427,31 @@ impl Table {
         self.out.clear();
     }
 
+    /// The (salt, ordinal) of the client end of a local hop, when the server end `key` and
+    /// its client end were both followed from their start.
+    fn hop_of(&self, key: u64) -> Option<(u64, u64)> {
+        let c = self.conns.get(&key)?;
+        let peer = c.ends.peer.as_ref()?;
+        if c.side != Side::Server || !c.from_start || c.ends.local_port == 0 {
+            return None;
+        }
+        let client = self
+            .conns
+            .get(self.hops.get(&(peer.port, c.ends.local_port))?)?;
+        client.from_start.then_some((client.salt, c.exchanges))
+    }
+
     fn record(&mut self, key: u64, ex: &Exchange) {
+        let hop = if self.spans.is_some() {
+            self.hop_of(key)
+        } else {
+            None
+        };
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
+        let ordinal = c.exchanges;
+        c.exchanges += 1;
         let method = normalize_method(&ex.method);
         let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
         let target = if c.side == Side::Server {
@@ -499,7 +539,26 @@ impl Table {
         let traced = self.watches.get(c.watch as usize).is_some_and(|w| w.traces);
         if let (Some(sink), Some(status), true) = (&self.spans, ex.status, traced) {
             let parent = ex.meta.traceparent.as_deref().and_then(parse_traceparent);
-            let trace_id = parent.map_or_else(new_trace_id, |p| p.trace_id);
+            let own_hop = (c.side == Side::Client && c.from_start && c.ends.local_port != 0)
+                .then(|| hop_ids(c.salt, ordinal));
+            let (trace_id, span_id, parent_id) = match (hop, own_hop) {
+                // The server end of a local hop: a child of the client's span.
+                (Some((salt, ordinal)), _) => {
+                    let (trace_id, client_span) = hop_ids(salt, ordinal);
+                    let trace_id = parent.map_or(trace_id, |p| p.trace_id);
+                    (trace_id, new_span_id(), Some(client_span))
+                }
+                (None, Some((trace_id, span_id))) => (
+                    parent.map_or(trace_id, |p| p.trace_id),
+                    span_id,
+                    parent.map(|p| p.parent_id),
+                ),
+                (None, None) => (
+                    parent.map_or_else(new_trace_id, |p| p.trace_id),
+                    new_span_id(),
+                    parent.map(|p| p.parent_id),
+                ),
+            };
             if !sampled(&trace_id, sink.sample_ratio) {
                 return;
             }
@@ -510,8 +569,8 @@ impl Table {
             sink.submit(SpanData {
                 ids: SpanIds {
                     trace_id,
-                    span_id: new_span_id(),
-                    parent: parent.map(|p| p.parent_id),
+                    span_id,
+                    parent: parent_id,
                 },
                 service: c.service.clone(),
                 side: c.side,
@@ -526,6 +585,15 @@ impl Table {
                 local_port: c.ends.local_port,
                 meta: ex.meta.clone(),
             });
+        }
+    }
+
+    fn forget_hop(&mut self, key: u64, c: &ConnState) {
+        if let (Side::Client, Some(peer)) = (c.side, &c.ends.peer) {
+            let hop = (c.ends.local_port, peer.port);
+            if self.hops.get(&hop) == Some(&key) {
+                self.hops.remove(&hop);
+            }
         }
     }
 
@@ -549,8 +617,12 @@ impl Table {
             // Re-insert briefly so `record` finds the connection's labels.
             self.conns.insert(key, c);
             self.after_parse(key);
-            self.conns.remove(&key);
+            let Some(back) = self.conns.remove(&key) else {
+                return;
+            };
+            c = back;
         }
+        self.forget_hop(key, &c);
     }
 
     /// Drops the least recently active sixteenth of the table.
@@ -563,6 +635,7 @@ impl Table {
         }
         for (_, key) in ages {
             if let Some(c) = self.conns.remove(&key) {
+                self.forget_hop(key, &c);
                 if let Some(g) = &c.active_gauge {
                     g.sub(c.active);
                 }
@@ -967,5 +1040,72 @@ traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
         data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, req, 1);
         data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_WRITE, ok, 2);
         assert!(exporter.try_take().is_none());
+    }
+
+    #[test]
+    fn local_hop_server_span_is_a_child_of_the_client_span_in_either_order() {
+        let (mut t, _, mut exporter) = traced(16, 1.0);
+        let peer = |port| {
+            Some(Peer {
+                address: "127.0.0.1".into(),
+                port,
+            })
+        };
+        let client = Ends {
+            peer: peer(8080),
+            local_port: 40000,
+        };
+        t.open(2, 5, 0, Side::Client, client, 0, false, Some("curl"));
+        let server = Ends {
+            peer: peer(40000),
+            local_port: 8080,
+        };
+        t.open(1, 3, 0, Side::Server, server, 1, false, None);
+        let plain = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        let with_parent = b"GET /b HTTP/1.1\r\n\
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"
+            .to_vec();
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (cl, sv) = (abi::SIDE_CLIENT, abi::SIDE_SERVER);
+        for (i, req) in [&plain, &with_parent, &plain].into_iter().enumerate() {
+            let ts = 100 * i as u64;
+            data(&mut t, 2, 5, cl, abi::DIR_WRITE, req, ts + 10);
+            data(&mut t, 1, 3, sv, abi::DIR_READ, req, ts + 11);
+            // The second time, the client's read is seen before the server's write.
+            if i == 1 {
+                data(&mut t, 2, 5, cl, abi::DIR_READ, ok, ts + 21);
+                data(&mut t, 1, 3, sv, abi::DIR_WRITE, ok, ts + 20);
+            } else {
+                data(&mut t, 1, 3, sv, abi::DIR_WRITE, ok, ts + 20);
+                data(&mut t, 2, 5, cl, abi::DIR_READ, ok, ts + 21);
+            }
+        }
+        let spans: Vec<SpanData> = std::iter::from_fn(|| exporter.try_take()).collect();
+        assert_eq!(spans.len(), 6);
+        let (clients, servers): (Vec<&SpanData>, Vec<&SpanData>) =
+            spans.iter().partition(|s| s.side == Side::Client);
+        for (c, s) in clients.iter().zip(&servers) {
+            assert_eq!(s.ids.parent, Some(c.ids.span_id), "{c:?}\n{s:?}");
+            assert_eq!(s.ids.trace_id, c.ids.trace_id);
+            assert_eq!(c.target, s.target);
+        }
+        assert_eq!(clients[0].ids.parent, None);
+        assert_eq!(
+            clients[1].ids.parent,
+            Some(*b"\xb7\xad\x6b\x71\x69\x20\x33\x31"),
+            "the client span continues the header's trace"
+        );
+        assert_eq!(clients[1].ids.trace_id[..2], [0x0a, 0xf7]);
+        assert_ne!(clients[0].ids.trace_id, clients[2].ids.trace_id);
+        assert_ne!(clients[0].ids.span_id, clients[2].ids.span_id);
+
+        // The client connection closed: a new server connection from the same port is no
+        // longer linked.
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 2, 5, 1000),
+            head: &[],
+            tail: &[],
+        });
+        assert!(t.hops.is_empty());
     }
 }

@@ -339,18 +339,37 @@ fn spans_over_otlp_and_the_live_requests_view() {
         StatusCode::Error as i32
     );
 
-    // traceparent continues the trace on the server; the client sent it, so its span joins
-    // the same trace under the same parent.
-    for g in [one(server("/status/200")), one(client("/status/200"))] {
-        assert_eq!(hex(&g.span.trace_id), TRACE, "{g:?}");
-        assert_eq!(hex(&g.span.parent_span_id), PARENT, "{g:?}");
+    // curl -> pyapp is a local hop: each server span is a child of the client span of the
+    // same request, in its trace.
+    for path in ["/slow", "/status/503", "/status/404", "/status/200"] {
+        let (mut sv, mut cl) = (server(path), client(path));
+        sv.sort_by_key(|g| g.span.start_time_unix_nano);
+        cl.sort_by_key(|g| g.span.start_time_unix_nano);
+        assert_eq!(sv.len(), cl.len());
+        for (s, c) in sv.iter().zip(&cl) {
+            assert_eq!(
+                hex(&s.span.parent_span_id),
+                hex(&c.span.span_id),
+                "{s:?}\n{c:?}"
+            );
+            assert_eq!(s.span.trace_id, c.span.trace_id);
+            assert!(c.span.start_time_unix_nano <= s.span.start_time_unix_nano);
+            assert!(c.span.end_time_unix_nano >= s.span.end_time_unix_nano);
+        }
     }
-    let others: Vec<&Got> = spans
+    // traceparent (sent by curl) continues the trace: the client span's parent is the
+    // header's, the server span is the client span's child.
+    let c200 = one(client("/status/200"));
+    assert_eq!(hex(&c200.span.trace_id), TRACE, "{c200:?}");
+    assert_eq!(hex(&c200.span.parent_span_id), PARENT, "{c200:?}");
+    assert_eq!(hex(&one(server("/status/200")).span.trace_id), TRACE);
+    let other_clients: Vec<&Got> = clients
         .iter()
-        .filter(|g| g.attr("url.path") != "/status/200" && !g.attr("url.full").ends_with("/200"))
+        .copied()
+        .filter(|g| !g.attr("url.full").ends_with("/200"))
         .collect();
-    assert_eq!(others.len(), 8);
-    for g in &others {
+    assert_eq!(other_clients.len(), 4);
+    for g in &other_clients {
         assert!(g.span.parent_span_id.is_empty(), "{g:?}");
         assert_ne!(hex(&g.span.trace_id), TRACE);
     }
