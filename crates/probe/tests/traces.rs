@@ -353,8 +353,8 @@ fn spans_over_otlp_and_the_live_requests_view() {
                 "{s:?}\n{c:?}"
             );
             assert_eq!(s.span.trace_id, c.span.trace_id);
-            assert!(c.span.start_time_unix_nano <= s.span.start_time_unix_nano);
-            assert!(c.span.end_time_unix_nano >= s.span.end_time_unix_nano);
+            // No nesting asserted: times are taken at syscall exit, so the server's read
+            // can return before the client's write does (docs/probe.md).
         }
     }
     // traceparent (sent by curl) continues the trace: the client span's parent is the
