@@ -104,6 +104,11 @@
               example = ["/Items/{id}"];
               description = "Route templates for the `http_route` label.";
             };
+            options.traces = mkOption {
+              type = types.bool;
+              default = false;
+              description = "Trace spans of these requests, sent by the probe to Alloy's OTLP HTTP receiver (none without Alloy and Tempo, or `ship_to.otlp_grpc` on an agent).";
+            };
           }
         );
         default = null;

@@ -224,6 +224,10 @@ pub struct RedWatch {
     pub client_ports: Vec<u16>,
     /// Route templates for the `http_route` label, e.g. "/api/items/{id}".
     pub routes: Vec<String>,
+    /// Trace spans of these requests, sent by the probe to Alloy's OTLP HTTP receiver
+    /// (which forwards them to Tempo). Without Alloy and a trace destination (Tempo, or
+    /// host.ship_to.otlp_grpc on an agent) there is no receiver, and no spans.
+    pub traces: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use crate::body::{Body, Chunk};
 use crate::head::{HeadInfo, Kind};
 use crate::stream::{At, Event, State, Stream};
-use crate::{Direction, Exchange, Segment, Side};
+use crate::{Direction, Exchange, InFlight, RequestMeta, Segment, Side};
 
 /// Per-connection bounds on memory and on what is kept of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +88,7 @@ struct Pending {
     method: String,
     target: String,
     start_ns: u64,
+    meta: RequestMeta,
 }
 
 /// HTTP/1.x exchange reconstruction for one TCP connection, fed with the
@@ -181,10 +182,27 @@ impl Connection {
         self.queue.len() + usize::from(self.current.is_some())
     }
 
+    /// The requests seen whose response is not complete yet, oldest first.
+    pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_>> {
+        self.current.iter().chain(&self.queue).map(|p| InFlight {
+            method: &p.method,
+            target: &p.target,
+            start_ns: p.start_ns,
+        })
+    }
+
     /// Approximate heap memory held by this connection (bounded by its
     /// [`Limits`]).
     pub fn heap_bytes(&self) -> usize {
-        let pending = |p: &Pending| p.method.capacity() + p.target.capacity();
+        let pending = |p: &Pending| {
+            let meta = &p.meta;
+            p.method.capacity()
+                + p.target.capacity()
+                + [&meta.host, &meta.user_agent, &meta.traceparent]
+                    .iter()
+                    .map(|v| v.as_ref().map_or(0, String::capacity))
+                    .sum::<usize>()
+        };
         self.requests.heap_bytes()
             + self.responses.heap_bytes()
             + self.queue.capacity() * std::mem::size_of::<Pending>()
@@ -385,6 +403,7 @@ impl Connection {
             method: info.method,
             target: info.target,
             start_ns,
+            meta: info.meta,
         });
     }
 
@@ -482,5 +501,6 @@ fn exchange(p: Pending, status: Option<u16>, end_ns: u64) -> Exchange {
         status,
         start_ns: p.start_ns,
         end_ns: end_ns.max(p.start_ns),
+        meta: p.meta,
     }
 }

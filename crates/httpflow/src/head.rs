@@ -37,7 +37,12 @@ pub(crate) struct HeadInfo {
     pub bad_length: bool,
     /// The whole head was seen (else the framing fields are a best effort).
     pub complete: bool,
+    /// Requests: the header fields kept for spans.
+    pub meta: crate::RequestMeta,
 }
+
+/// Longest header value kept in [`crate::RequestMeta`]; longer ones are cut.
+const MAX_META_BYTES: usize = 256;
 
 impl HeadInfo {
     fn header(&mut self, name: &[u8], value: &[u8]) {
@@ -57,6 +62,12 @@ impl HeadInfo {
             let last = value.rsplit(|&b| b == b',').next().map_or(&[][..], trim);
             self.chunked = last.eq_ignore_ascii_case(b"chunked");
             self.other_coding = !self.chunked;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            self.meta.host = Some(cut(value, MAX_META_BYTES));
+        } else if name.eq_ignore_ascii_case(b"user-agent") {
+            self.meta.user_agent = Some(cut(value, MAX_META_BYTES));
+        } else if name.eq_ignore_ascii_case(b"traceparent") {
+            self.meta.traceparent = Some(cut(value, MAX_META_BYTES));
         }
     }
 }

@@ -130,4 +130,25 @@ pub struct Exchange {
     pub start_ns: u64,
     /// Time of the last response byte.
     pub end_ns: u64,
+    /// Header fields of the request kept for spans.
+    pub meta: RequestMeta,
+}
+
+/// The few request header fields kept (for trace spans), each cut at 256 bytes. No other
+/// header value is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestMeta {
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    /// W3C Trace Context `traceparent`, unchecked.
+    pub traceparent: Option<String>,
+}
+
+/// A request whose response is not complete yet (see [`Connection::in_flight`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    /// Time of the first request byte.
+    pub start_ns: u64,
 }

@@ -1,6 +1,8 @@
 //! Behaviour of `Connection` on hand-written traffic, exact expectations.
 
-use httpflow::{Connection, Direction, Exchange, Limits, Mode, Segment, Side, Stats};
+use httpflow::{
+    Connection, Direction, Exchange, InFlight, Limits, Mode, RequestMeta, Segment, Side, Stats,
+};
 
 /// Drives one connection; `read`/`write` capture everything, `read_cut` /
 /// `write_cut` keep only a head of `head` bytes and a tail of `tail` bytes.
@@ -46,8 +48,13 @@ impl Conn {
     fn close(&mut self, ts: u64) {
         self.c.on_close(ts, &mut self.out);
     }
+    /// The exchanges completed so far, without their header fields (tested apart).
     fn take(&mut self) -> Vec<Exchange> {
-        std::mem::take(&mut self.out)
+        let mut out = std::mem::take(&mut self.out);
+        for e in &mut out {
+            e.meta = RequestMeta::default();
+        }
+        out
     }
 }
 
@@ -58,6 +65,7 @@ fn ex(method: &str, target: &str, status: Option<u16>, start_ns: u64, end_ns: u6
         status,
         start_ns,
         end_ns,
+        meta: RequestMeta::default(),
     }
 }
 
@@ -793,4 +801,44 @@ fn sendfile_reported_as_uncaptured_write_keeps_exact_framing() {
     s.c.on_segment(Direction::Write, sendfile, &mut s.out);
     assert_eq!(s.take(), [ex("GET", "/f", Some(200), 1, 3)]);
     assert_eq!(s.c.stats(), Stats::default());
+}
+
+#[test]
+fn span_header_fields_are_kept_and_in_flight_requests_listed() {
+    let mut s = Conn::new(Side::Server);
+    let long_agent = "a".repeat(300);
+    let req = format!(
+        "GET /a?secret=1 HTTP/1.1\r\nHost: example.org:8080\r\nUser-Agent: {long_agent}\r\n\
+         Cookie: c=1\r\ntraceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n\
+         POST /b HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.read(10, req.as_bytes());
+    let in_flight: Vec<InFlight<'_>> = s.c.in_flight().collect();
+    assert_eq!(
+        in_flight,
+        [
+            InFlight {
+                method: "GET",
+                target: "/a?secret=1",
+                start_ns: 10
+            },
+            InFlight {
+                method: "POST",
+                target: "/b",
+                start_ns: 10
+            }
+        ]
+    );
+    s.write(20, OK_EMPTY);
+    assert_eq!(s.c.in_flight().count(), 1);
+    let meta = &s.out[0].meta;
+    assert_eq!(meta.host.as_deref(), Some("example.org:8080"));
+    assert_eq!(meta.user_agent.as_deref(), Some(&long_agent[..256]));
+    assert_eq!(
+        meta.traceparent.as_deref(),
+        Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    );
+    s.write(30, OK_EMPTY);
+    assert_eq!(s.out[1].meta, RequestMeta::default());
+    assert_eq!(s.c.in_flight().count(), 0);
 }

@@ -55,6 +55,8 @@ pub struct Collector {
     pub cgroup_root: Option<PathBuf>,
     pub runtimes: services::Runtimes,
     pub log_events: bool,
+    /// Questions of the `/requests` endpoint.
+    pub live: std::sync::mpsc::Receiver<crate::live::Query>,
 }
 
 /// Poll timeout: the kernel side wakes the reader only past a fill threshold, so a short
@@ -146,6 +148,9 @@ impl Collector {
                     }
                     None => self.metrics.parse_errors.inc(),
                 }
+            }
+            while let Ok(reply) = self.live.try_recv() {
+                let _ = reply.send(self.table.in_flight(monotonic_ns()));
             }
             if last_tick.elapsed() >= Duration::from_secs(1) {
                 last_tick = Instant::now();

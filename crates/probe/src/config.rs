@@ -29,9 +29,65 @@ pub struct Watch {
     /// Route templates for http_route, e.g. "/Items/{id}".
     #[serde(default)]
     pub routes: Vec<String>,
+    /// With `[traces]` on: false leaves this watch's requests out of the spans.
+    pub traces: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `[traces]`: spans over OTLP/HTTP (protobuf). Absent: no spans.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Default true when the section is present.
+    pub enabled: Option<bool>,
+    /// OTLP/HTTP base URL (`/v1/traces` is appended to a URL without a path), default
+    /// `http://127.0.0.1:4318`.
+    pub endpoint: Option<String>,
+    /// Share of traces kept, 0 to 1 (decided on the trace id), default 1.
+    pub sample_ratio: Option<f64>,
+    /// Spans waiting to be sent; more are dropped and counted (default 4096).
+    pub max_queue: Option<usize>,
+    /// Spans per request at most (default 512).
+    pub max_batch: Option<usize>,
+    /// A batch is sent at the latest this long after its first span (default 1000 ms).
+    pub batch_timeout_ms: Option<u64>,
+}
+
+pub const DEFAULT_OTLP_ENDPOINT: &str = "http://127.0.0.1:4318";
+
+/// Effective span export settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traces {
+    /// Full URL of the OTLP/HTTP traces endpoint (`.../v1/traces`).
+    pub url: String,
+    pub sample_ratio: f64,
+    pub max_queue: usize,
+    pub max_batch: usize,
+    pub batch_timeout: std::time::Duration,
+}
+
+/// An OTLP/HTTP base URL, or the full URL of its traces path.
+pub fn otlp_traces_url(endpoint: &str) -> Result<String, String> {
+    let mut url = reqwest::Url::parse(endpoint).map_err(|e| format!("{endpoint:?}: {e}"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "{endpoint:?}: https is not supported (send to a local collector such as Alloy \
+                 over http)"
+            ))
+        }
+        other => return Err(format!("{endpoint:?}: scheme {other:?} is not http")),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{endpoint:?}: no query or fragment expected"));
+    }
+    if url.path() == "/" {
+        url.set_path("/v1/traces");
+    }
+    Ok(url.to_string())
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub metrics_listen: Option<String>,
@@ -47,10 +103,11 @@ pub struct FileConfig {
     pub podman_storage: Option<PathBuf>,
     #[serde(default)]
     pub watch: Vec<toml::Spanned<Watch>>,
+    pub traces: Option<toml::Spanned<TracesConfig>>,
 }
 
 /// Effective settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub metrics_listen: SocketAddr,
     pub watches: Vec<Watch>,
@@ -60,6 +117,8 @@ pub struct Settings {
     pub tls: bool,
     pub libssl: Vec<String>,
     pub runtimes: crate::services::Runtimes,
+    /// None: no spans (the default).
+    pub traces: Option<Traces>,
 }
 
 /// A config error located in its file: `FILE:LINE:COL: field.path: what is wrong`.
@@ -133,7 +192,61 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
             });
         }
     }
+    if let Some(t) = &cfg.traces {
+        if let Err((field, message)) = traces_settings(t.get_ref(), None) {
+            let (line, col) = line_col(text, t.span().start);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                col,
+                path: format!("traces.{field}"),
+                message,
+            });
+        }
+    }
     Ok(cfg)
+}
+
+/// The effective span settings of a `[traces]` section (None: off), with the endpoint of
+/// `--otlp-endpoint` if given. On error returns (field, message).
+pub fn traces_settings(
+    t: &TracesConfig,
+    flag_endpoint: Option<&str>,
+) -> Result<Option<Traces>, (String, String)> {
+    let url = otlp_traces_url(
+        flag_endpoint
+            .or(t.endpoint.as_deref())
+            .unwrap_or(DEFAULT_OTLP_ENDPOINT),
+    )
+    .map_err(|m| ("endpoint".to_string(), m))?;
+    let sample_ratio = t.sample_ratio.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&sample_ratio) {
+        return Err((
+            "sample_ratio".into(),
+            format!("{sample_ratio} is not between 0 and 1"),
+        ));
+    }
+    let positive = |field: &str, v: Option<usize>, default: usize| match v {
+        Some(0) => Err((field.to_string(), "must be at least 1".to_string())),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let max_queue = positive("max_queue", t.max_queue, 4096)?;
+    let max_batch = positive("max_batch", t.max_batch, 512)?;
+    let timeout_ms = positive(
+        "batch_timeout_ms",
+        t.batch_timeout_ms.map(|v| v as usize),
+        1000,
+    )?;
+    if !t.enabled.unwrap_or(true) && flag_endpoint.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Traces {
+        url,
+        sample_ratio,
+        max_queue,
+        max_batch,
+        batch_timeout: std::time::Duration::from_millis(timeout_ms as u64),
+    }))
 }
 
 /// Checks one watch rule; on error returns (".field" suffix, message).
@@ -239,6 +352,8 @@ pub struct Overrides {
     pub libssl: Vec<String>,
     pub docker_root: Option<PathBuf>,
     pub podman_storage: Option<PathBuf>,
+    /// `--otlp-endpoint`: turns span export on.
+    pub otlp_endpoint: Option<String>,
 }
 
 pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
@@ -258,6 +373,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             docker_root: None,
             podman_storage: None,
             watch: vec![],
+            traces: None,
         },
     };
     let mut watches: Vec<Watch> = cfg.watch.into_iter().map(|w| w.into_inner()).collect();
@@ -340,7 +456,21 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         parse_listen(&listen).map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?;
     let mut libssl = cfg.libssl;
     libssl.extend(o.libssl.iter().cloned());
+    let traces = match (cfg.traces, &o.otlp_endpoint) {
+        (None, None) => None,
+        (t, flag) => {
+            let t = t.map(|t| t.into_inner()).unwrap_or_default();
+            traces_settings(&t, flag.as_deref()).map_err(|(field, msg)| {
+                if flag.is_some() && field == "endpoint" {
+                    anyhow::anyhow!("--otlp-endpoint: {msg}")
+                } else {
+                    anyhow::anyhow!("traces.{field}: {msg}")
+                }
+            })?
+        }
+    };
     Ok(Settings {
+        traces,
         metrics_listen,
         watches,
         max_connections: o
@@ -451,6 +581,10 @@ container = "immich_server"
         assert!(has(|w| w.container.is_some()));
         assert!(settings.watches.iter().all(|w| w.service.is_some()));
         assert_eq!(settings.metrics_listen.to_string(), "127.0.0.1:9464");
+        let traces = settings.traces.expect("jellyfin has traces = true");
+        assert_eq!(traces.url, "http://127.0.0.1:4318/v1/traces");
+        assert!(has(|w| w.traces == Some(false)));
+        assert!(has(|w| w.traces.is_none() && !w.ports.is_empty()));
     }
 
     #[test]
@@ -541,5 +675,85 @@ container = "immich_server"
             .unwrap()
             .watches
             .is_empty());
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_configurable() {
+        let load_text = |text: &str, o: &Overrides| {
+            let dir = tempfile::tempdir().unwrap();
+            let file = dir.path().join("probe.toml");
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), o)
+        };
+        let watch = "[[watch]]\nports = [80]\n";
+        assert_eq!(
+            load_text(watch, &Overrides::default()).unwrap().traces,
+            None
+        );
+        let t = load_text(&format!("{watch}[traces]\n"), &Overrides::default())
+            .unwrap()
+            .traces
+            .unwrap();
+        assert_eq!(
+            t,
+            Traces {
+                url: "http://127.0.0.1:4318/v1/traces".into(),
+                sample_ratio: 1.0,
+                max_queue: 4096,
+                max_batch: 512,
+                batch_timeout: std::time::Duration::from_secs(1),
+            }
+        );
+        let text =
+            format!("{watch}[traces]\nenabled = false\nendpoint = \"http://alloy:4318/custom\"\n");
+        assert_eq!(
+            load_text(&text, &Overrides::default()).unwrap().traces,
+            None
+        );
+        let flag = Overrides {
+            otlp_endpoint: Some("http://[::1]:9999".into()),
+            ..Default::default()
+        };
+        let t = load_text(&text, &flag).unwrap().traces.unwrap();
+        assert_eq!(t.url, "http://[::1]:9999/v1/traces", "the flag turns it on");
+        let custom = format!("{watch}[traces]\nendpoint = \"http://alloy:4318/custom\"\n");
+        let t = load_text(&custom, &Overrides::default())
+            .unwrap()
+            .traces
+            .unwrap();
+        assert_eq!(t.url, "http://alloy:4318/custom", "a path is kept");
+    }
+
+    #[test]
+    fn bad_traces_settings_are_located() {
+        let e = parse_file("p.toml", "[traces]\nsample_ratio = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "p.toml:1:1: traces.sample_ratio: 1.5 is not between 0 and 1"
+        );
+        let e = parse_file("p.toml", "\n[traces]\nendpoint = \"https://x:4318\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("p.toml:2:1: traces.endpoint: \"https://x:4318\": https is not"),
+            "{e}"
+        );
+        let e = parse_file("p.toml", "[traces]\nmax_batch = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "p.toml:1:1: traces.max_batch: must be at least 1");
+        let e = parse_file("p.toml", "[traces]\nendpoit = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("traces.endpoit: unknown field"), "{e}");
+        let o = Overrides {
+            watch_ports: vec![80],
+            otlp_endpoint: Some("127.0.0.1:4318".into()),
+            ..Default::default()
+        };
+        let e = load(None, &o).unwrap_err().to_string();
+        assert!(e.starts_with("--otlp-endpoint: "), "{e}");
     }
 }

@@ -7,22 +7,28 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-use crate::metrics::Metrics;
+use crate::{live, metrics::Metrics};
 
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, live: live::Asker) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let metrics = metrics.clone();
+        let live = live.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), handle(stream, metrics)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), handle(stream, metrics, live)).await;
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, metrics: Arc<Metrics>) -> std::io::Result<()> {
+async fn handle(
+    mut stream: TcpStream,
+    metrics: Arc<Metrics>,
+    live: live::Asker,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -43,10 +49,16 @@ async fn handle(mut stream: TcpStream, metrics: Arc<Metrics>) -> std::io::Result
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),
         ),
+        ("GET", "/requests") => (
+            "200 OK",
+            "application/json",
+            serde_json::to_vec(&live::ask(&live).await).expect("plain data serializes"),
+        ),
         ("GET", "/") => (
             "200 OK",
             "text/html",
-            b"<a href=\"/metrics\">metrics</a>\n".to_vec(),
+            b"<a href=\"/metrics\">metrics</a> <a href=\"/requests\">requests in flight</a>\n"
+                .to_vec(),
         ),
         ("GET", _) => ("404 Not Found", "text/plain", b"not found\n".to_vec()),
         _ => (

@@ -3,12 +3,15 @@
 
 mod collector;
 mod config;
+mod export;
 mod http;
+mod live;
 mod loader;
 mod metrics;
 mod procfs;
 mod seed;
 mod services;
+mod spans;
 mod table;
 mod tgid_bits;
 
@@ -27,7 +30,7 @@ use httpflow::Side;
 use crate::{
     collector::{CgroupSelector, Collector},
     config::{Overrides, Settings},
-    table::{Table, WatchInfo},
+    table::{Ends, Table, WatchInfo},
 };
 
 const AFTER_HELP: &str = "\
@@ -44,9 +47,18 @@ WHAT IT MEASURES
     http_client_unanswered_requests_total counter: service_name, http_request_method,
                                           server_address, server_port
     http_server_active_requests           gauge: service_name
-    homelab_probe_*                       events, ring-buffer drops, parse errors, connections
+    homelab_probe_*                       events, ring-buffer drops, parse errors, connections,
+                                          spans exported and dropped
   Duration runs from the first request byte to the last response byte. A request that got no
   status line before its connection ended is counted as unanswered, not in the histograms.
+  GET /requests lists the requests in flight (JSON); `homelab-probe requests` prints them.
+
+TRACES (off unless --otlp-endpoint or [traces] is given)
+  One SERVER span per answered request of a watched server, one CLIENT span per answered
+  outgoing request of a watched client, POSTed as OTLP/HTTP protobuf to ENDPOINT/v1/traces,
+  with the OpenTelemetry HTTP attributes (method, route, status, url.path without the query,
+  server/client addresses, user agent; no other header value). An incoming W3C traceparent
+  header continues its trace. Spans dropped (queue full, export failed) are counted.
 
 CONFIG FILE (TOML)
   metrics_listen = \"127.0.0.1:9464\"
@@ -58,6 +70,13 @@ CONFIG FILE (TOML)
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
   docker_root, podman_storage.
+  [traces]
+  enabled = true              # default when the section is present
+  endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
+  sample_ratio = 1.0          # share of traces kept, decided on the trace id
+  max_queue = 4096            # spans waiting; more are dropped (reason queue_full)
+  max_batch = 512             # spans per request
+  batch_timeout_ms = 1000     # a batch leaves at the latest this long after its first span
 
 PRIVILEGES (measured on Linux 6.18; see docs/probe.md)
   root, or: CAP_BPF + CAP_PERFMON (load, attach tracepoints), CAP_DAC_READ_SEARCH (tracefs
@@ -66,15 +85,24 @@ PRIVILEGES (measured on Linux 6.18; see docs/probe.md)
 
 EXAMPLES
   homelab-probe --watch-port 8080 --metrics-listen 127.0.0.1:9464
-  homelab-probe --config /etc/homelab/probe/probe.toml";
+  homelab-probe --config /etc/homelab/probe/probe.toml
+  homelab-probe --watch-port 8080 --otlp-endpoint http://127.0.0.1:4318
+  homelab-probe requests --watch 1";
 
 /// How often new libssl libraries (services started later) are looked for.
 const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// eBPF RED probe for local HTTP/1.x services (syscall tracepoints and libssl uprobes).
 #[derive(clap::Parser, Debug)]
-#[command(name = "homelab-probe", version, after_help = AFTER_HELP)]
+#[command(
+    name = "homelab-probe",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML config file (format below); flags add watches and override settings.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -119,13 +147,41 @@ struct Args {
     /// Podman's storage root [default: /var/lib/containers/storage].
     #[arg(long, value_name = "DIR")]
     podman_storage: Option<PathBuf>,
+    /// Export spans over OTLP/HTTP (protobuf) to this receiver, e.g. http://127.0.0.1:4318
+    /// (`/v1/traces` is appended to a URL without a path). Overrides [traces] endpoint.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// Print every kernel event on stderr (debugging).
     #[arg(long)]
     log_events: bool,
 }
 
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Print the requests in flight now (request seen, response not complete) of a running
+    /// probe, oldest first.
+    Requests {
+        /// The probe's metrics endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:9464", value_name = "URL")]
+        url: String,
+        /// Refresh every SECONDS, like top (Ctrl-C ends).
+        #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
+        watch: Option<f64>,
+    },
+}
+
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.1 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of seconds (0.1 or more)")),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::Requests { url, watch }) = &args.command {
+        return live::command(url, *watch);
+    }
     let overrides = Overrides {
         metrics_listen: args.metrics_listen.clone(),
         watch_ports: args.watch_ports.clone(),
@@ -140,6 +196,7 @@ fn main() -> ExitCode {
         libssl: args.libssl.clone(),
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
+        otlp_endpoint: args.otlp_endpoint.clone(),
     };
     let settings = match config::load(args.config.as_deref(), &overrides) {
         Ok(s) => s,
@@ -172,7 +229,7 @@ fn serve_only(
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = http::serve(listener, metrics) => {}
+            _ = http::serve(listener, metrics, None) => {}
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}
         }
@@ -231,9 +288,10 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         .map(|w| WatchInfo {
             service: w.service.clone(),
             routes: w.routes.clone(),
+            traces: w.traces.unwrap_or(true),
         })
         .collect();
-    let table = Table::new(
+    let mut table = Table::new(
         watches,
         settings.max_connections,
         settings.max_routes_per_service,
@@ -243,7 +301,15 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             Box::new(move |pid, comm| services::service_name(pid, comm, &runtimes))
         },
     );
+    let mut exporter = None;
+    if let Some(traces) = &settings.traces {
+        let (sink, task) = export::channel(traces, metrics.clone())?;
+        table = table.with_spans(sink);
+        exporter = Some(task);
+    }
+    let (live_tx, live_rx) = std::sync::mpsc::channel();
     let mut collector = Collector {
+        live: live_rx,
         maps,
         table,
         metrics: metrics.clone(),
@@ -279,20 +345,23 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         if collector.maps.conns.insert(key, value, 1).is_ok() {
             let _ = collector.maps.tgids.insert(s.tgid, 1, 0);
             seeded_tgids.push(s.tgid);
-            collector.table.open(
-                s.tgid,
-                s.fd,
-                s.watch,
-                s.side,
-                s.peer.clone(),
-                now,
-                true,
-                None,
-            );
+            let ends = Ends {
+                peer: s.peer.clone(),
+                local_port: s.local_port,
+            };
+            collector
+                .table
+                .open(s.tgid, s.fd, s.watch, s.side, ends, now, true, None);
         }
     }
     tgid_bits::mark(&collector.maps.tgid_bits, seeded_tgids)?;
 
+    if let Some(t) = &settings.traces {
+        eprintln!(
+            "homelab-probe: spans to {} (sample ratio {})",
+            t.url, t.sample_ratio
+        );
+    }
     eprintln!(
         "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
         settings.watches.len(),
@@ -313,7 +382,8 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     };
     rt.block_on(async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        let server = tokio::spawn(http::serve(listener, metrics.clone()));
+        let server = tokio::spawn(http::serve(listener, metrics.clone(), Some(live_tx)));
+        let exporter = exporter.map(|e| tokio::spawn(e.run()));
         let mut rescan = tokio::time::interval(TLS_RESCAN);
         rescan.tick().await; // the first tick is immediate: attached already
         loop {
@@ -330,10 +400,14 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             }
         }
         server.abort();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        // The table (the queue's sender) is gone: the exporter sends what is left.
+        if let Some(exporter) = exporter {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exporter).await;
+        }
         anyhow::Ok(())
     })?;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = thread.join();
     drop(ebpf); // detaches every program
     eprintln!("homelab-probe: detached, exiting");
     Ok(())

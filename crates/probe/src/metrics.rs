@@ -29,6 +29,9 @@ pub struct Metrics {
     pub evicted_connections: IntCounter,
     /// kind (unit, container), name
     pub watch_matched_cgroups: IntGaugeVec,
+    pub spans_exported: IntCounter,
+    /// reason: queue_full, export_failed
+    pub spans_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -142,7 +145,22 @@ impl Metrics {
         registry
             .register(Box::new(watch_matched_cgroups.clone()))
             .expect("unique metric");
+        let spans_exported = counter(
+            "homelab_probe_spans_exported_total",
+            "Spans accepted by the OTLP endpoint.",
+        );
+        let spans_dropped = counter_vec(
+            "homelab_probe_spans_dropped_total",
+            "Spans lost: queue_full (the exporter was behind), export_failed (the OTLP \
+             endpoint refused them or could not be reached).",
+            &["reason"],
+        );
+        for reason in ["queue_full", "export_failed"] {
+            spans_dropped.with_label_values(&[reason]);
+        }
         Metrics {
+            spans_exported,
+            spans_dropped,
             registry,
             watch_matched_cgroups,
             server_duration,

@@ -21,6 +21,7 @@ pub struct Seeded {
     pub watch: u32,
     pub side: Side,
     pub peer: Option<Peer>,
+    pub local_port: u16,
 }
 
 pub struct Selectors<'a> {
@@ -52,14 +53,14 @@ pub fn classify(
         })
     };
     if let Some(&w) = sel.server_ports.get(&sock.local_port) {
-        return Some((w, Side::Server, None));
+        return Some((w, Side::Server, peer()));
     }
     if let Some(&w) = sel.client_ports.get(&sock.remote_port) {
         return Some((w, Side::Client, peer()));
     }
     let w = cgroup_watch?;
     if listening.contains(&sock.local_port) {
-        Some((w, Side::Server, None))
+        Some((w, Side::Server, peer()))
     } else {
         Some((w, Side::Client, peer()))
     }
@@ -112,6 +113,7 @@ pub fn existing_connections(sel: &Selectors<'_>) -> Vec<Seeded> {
                     watch,
                     side,
                     peer,
+                    local_port: sock.local_port,
                 });
             }
         }

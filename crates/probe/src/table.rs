@@ -17,20 +17,48 @@ use httpflow::{
 
 use prometheus::{Histogram, IntGauge};
 
-use crate::metrics::Metrics;
+use crate::{
+    export::SpanSink,
+    live::LiveRequest,
+    metrics::Metrics,
+    spans::{
+        hop_ids, new_span_id, new_trace_id, parse_traceparent, sampled, url_path, SpanData, SpanIds,
+    },
+};
 
 pub struct WatchInfo {
     /// Configured service name; None = name each process after its unit/container/comm.
     pub service: Option<String>,
     /// Route templates (validated by the config loader).
     pub routes: Vec<String>,
+    /// Spans of this watch's requests (when span export is on).
+    pub traces: bool,
 }
 
-/// Remote end of a client connection: server_address, server_port labels.
+/// The other end of a connection: the server of a client connection (server_address,
+/// server_port labels), the client of a server connection (spans, live requests).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     pub address: String,
     pub port: u16,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.address.contains(':') {
+            write!(f, "[{}]:{}", self.address, self.port)
+        } else {
+            write!(f, "{}:{}", self.address, self.port)
+        }
+    }
+}
+
+/// Both ends of a connection, as far as known.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ends {
+    pub peer: Option<Peer>,
+    /// 0: unknown (a connection followed from its data only).
+    pub local_port: u16,
 }
 
 /// The series of a connection's last exchange: keep-alive connections mostly repeat it,
@@ -39,6 +67,7 @@ struct Series {
     method: &'static str,
     status: Option<u16>,
     target: String,
+    route: String,
     histogram: Histogram,
 }
 
@@ -46,7 +75,7 @@ struct ConnState {
     watch: u32,
     side: Side,
     service: Arc<str>,
-    peer: Option<Peer>,
+    ends: Ends,
     parser: Connection,
     last_ns: u64,
     bytes: u64,
@@ -61,6 +90,13 @@ struct ConnState {
     /// `http_server_active_requests` of the service, resolved at the first request: the
     /// label lookup costs more than the rest of the accounting.
     active_gauge: Option<IntGauge>,
+    /// Followed from its first byte (not seeded, not found from its data): exchanges can
+    /// be counted from the start, which local hops need.
+    from_start: bool,
+    /// Exchanges recorded so far.
+    exchanges: u64,
+    /// Random per connection; with `exchanges`, the span ids of a client connection.
+    salt: u64,
 }
 
 /// Hasher of the connection keys (tgid << 32 | fd), looked up several times per event:
@@ -102,6 +138,11 @@ pub struct Table {
     max_routes: usize,
     metrics: Arc<Metrics>,
     out: Vec<Exchange>,
+    /// Span export (None: off).
+    spans: Option<SpanSink>,
+    /// Client connections by (local port, remote port): the server end of a local hop
+    /// finds its client end here.
+    hops: HashMap<(u16, u16), u64>,
 }
 
 pub fn conn_key(tgid: u32, fd: i32) -> u64 {
@@ -159,7 +200,48 @@ impl Table {
             max_routes,
             metrics,
             out: Vec::new(),
+            spans: None,
+            hops: HashMap::new(),
         }
+    }
+
+    /// Turns each answered request into a span.
+    pub fn with_spans(mut self, sink: SpanSink) -> Self {
+        self.spans = Some(sink);
+        self
+    }
+
+    /// The requests in flight now (request seen, response not complete), oldest first.
+    pub fn in_flight(&self, now_ns: u64) -> Vec<LiveRequest> {
+        let mut out = vec![];
+        for (key, c) in &self.conns {
+            for r in c.parser.in_flight() {
+                let peer = c.ends.peer.as_ref().map(Peer::to_string);
+                let (pid, fd) = ((key >> 32) as u32, *key as u32 as i32);
+                out.push(LiveRequest {
+                    service: c.service.to_string(),
+                    side: match c.side {
+                        Side::Server => "server",
+                        Side::Client => "client",
+                    }
+                    .into(),
+                    method: r.method.to_string(),
+                    path: url_path(r.target).to_string(),
+                    age_seconds: now_ns.saturating_sub(r.start_ns) as f64 / 1e9,
+                    client: if c.side == Side::Server {
+                        peer.clone()
+                    } else {
+                        None
+                    },
+                    server: if c.side == Side::Client { peer } else { None },
+                    pid,
+                    fd,
+                    connection: format!("{pid}/{fd}"),
+                });
+            }
+        }
+        out.sort_by(|a, b| b.age_seconds.total_cmp(&a.age_seconds));
+        out
     }
 
     #[cfg(test)]
@@ -197,7 +279,7 @@ impl Table {
         fd: i32,
         watch: u32,
         side: Side,
-        peer: Option<Peer>,
+        ends: Ends,
         ts: u64,
         mid_stream: bool,
         comm: Option<&str>,
@@ -209,13 +291,16 @@ impl Table {
             self.evict();
         }
         let service = self.service(tgid, watch, comm);
+        if let (Side::Client, Some(peer), 1..) = (side, &ends.peer, ends.local_port) {
+            self.hops.insert((ends.local_port, peer.port), key);
+        }
         self.conns.insert(
             key,
             ConnState {
                 watch,
                 side,
                 service,
-                peer,
+                ends,
                 parser: if mid_stream {
                     Connection::mid_stream(side, Limits::default())
                 } else {
@@ -229,6 +314,9 @@ impl Table {
                 errors_seen: 0,
                 last_series: None,
                 active_gauge: None,
+                from_start: !mid_stream,
+                exchanges: 0,
+                salt: fastrand::u64(..),
             },
         );
         self.metrics
@@ -243,18 +331,22 @@ impl Table {
         match h.kind {
             abi::EV_OPEN => {
                 let side = side_of(h.side);
-                let peer = (side == Side::Client).then(|| peer_of(h));
+                let ends = Ends {
+                    peer: Some(peer_of(h)),
+                    local_port: h.lport,
+                };
                 let comm = std::str::from_utf8(ev.head)
                     .ok()
                     .map(|c| c.trim_end_matches('\0'))
                     .filter(|c| !c.is_empty());
-                self.open(h.tgid, h.fd, h.watch_id, side, peer, h.ts_ns, false, comm);
+                self.open(h.tgid, h.fd, h.watch_id, side, ends, h.ts_ns, false, comm);
             }
             abi::EV_DATA => {
                 if !self.conns.contains_key(&key) {
                     // The open was missed (ring full, or before start): follow from here.
                     let side = side_of(h.side);
-                    self.open(h.tgid, h.fd, h.watch_id, side, None, h.ts_ns, true, None);
+                    let ends = Ends::default();
+                    self.open(h.tgid, h.fd, h.watch_id, side, ends, h.ts_ns, true, None);
                 }
                 self.data(key, ev);
             }
@@ -335,10 +427,31 @@ impl Table {
         self.out.clear();
     }
 
+    /// The (salt, ordinal) of the client end of a local hop, when the server end `key` and
+    /// its client end were both followed from their start.
+    fn hop_of(&self, key: u64) -> Option<(u64, u64)> {
+        let c = self.conns.get(&key)?;
+        let peer = c.ends.peer.as_ref()?;
+        if c.side != Side::Server || !c.from_start || c.ends.local_port == 0 {
+            return None;
+        }
+        let client = self
+            .conns
+            .get(self.hops.get(&(peer.port, c.ends.local_port))?)?;
+        client.from_start.then_some((client.salt, c.exchanges))
+    }
+
     fn record(&mut self, key: u64, ex: &Exchange) {
+        let hop = if self.spans.is_some() {
+            self.hop_of(key)
+        } else {
+            None
+        };
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
+        let ordinal = c.exchanges;
+        c.exchanges += 1;
         let method = normalize_method(&ex.method);
         let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
         let target = if c.side == Side::Server {
@@ -346,71 +459,142 @@ impl Table {
         } else {
             ""
         };
-        if let Some(last) = &c.last_series {
-            if last.method == method && last.status == ex.status && last.target == target {
-                last.histogram.observe(seconds);
+        let cached = c.last_series.as_ref().filter(|last| {
+            last.method == method && last.status == ex.status && last.target == target
+        });
+        if let Some(last) = cached {
+            last.histogram.observe(seconds);
+        } else {
+            let route = match c.side {
+                Side::Server => self
+                    .routers
+                    .entry((c.watch, c.service.clone()))
+                    .or_insert_with(|| {
+                        let templates = self
+                            .watches
+                            .get(c.watch as usize)
+                            .map_or(&[][..], |w| &w.routes[..]);
+                        RouteMatcher::new(templates)
+                            .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
+                            .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
+                    })
+                    .route(&ex.target),
+                Side::Client => "",
+            };
+            let server_labels = || {
+                c.ends
+                    .peer
+                    .as_ref()
+                    .map_or((String::new(), String::new()), |p| {
+                        (p.address.clone(), p.port.to_string())
+                    })
+            };
+            // Never answered (the connection ended before a status line): not a duration of
+            // the service's work, and not a server error either. No span either.
+            let Some(status) = ex.status else {
+                match c.side {
+                    Side::Server => self
+                        .metrics
+                        .server_unanswered
+                        .with_label_values(&[&*c.service, method, route])
+                        .inc(),
+                    Side::Client => {
+                        let (addr, port) = server_labels();
+                        self.metrics
+                            .client_unanswered
+                            .with_label_values(&[&*c.service, method, &addr, &port])
+                            .inc()
+                    }
+                }
+                return;
+            };
+            let status = status.to_string();
+            let histogram = match c.side {
+                Side::Server => self.metrics.server_duration.with_label_values(&[
+                    &*c.service,
+                    method,
+                    &status,
+                    route,
+                ]),
+                Side::Client => {
+                    let (addr, port) = server_labels();
+                    self.metrics.client_duration.with_label_values(&[
+                        &*c.service,
+                        method,
+                        &status,
+                        &addr,
+                        &port,
+                    ])
+                }
+            };
+            histogram.observe(seconds);
+            c.last_series = Some(Series {
+                method,
+                status: ex.status,
+                target: target.to_string(),
+                route: route.to_string(),
+                histogram,
+            });
+        }
+        let traced = self.watches.get(c.watch as usize).is_some_and(|w| w.traces);
+        if let (Some(sink), Some(status), true) = (&self.spans, ex.status, traced) {
+            let parent = ex.meta.traceparent.as_deref().and_then(parse_traceparent);
+            let own_hop = (c.side == Side::Client && c.from_start && c.ends.local_port != 0)
+                .then(|| hop_ids(c.salt, ordinal));
+            let (trace_id, span_id, parent_id) = match (hop, own_hop) {
+                // The server end of a local hop: a child of the client's span.
+                (Some((salt, ordinal)), _) => {
+                    let (trace_id, client_span) = hop_ids(salt, ordinal);
+                    let trace_id = parent.map_or(trace_id, |p| p.trace_id);
+                    (trace_id, new_span_id(), Some(client_span))
+                }
+                (None, Some((trace_id, span_id))) => (
+                    parent.map_or(trace_id, |p| p.trace_id),
+                    span_id,
+                    parent.map(|p| p.parent_id),
+                ),
+                (None, None) => (
+                    parent.map_or_else(new_trace_id, |p| p.trace_id),
+                    new_span_id(),
+                    parent.map(|p| p.parent_id),
+                ),
+            };
+            if !sampled(&trace_id, sink.sample_ratio) {
                 return;
             }
-        }
-        let route = match c.side {
-            Side::Server => self
-                .routers
-                .entry((c.watch, c.service.clone()))
-                .or_insert_with(|| {
-                    let templates = self
-                        .watches
-                        .get(c.watch as usize)
-                        .map_or(&[][..], |w| &w.routes[..]);
-                    RouteMatcher::new(templates)
-                        .unwrap_or_else(|_| RouteMatcher::new([""; 0]).expect("no templates"))
-                        .with_limits(self.max_routes, RouteMatcher::DEFAULT_MAX_SEGMENTS)
-                })
-                .route(&ex.target),
-            Side::Client => "",
-        };
-        let (addr, port) = c.peer.as_ref().map_or((String::new(), String::new()), |p| {
-            (p.address.clone(), p.port.to_string())
-        });
-        // Never answered (the connection ended before a status line): not a duration of
-        // the service's work, and not a server error either.
-        let Some(status) = ex.status else {
-            match c.side {
-                Side::Server => self
-                    .metrics
-                    .server_unanswered
-                    .with_label_values(&[&*c.service, method, route])
-                    .inc(),
-                Side::Client => self
-                    .metrics
-                    .client_unanswered
-                    .with_label_values(&[&*c.service, method, &addr, &port])
-                    .inc(),
-            }
-            return;
-        };
-        let status = status.to_string();
-        let histogram = match c.side {
-            Side::Server => self.metrics.server_duration.with_label_values(&[
-                &*c.service,
-                method,
-                &status,
+            let route = match c.side {
+                Side::Server => c.last_series.as_ref().map(|s| s.route.clone()),
+                Side::Client => None,
+            };
+            sink.submit(SpanData {
+                ids: SpanIds {
+                    trace_id,
+                    span_id,
+                    parent: parent_id,
+                },
+                service: c.service.clone(),
+                side: c.side,
+                tls: c.tls,
+                method: ex.method.clone(),
+                target: url_path(&ex.target).to_string(),
                 route,
-            ]),
-            Side::Client => self.metrics.client_duration.with_label_values(&[
-                &*c.service,
-                method,
-                &status,
-                &addr,
-                &port,
-            ]),
-        };
-        histogram.observe(seconds);
-        c.last_series = Some(Series {
-            method,
-            status: ex.status,
-            target: target.to_string(),
-            histogram,
-        });
+                status,
+                start_ns: ex.start_ns,
+                end_ns: ex.end_ns,
+                peer: c.ends.peer.clone(),
+                local_port: c.ends.local_port,
+                meta: ex.meta.clone(),
+            });
+        }
+    }
+
+    fn forget_hop(&mut self, key: u64, c: &ConnState) {
+        if let (Side::Client, Some(peer)) = (c.side, &c.ends.peer) {
+            let hop = (c.ends.local_port, peer.port);
+            if self.hops.get(&hop) == Some(&key) {
+                self.hops.remove(&hop);
+            }
+        }
     }
 
     /// Ends a connection: requests it left unanswered are counted apart.
@@ -433,8 +617,12 @@ impl Table {
             // Re-insert briefly so `record` finds the connection's labels.
             self.conns.insert(key, c);
             self.after_parse(key);
-            self.conns.remove(&key);
+            let Some(back) = self.conns.remove(&key) else {
+                return;
+            };
+            c = back;
         }
+        self.forget_hop(key, &c);
     }
 
     /// Drops the least recently active sixteenth of the table.
@@ -447,6 +635,7 @@ impl Table {
         }
         for (_, key) in ages {
             if let Some(c) = self.conns.remove(&key) {
+                self.forget_hop(key, &c);
                 if let Some(g) = &c.active_gauge {
                     g.sub(c.active);
                 }
@@ -490,6 +679,7 @@ mod tests {
         let watches = vec![WatchInfo {
             service: None,
             routes: vec![],
+            traces: true,
         }];
         let t = Table::new(
             watches,
@@ -552,9 +742,18 @@ mod tests {
     fn full_table_evicts_the_oldest() {
         let (mut t, m) = table(32);
         for fd in 0..32 {
-            t.open(1, fd, 0, Side::Server, None, fd as u64, false, None);
+            t.open(
+                1,
+                fd,
+                0,
+                Side::Server,
+                Ends::default(),
+                fd as u64,
+                false,
+                None,
+            );
         }
-        t.open(1, 100, 0, Side::Server, None, 1000, false, None);
+        t.open(1, 100, 0, Side::Server, Ends::default(), 1000, false, None);
         assert!(t.len() <= 32);
         assert!(!t.contains(1, 0), "oldest evicted");
         assert!(t.contains(1, 31));
@@ -565,8 +764,8 @@ mod tests {
     #[test]
     fn prune_forgets_dead_processes() {
         let (mut t, _) = table(100);
-        t.open(1, 3, 0, Side::Server, None, 0, false, None);
-        t.open(2, 3, 0, Side::Server, None, 0, false, None);
+        t.open(1, 3, 0, Side::Server, Ends::default(), 0, false, None);
+        t.open(2, 3, 0, Side::Server, Ends::default(), 0, false, None);
         let dead = t.prune(&|tgid| tgid == 1, 5);
         assert_eq!(dead, vec![2]);
         assert!(t.contains(1, 3) && !t.contains(2, 3));
@@ -606,7 +805,7 @@ mod tests {
     #[test]
     fn exchanges_become_histogram_samples() {
         let (mut t, m) = table(100);
-        t.open(1, 3, 0, Side::Server, None, 0, false, None);
+        t.open(1, 3, 0, Side::Server, Ends::default(), 0, false, None);
         let req = b"GET /users/42?x=1 HTTP/1.1\r\nHost: x\r\n\r\n";
         let resp = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 2\r\n\r\nno";
         for i in 0..3u64 {
@@ -638,7 +837,11 @@ mod tests {
             address: "10.0.0.1".into(),
             port: 80,
         };
-        t.open(2, 5, 0, Side::Client, Some(peer), 0, false, Some("curl"));
+        let ends = Ends {
+            peer: Some(peer),
+            local_port: 40000,
+        };
+        t.open(2, 5, 0, Side::Client, ends, 0, false, Some("curl"));
         let req = b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
         data(&mut t, 2, 5, abi::SIDE_CLIENT, abi::DIR_WRITE, req, 10);
         t.on_event(&Event {
@@ -653,7 +856,7 @@ mod tests {
 
         // Server side: two pipelined requests, the server answers the first (its body cut
         // off by the close: it keeps its status) and closes without answering the second.
-        t.open(3, 6, 0, Side::Server, None, 0, false, None);
+        t.open(3, 6, 0, Side::Server, Ends::default(), 0, false, None);
         let two = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n";
         data(&mut t, 3, 6, abi::SIDE_SERVER, abi::DIR_READ, two, 30);
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort";
@@ -678,7 +881,7 @@ mod tests {
     #[test]
     fn not_http_counts_a_parse_error_once_and_tls_is_ignored() {
         let (mut t, m) = table(100);
-        t.open(3, 7, 0, Side::Server, None, 0, false, None);
+        t.open(3, 7, 0, Side::Server, Ends::default(), 0, false, None);
         data(
             &mut t,
             3,
@@ -698,7 +901,7 @@ mod tests {
             2,
         );
         assert_eq!(m.parse_errors.get(), 1);
-        t.open(3, 8, 0, Side::Server, None, 0, false, None);
+        t.open(3, 8, 0, Side::Server, Ends::default(), 0, false, None);
         data(
             &mut t,
             3,
@@ -714,7 +917,7 @@ mod tests {
             "a TLS handshake is not a parse error"
         );
         // Followed mid-stream (open before start): TLS application data.
-        t.open(3, 9, 0, Side::Server, None, 0, true, None);
+        t.open(3, 9, 0, Side::Server, Ends::default(), 0, true, None);
         data(
             &mut t,
             3,
@@ -725,5 +928,184 @@ mod tests {
             1,
         );
         assert_eq!(m.parse_errors.get(), 1, "TLS records are not parse errors");
+    }
+
+    fn traced(
+        max_queue: usize,
+        sample_ratio: f64,
+    ) -> (Table, Arc<Metrics>, crate::export::Exporter) {
+        let (t, m) = table(100);
+        let settings = crate::config::Traces {
+            url: "http://127.0.0.1:1/v1/traces".into(),
+            sample_ratio,
+            max_queue,
+            max_batch: 10,
+            batch_timeout: std::time::Duration::from_millis(10),
+        };
+        let (sink, exporter) = crate::export::channel(&settings, m.clone()).unwrap();
+        (t.with_spans(sink), m, exporter)
+    }
+
+    fn server_conn(t: &mut Table, fd: i32) {
+        let ends = Ends {
+            peer: Some(Peer {
+                address: "127.0.0.1".into(),
+                port: 50000 + fd as u16,
+            }),
+            local_port: 8080,
+        };
+        t.open(1, fd, 0, Side::Server, ends, 0, false, None);
+    }
+
+    #[test]
+    fn answered_requests_become_spans_continuing_traceparent() {
+        let (mut t, m, mut exporter) = traced(16, 1.0);
+        server_conn(&mut t, 3);
+        let with_parent = b"GET /items/7?q=secret HTTP/1.1\r\nHost: h:8080\r\n\
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
+        data(
+            &mut t,
+            1,
+            3,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            with_parent,
+            100,
+        );
+        assert_eq!(t.in_flight(1_000_100).len(), 1);
+        let live = &t.in_flight(1_000_100)[0];
+        assert_eq!(
+            (live.path.as_str(), live.age_seconds, live.client.as_deref()),
+            ("/items/7", 0.001, Some("127.0.0.1:50003"))
+        );
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_WRITE, ok, 300);
+        assert!(t.in_flight(400).is_empty());
+        let span = exporter.try_take().expect("a span");
+        assert_eq!(
+            span.ids.trace_id,
+            *b"\x0a\xf7\x65\x19\x16\xcd\x43\xdd\x84\x48\xeb\x21\x1c\x80\x31\x9c"
+        );
+        assert_eq!(span.ids.parent, Some(*b"\xb7\xad\x6b\x71\x69\x20\x33\x31"));
+        assert_eq!((span.start_ns, span.end_ns, span.status), (100, 300, 200));
+        assert_eq!(span.target, "/items/7", "no query kept");
+        assert_eq!(span.route.as_deref(), Some("/items/{id}"));
+        assert_eq!(span.local_port, 8080);
+
+        // Same series again (the metrics' cache path), without a traceparent: a new trace.
+        let plain = b"GET /items/7?q=secret HTTP/1.1\r\nHost: h:8080\r\n\r\n";
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, plain, 400);
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_WRITE, ok, 500);
+        let span2 = exporter.try_take().expect("a second span");
+        assert_ne!(span2.ids.trace_id, span.ids.trace_id);
+        assert_eq!(span2.ids.parent, None);
+        assert_eq!(span2.route.as_deref(), Some("/items/{id}"));
+        assert!(exporter.try_take().is_none());
+        let dropped = m.spans_dropped.with_label_values(&["queue_full"]).get();
+        assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_ratio_zero_and_untraced_watches_export_nothing() {
+        let (mut t, m, mut exporter) = traced(2, 1.0);
+        server_conn(&mut t, 3);
+        let req = b"GET / HTTP/1.1\r\n\r\n";
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        for i in 0..5 {
+            data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, req, 10 * i);
+            data(
+                &mut t,
+                1,
+                3,
+                abi::SIDE_SERVER,
+                abi::DIR_WRITE,
+                ok,
+                10 * i + 5,
+            );
+        }
+        let queued = std::iter::from_fn(|| exporter.try_take()).count();
+        assert_eq!(queued, 2);
+        assert_eq!(m.spans_dropped.with_label_values(&["queue_full"]).get(), 3);
+
+        let (mut t, m, mut exporter) = traced(16, 0.0);
+        server_conn(&mut t, 3);
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, req, 1);
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_WRITE, ok, 2);
+        assert!(exporter.try_take().is_none());
+        assert_eq!(m.spans_dropped.with_label_values(&["queue_full"]).get(), 0);
+        // A watch with `traces = false`: metrics only.
+        let (mut t, _, mut exporter) = traced(16, 1.0);
+        t.watches[0].traces = false;
+        server_conn(&mut t, 3);
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_READ, req, 1);
+        data(&mut t, 1, 3, abi::SIDE_SERVER, abi::DIR_WRITE, ok, 2);
+        assert!(exporter.try_take().is_none());
+    }
+
+    #[test]
+    fn local_hop_server_span_is_a_child_of_the_client_span_in_either_order() {
+        let (mut t, _, mut exporter) = traced(16, 1.0);
+        let peer = |port| {
+            Some(Peer {
+                address: "127.0.0.1".into(),
+                port,
+            })
+        };
+        let client = Ends {
+            peer: peer(8080),
+            local_port: 40000,
+        };
+        t.open(2, 5, 0, Side::Client, client, 0, false, Some("curl"));
+        let server = Ends {
+            peer: peer(40000),
+            local_port: 8080,
+        };
+        t.open(1, 3, 0, Side::Server, server, 1, false, None);
+        let plain = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        let with_parent = b"GET /b HTTP/1.1\r\n\
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"
+            .to_vec();
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let (cl, sv) = (abi::SIDE_CLIENT, abi::SIDE_SERVER);
+        for (i, req) in [&plain, &with_parent, &plain].into_iter().enumerate() {
+            let ts = 100 * i as u64;
+            data(&mut t, 2, 5, cl, abi::DIR_WRITE, req, ts + 10);
+            data(&mut t, 1, 3, sv, abi::DIR_READ, req, ts + 11);
+            // The second time, the client's read is seen before the server's write.
+            if i == 1 {
+                data(&mut t, 2, 5, cl, abi::DIR_READ, ok, ts + 21);
+                data(&mut t, 1, 3, sv, abi::DIR_WRITE, ok, ts + 20);
+            } else {
+                data(&mut t, 1, 3, sv, abi::DIR_WRITE, ok, ts + 20);
+                data(&mut t, 2, 5, cl, abi::DIR_READ, ok, ts + 21);
+            }
+        }
+        let spans: Vec<SpanData> = std::iter::from_fn(|| exporter.try_take()).collect();
+        assert_eq!(spans.len(), 6);
+        let (clients, servers): (Vec<&SpanData>, Vec<&SpanData>) =
+            spans.iter().partition(|s| s.side == Side::Client);
+        for (c, s) in clients.iter().zip(&servers) {
+            assert_eq!(s.ids.parent, Some(c.ids.span_id), "{c:?}\n{s:?}");
+            assert_eq!(s.ids.trace_id, c.ids.trace_id);
+            assert_eq!(c.target, s.target);
+        }
+        assert_eq!(clients[0].ids.parent, None);
+        assert_eq!(
+            clients[1].ids.parent,
+            Some(*b"\xb7\xad\x6b\x71\x69\x20\x33\x31"),
+            "the client span continues the header's trace"
+        );
+        assert_eq!(clients[1].ids.trace_id[..2], [0x0a, 0xf7]);
+        assert_ne!(clients[0].ids.trace_id, clients[2].ids.trace_id);
+        assert_ne!(clients[0].ids.span_id, clients[2].ids.span_id);
+
+        // The client connection closed: a new server connection from the same port is no
+        // longer linked.
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 2, 5, 1000),
+            head: &[],
+            tail: &[],
+        });
+        assert!(t.hops.is_empty());
     }
 }

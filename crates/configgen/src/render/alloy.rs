@@ -46,6 +46,16 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     Ok(())
 }
 
+/// The URL of Alloy's OTLP HTTP receiver on this host, when Alloy runs and has somewhere
+/// to send traces (else there is no receiver).
+pub fn otlp_http_receiver(plan: &Plan) -> Result<Option<String>> {
+    if !plan.runs(job::ALLOY) || Sinks::of(plan)?.otlp_grpc.is_none() {
+        return Ok(None);
+    }
+    let a = &plan.cfg.alloy;
+    Ok(Some(lgtm::local_url(&a.listen_address, a.otlp_http_port)))
+}
+
 /// Where this host's Alloy sends logs, traces and metrics.
 struct Sinks {
     loki_push: Option<String>,

@@ -11,6 +11,15 @@ use crate::plan::{job, join_host_port, Plan};
 struct ProbeToml<'a> {
     metrics_listen: String,
     watch: Vec<Watch<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traces: Option<Traces>,
+}
+
+/// `[traces]`: where the probe sends spans (Alloy's OTLP HTTP receiver).
+#[derive(Serialize)]
+struct Traces {
+    enabled: bool,
+    endpoint: String,
 }
 
 /// One `[[watch]]` rule of the probe: exactly one selector (ports,
@@ -29,6 +38,9 @@ struct Watch<'a> {
     container: Option<&'a str>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     routes: &'a [String],
+    /// Written only as `false`, for the services without spans when others have them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traces: Option<bool>,
 }
 
 pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
@@ -37,6 +49,20 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     if !plan.runs(job::RED_PROBE) {
         return Ok(());
     }
+    // Like the Grafana correlations, spans go away cleanly without a trace store: no
+    // receiver (Alloy off, or no Tempo / ship_to.otlp_grpc), no spans.
+    let any_traced = cfg
+        .services
+        .iter()
+        .any(|s| s.red.as_ref().is_some_and(|r| r.traces));
+    let traces = if any_traced {
+        super::alloy::otlp_http_receiver(plan)?.map(|endpoint| Traces {
+            enabled: true,
+            endpoint,
+        })
+    } else {
+        None
+    };
     let mut watch = Vec::new();
     for s in &cfg.services {
         let Some(red) = &s.red else { continue };
@@ -47,6 +73,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             unit: None,
             container: None,
             routes: &red.routes,
+            traces: (traces.is_some() && !red.traces).then_some(false),
         };
         if !red.ports.is_empty() {
             watch.push(Watch {
@@ -76,6 +103,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let doc = ProbeToml {
         metrics_listen: join_host_port(&probe.listen_address, probe.port),
         watch,
+        traces,
     };
     let body = toml::to_string(&doc).context("serializing probe.toml")?;
     tree.add("probe/probe.toml", yaml::header(plan) + &body)
@@ -150,5 +178,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["watch"], expected["watch"]);
+    }
+
+    #[test]
+    fn traces_of_some_services_go_to_alloys_otlp_http_receiver() {
+        let v = rendered(
+            r#"
+            [[services]]
+            name = "api"
+            red = { ports = [8080], traces = true }
+            [[services]]
+            name = "db-client"
+            red = { client_ports = [5432] }
+            "#,
+        );
+        let expected: toml::Value = toml::from_str(
+            r#"
+            [traces]
+            enabled = true
+            endpoint = "http://127.0.0.1:4318"
+            [[watch]]
+            service = "api"
+            ports = [8080]
+            [[watch]]
+            service = "db-client"
+            client_ports = [5432]
+            traces = false
+            "#,
+        )
+        .unwrap();
+        assert_eq!(v["traces"], expected["traces"]);
+        assert_eq!(v["watch"], expected["watch"]);
+
+        let untraced = rendered("[[services]]\nname = \"a\"\nred = { ports = [80] }\n");
+        assert!(untraced.get("traces").is_none());
+        assert!(untraced["watch"][0].get("traces").is_none());
+    }
+
+    #[test]
+    fn without_a_trace_store_there_are_no_spans() {
+        for off in ["[alloy]\nenable = false", "[tempo]\nenable = false"] {
+            let v = rendered(&format!(
+                "{off}\n[[services]]\nname = \"api\"\nred = {{ ports = [80], traces = true }}\n"
+            ));
+            assert!(v.get("traces").is_none(), "{off}");
+            assert!(v["watch"][0].get("traces").is_none(), "{off}");
+        }
     }
 }
