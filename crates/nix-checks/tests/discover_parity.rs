@@ -176,7 +176,8 @@ fn nixos_and_configgen_discover_the_same_services_from_the_same_vhosts() {
     if !common::tool("discover_parity", "nix-instantiate") {
         return;
     }
-    let discovery = common::repo_root().join("nixos-modules/homelab-observability/discovery.nix");
+    let root = common::repo_root();
+    let discovery = root.join("nixos-modules/homelab-observability/discovery.nix");
     let expr = format!(
         "let lib = import {lib}; in import {discovery} {{ inherit lib; }} {{
            config = {config};
@@ -186,7 +187,10 @@ fn nixos_and_configgen_discover_the_same_services_from_the_same_vhosts() {
         discovery = discovery.display(),
         config = nixos_config()
     );
+    // From the repository root, as evaluate_cases does: a Nix that runs in
+    // a chroot (../shared/tools/nix-chroot) sees only its working directory.
     let out = Command::new("nix-instantiate")
+        .current_dir(&root)
         .args(["--eval", "--strict", "--json", "-E", &expr])
         .output()
         .expect("nix-instantiate runs");
