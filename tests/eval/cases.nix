@@ -97,9 +97,11 @@ in {
         "systemd"
         "processes"
       ])
-      (check "restart counter for HostSystemdUnitCrashLooping" p.exporters.node.extraFlags [
+      (check "textfile directory, and the restart counter for HostSystemdUnitCrashLooping" p.exporters.node.extraFlags [
+        "--collector.textfile.directory=/var/lib/prometheus/node-exporter"
         "--collector.systemd.enable-restarts-metrics"
       ])
+      (check "the textfile directory exists" c.systemd.tmpfiles.rules ["d /var/lib/prometheus/node-exporter 0755 root root -"])
       (holds "blackbox config is a whole store path (upstream's lib.isStorePath check)" (
         lib.isStorePath p.exporters.blackbox.configFile
       ))
@@ -664,7 +666,7 @@ in {
   in
     rendering c [
       (check "collectors from settings" c.services.prometheus.exporters.node.enabledCollectors ["processes"])
-      (check "no systemd restart flag without the systemd collector" c.services.prometheus.exporters.node.extraFlags [])
+      (check "no systemd restart flag without the systemd collector" c.services.prometheus.exporters.node.extraFlags ["--collector.textfile.directory=/var/lib/prometheus/node-exporter"])
     ];
 
   settings-turn-daemons-off = let
