@@ -25,6 +25,8 @@ in {
     enabledCollectors = ex.node.collectors;
     extraFlags = flags.node;
   };
+  # Root's to write; the exporter only reads it.
+  systemd.tmpfiles.rules = lib.optional on.node "d ${flags.nodeTextfileDirectory} 0755 root root -";
 
   services.prometheus.exporters.blackbox = lib.mkIf on.blackbox {
     enable = true;

@@ -16,6 +16,10 @@
     if cfg.grafana.adminPasswordFile != null
     then cfg.grafana.adminPasswordFile
     else "${stateDir}/grafana-admin-password";
+  secretKeyFile =
+    if cfg.grafana.secretKeyFile != null
+    then cfg.grafana.secretKeyFile
+    else "${stateDir}/grafana-secret-key";
 
   docker = config.virtualisation.docker.enable;
   podman = config.virtualisation.podman.enable;
@@ -35,6 +39,7 @@
       containerSocket
       dashboardsDir
       adminPasswordFile
+      secretKeyFile
       ;
   };
 
@@ -102,6 +107,7 @@
       stateDir
       dashboardsDir
       adminPasswordFile
+      secretKeyFile
       docker
       podman
       ;

@@ -14,15 +14,65 @@
   # or Caddy's ":8096" (configgen's discover::local_port).
   localPort = target: let
     m = builtins.match "(https?://)?(127\\.0\\.0\\.1|localhost|\\[::1])?:([0-9]+).*" target;
+    port = lib.toIntBase10 (lib.elemAt m 2);
   in
-    if m == null
+    if m == null || port > 65535
     then null
-    else lib.toInt (lib.elemAt m 2);
+    else port;
 
-  redOn = port: lib.optionalAttrs (port != null) {red.ports = [port];};
+  # RED ports: the local ports among the upstreams, sorted, each once.
+  redOn = upstreams: let
+    ports = lib.sort lib.lessThan (lib.unique (lib.filter (p: p != null) (map localPort upstreams)));
+  in
+    lib.optionalAttrs (ports != []) {red.ports = ports;};
 
   # Names that are not one concrete host (wildcards, regexes, catch-alls) cannot be probed.
   probeable = host: builtins.match "[A-Za-z0-9.-]+" host != null;
+
+  # The upstreams of every reverse_proxy of a Caddy site, as configgen's
+  # Caddyfile reader finds them: its arguments after an inline matcher (a
+  # path, `*` or `@name`) and the `to` lines of its block. One directive a
+  # line, braces as words of their own, as Caddyfiles are written.
+  caddyUpstreams = text: let
+    words = line: lib.filter (w: builtins.isString w && w != "") (builtins.split "[[:space:]]+" line);
+    matcher = w: w == "*" || lib.hasPrefix "/" w || lib.hasPrefix "@" w;
+    step = state: line: let
+      ws = words line;
+      directive =
+        if ws == []
+        then null
+        else lib.head ws;
+      args = lib.filter (w: w != "{" && w != "}") (lib.drop 1 ws);
+      depth = state.depth + lib.count (w: w == "{") ws - lib.count (w: w == "}") ws;
+      found =
+        if directive == "reverse_proxy"
+        then
+          (
+            if args != [] && matcher (lib.head args)
+            then lib.drop 1 args
+            else args
+          )
+        else if directive == "to" && state.proxy != null
+        then args
+        else [];
+    in {
+      inherit depth;
+      # The depth a reverse_proxy block opened at, while inside it.
+      proxy =
+        if directive == "reverse_proxy" && lib.elem "{" ws
+        then state.depth
+        else if state.proxy != null && depth <= state.proxy
+        then null
+        else state.proxy;
+      upstreams = state.upstreams ++ found;
+    };
+  in
+    (lib.foldl' step {
+      depth = 0;
+      proxy = null;
+      upstreams = [];
+    } (lib.splitString "\n" text))
+    .upstreams;
 
   nginxService = name: vhost: let
     nginx = config.services.nginx;
@@ -44,10 +94,7 @@
       else 80;
     authority = host + lib.optionalString (port != defaultPort) ":${toString port}";
     root = vhost.locations."/" or {proxyPass = null;};
-    backend =
-      if root.proxyPass != null
-      then localPort root.proxyPass
-      else null;
+    backends = lib.optional (root.proxyPass != null) root.proxyPass;
   in
     {
       name = serviceName host;
@@ -58,7 +105,7 @@
       }://${authority}/";
       labels.discovered_from = "nginx";
     }
-    // redOn backend;
+    // redOn backends;
 
   caddyService = name: vhost: let
     addr = vhost.hostName;
@@ -68,7 +115,6 @@
     anyHost = lib.hasPrefix ":" hostPort;
     https = !plainHttp && !anyHost;
     local = builtins.match "(localhost|127\\.0\\.0\\.1)(:[0-9]+)?" hostPort != null;
-    proxied = builtins.match ".*reverse_proxy[[:space:]]+([^[:space:]]+).*" vhost.extraConfig;
   in
     {
       name = serviceName (
@@ -92,11 +138,7 @@
         // lib.optionalAttrs (https && local) {insecure_skip_verify = true;};
       labels.discovered_from = "caddy";
     }
-    // redOn (
-      if proxied == null
-      then null
-      else localPort (lib.head proxied)
-    );
+    // redOn (caddyUpstreams vhost.extraConfig);
 
   # "8080:80", "127.0.0.1:8080:80", "8080:80/tcp" -> host address and port; null for
   # UDP, ranges and unpublished ports.
@@ -145,7 +187,15 @@
     )
   );
   caddy = lib.optionals (cfg.discovery.caddy && config.services.caddy.enable) (
-    lib.mapAttrsToList caddyService config.services.caddy.virtualHosts
+    lib.mapAttrsToList caddyService (
+      lib.filterAttrs (
+        name: vhost: let
+          hostPort = lib.removePrefix "http://" (lib.removePrefix "https://" vhost.hostName);
+        in
+          lib.hasPrefix ":" hostPort || probeable (lib.head (lib.splitString ":" hostPort))
+      )
+      config.services.caddy.virtualHosts
+    )
   );
   containers = lib.optionals cfg.discovery.ociContainers (
     lib.mapAttrsToList containerService config.virtualisation.oci-containers.containers

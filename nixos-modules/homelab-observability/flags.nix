@@ -14,7 +14,11 @@
   on,
   tree,
   ...
-}: {
+}: let
+  # Where textfile scripts (the reboot check of docs/alerts.md) leave *.prom
+  # files: configgen's runtime::NODE_TEXTFILE_DIR, Debian's default.
+  nodeTextfileDirectory = "/var/lib/prometheus/node-exporter";
+in {
   prometheus =
     # Exemplars carry the trace ids behind the metric-to-trace links.
     ["--enable-feature=exemplar-storage"]
@@ -25,9 +29,14 @@
   # an empty cluster address turns clustering off, so nothing listens there.
   alertmanager = lib.optional (config.services.prometheus.alertmanager.clusterPeers == []) "--cluster.listen-address=";
 
-  # The systemd collector exports node_systemd_service_restart_total, which
-  # the HostSystemdUnitCrashLooping alert counts, only with this flag.
-  node = lib.optional (lib.elem "systemd" model.exporters.node.collectors) "--collector.systemd.enable-restarts-metrics";
+  # Not a flag: ./common.nix creates the directory.
+  inherit nodeTextfileDirectory;
+
+  node =
+    ["--collector.textfile.directory=${nodeTextfileDirectory}"]
+    # The systemd collector exports node_systemd_service_restart_total, which
+    # the HostSystemdUnitCrashLooping alert counts, only with this flag.
+    ++ lib.optional (lib.elem "systemd" model.exporters.node.collectors) "--collector.systemd.enable-restarts-metrics";
 
   cadvisor = [
     # Without it cAdvisor reports docker containers only, not systemd services.

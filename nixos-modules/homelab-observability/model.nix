@@ -8,8 +8,9 @@
   containerSocket,
   # where the module installs the rendered dashboards (see ./server.nix)
   dashboardsDir,
-  # file Grafana reads its admin password from
+  # files Grafana reads its admin password and secret key from
   adminPasswordFile,
+  secretKeyFile,
 }: let
   inherit (cfg) ports;
   loopback = "127.0.0.1";
@@ -119,14 +120,23 @@
       otlp_grpc_port = ports.tempoOtlpGrpc;
       retention = cfg.retention.traces;
     };
-    grafana = {
-      enable = cfg.grafana.enable;
-      listen_address = loopback;
-      port = ports.grafana;
-      inherit (cfg.grafana) domain;
-      admin_password_file = adminPasswordFile;
-      dashboards_dir = dashboardsDir;
-    };
+    grafana =
+      {
+        enable = cfg.grafana.enable;
+        listen_address = loopback;
+        port = ports.grafana;
+        inherit (cfg.grafana) domain;
+        admin_password_file = adminPasswordFile;
+        secret_key_file = secretKeyFile;
+        dashboards_dir = dashboardsDir;
+      }
+      // lib.optionalAttrs cfg.grafana.smtp.enable {
+        smtp = dropNulls {
+          inherit (cfg.grafana.smtp) host user;
+          password_file = cfg.grafana.smtp.passwordFile;
+          from_address = cfg.grafana.smtp.fromAddress;
+        };
+      };
   };
 in
   lib.recursiveUpdate typed (removeAttrs cfg.settings ["services"])

@@ -11,16 +11,19 @@
   stateDir,
   dashboardsDir,
   adminPasswordFile,
+  secretKeyFile,
   flags,
   ...
 }: let
   inherit (cfg) ports;
   inherit (on) server grafana tempo;
   fileRef = path: "$__file{${path}}";
-  secretKeyFile =
-    if cfg.grafana.secretKeyFile != null
-    then cfg.grafana.secretKeyFile
-    else "${stateDir}/grafana-secret-key";
+  # Grafana's settings are configgen's (typed options and `settings` alike,
+  # crates/configgen/src/render/grafana/ini.rs), handed to nixpkgs' module,
+  # which writes its own grafana.ini.
+  g = model.grafana;
+  # (scheme, path) of the root URL, which configgen has validated.
+  rootUrl = builtins.match "(https?)://[^/]*(.*)" g.root_url;
   alertmanager = config.services.prometheus.alertmanager;
   alertmanagerPlaceholder = "# replaced at start by the rendered alertmanager.yml of services.homelab-observability\n";
   alertmanagerYml =
@@ -167,24 +170,49 @@ in
         services.grafana = {
           enable = true;
           settings = {
-            server = {
-              http_addr = lib.mkDefault model.grafana.listen_address;
-              http_port = ports.grafana;
-              domain = lib.mkDefault model.grafana.domain;
-            };
-            security = {
-              admin_password = fileRef adminPasswordFile;
-              secret_key = fileRef secretKeyFile;
-            };
+            server =
+              {
+                http_addr = lib.mkDefault g.listen_address;
+                http_port = ports.grafana;
+                domain = lib.mkDefault g.domain;
+              }
+              // lib.optionalAttrs (g.root_url or null != null) {
+                root_url = lib.mkDefault g.root_url;
+                serve_from_sub_path = lib.mkDefault (!lib.elem (lib.elemAt rootUrl 1) ["" "/"]);
+              };
+            security =
+              {
+                admin_password = fileRef g.admin_password_file;
+                secret_key = fileRef g.secret_key_file;
+              }
+              // lib.optionalAttrs (g.root_url or null != null) {
+                cookie_secure = lib.mkDefault (lib.head rootUrl == "https");
+              };
             analytics.reporting_enabled = lib.mkDefault false;
-            smtp = lib.mkIf cfg.grafana.smtp.enable {
-              enabled = true;
-              inherit (cfg.grafana.smtp) host user;
-              from_address = cfg.grafana.smtp.fromAddress;
-              password = lib.mkIf (cfg.grafana.smtp.passwordFile != null) (
-                fileRef cfg.grafana.smtp.passwordFile
-              );
-            };
+            smtp = lib.mkIf (g.smtp or null != null) (
+              {
+                enabled = true;
+                inherit (g.smtp) host from_address;
+              }
+              // lib.optionalAttrs (g.smtp.user or null != null) {inherit (g.smtp) user;}
+              // lib.optionalAttrs (g.smtp.password_file or null != null) {
+                password = fileRef g.smtp.password_file;
+              }
+            );
+            "auth.generic_oauth" = lib.mkIf (g.oidc or null != null) (
+              {
+                enabled = true;
+                name = g.oidc.name or "SSO";
+                inherit (g.oidc) client_id auth_url token_url api_url;
+                client_secret = fileRef g.oidc.client_secret_file;
+                scopes = lib.concatStringsSep " " (g.oidc.scopes or ["openid" "profile" "email" "groups"]);
+                use_pkce = g.oidc.use_pkce or true;
+                allow_sign_up = g.oidc.allow_sign_up or true;
+              }
+              // lib.optionalAttrs (g.oidc.role_attribute_path or null != null) {
+                inherit (g.oidc) role_attribute_path;
+              }
+            );
           };
           provision = {
             enable = true;

@@ -62,8 +62,10 @@
     ++ lib.optionals (s.tcp != null) (unless (hostPort s.tcp) "${at}.tcp" s.tcp "not host:port")
     ++ lib.optionals (s.icmp != null) (unless (host s.icmp) "${at}.icmp" s.icmp "not a host name or IP address")
     ++ lib.optionals (s.red != null) (
-      unless (s.red.ports != []) "${at}.red.ports" s.red.ports "list the local ports the service listens on"
+      unless (s.red.ports != [] || s.red.unit != null || s.red.container != null || s.red.client_ports != []) "${at}.red" s.red "say what to watch: ports, unit, container or client_ports"
       ++ unless (!lib.elem 0 s.red.ports) "${at}.red.ports" s.red.ports "port 0 is not a usable port"
+      ++ unless (!lib.elem 0 s.red.client_ports) "${at}.red.client_ports" s.red.client_ports "port 0 is not a usable port"
+      ++ lib.concatMap (key: lib.optionals (s.red.${key} != null) (unless (!blank s.red.${key}) "${at}.red.${key}" s.red.${key} "must not be empty")) ["unit" "container"]
       ++ lib.concatMap (route: unless (lib.hasPrefix "/" route) "${at}.red.routes" route "a route template starts with '/'") s.red.routes
     )
     ++ lib.optionals (s.logs != null) (lib.concatLists (lib.mapAttrsToList (key: value: unless (!blank value) "${at}.logs.${key}" value "must not be empty") s.logs)))

@@ -97,9 +97,11 @@ in {
         "systemd"
         "processes"
       ])
-      (check "restart counter for HostSystemdUnitCrashLooping" p.exporters.node.extraFlags [
+      (check "textfile directory, and the restart counter for HostSystemdUnitCrashLooping" p.exporters.node.extraFlags [
+        "--collector.textfile.directory=/var/lib/prometheus/node-exporter"
         "--collector.systemd.enable-restarts-metrics"
       ])
+      (check "the textfile directory exists" c.systemd.tmpfiles.rules ["d /var/lib/prometheus/node-exporter 0755 root root -"])
       (holds "blackbox config is a whole store path (upstream's lib.isStorePath check)" (
         lib.isStorePath p.exporters.blackbox.configFile
       ))
@@ -604,10 +606,58 @@ in {
       (check "secret key" s.security.secret_key "$__file{/run/secrets/grafana-key}")
       (check "smtp password" s.smtp.password "$__file{/run/secrets/smtp}")
       (check "configgen gets the admin password file" c.services.homelab-observability.generatedConfig.grafana.admin_password_file "/run/secrets/grafana-admin")
+      (check "configgen gets the secret key and smtp too" {
+          inherit (c.services.homelab-observability.generatedConfig.grafana) secret_key_file smtp;
+        } {
+          secret_key_file = "/run/secrets/grafana-key";
+          smtp = {
+            host = "smtp.example.org:587";
+            user = "homelab";
+            password_file = "/run/secrets/smtp";
+            from_address = "grafana@localhost";
+          };
+        })
       (check "nothing to generate" (c.systemd.services ? homelab-observability-grafana-secrets) false)
     ];
 
-  homelab = rendering (evalHost [./homelab.nix]) [];
+  # The parity test compares its config with examples/homelab.toml; here,
+  # nixpkgs' Grafana gets the Grafana keys configgen got, as its grafana.ini
+  # would have them.
+  homelab = let
+    c = evalHost [./homelab.nix];
+    s = c.services.grafana.settings;
+  in
+    rendering c [
+      (check "root URL with a sub-path, secure cookies" {
+          inherit (s.server) root_url serve_from_sub_path;
+          inherit (s.security) cookie_secure;
+        } {
+          root_url = "https://grafana.example.org/grafana/";
+          serve_from_sub_path = true;
+          cookie_secure = true;
+        })
+      (check "secret key" s.security.secret_key "$__file{/run/secrets/grafana-secret-key}")
+      (check "smtp" s.smtp {
+        enabled = true;
+        host = "smtp.example.org:587";
+        user = "homelab@example.org";
+        password = "$__file{/run/secrets/smtp-password}";
+        from_address = "grafana@example.org";
+      })
+      (check "OIDC login" s."auth.generic_oauth" {
+        enabled = true;
+        name = "Authentik";
+        client_id = "grafana";
+        client_secret = "$__file{/run/secrets/grafana-oidc-secret}";
+        scopes = "openid profile email groups";
+        auth_url = "https://auth.example.org/application/o/authorize/";
+        token_url = "https://auth.example.org/application/o/token/";
+        api_url = "https://auth.example.org/application/o/userinfo/";
+        use_pkce = true;
+        allow_sign_up = true;
+        role_attribute_path = "contains(groups, 'Grafana Admins') && 'Admin' || 'Viewer'";
+      })
+    ];
 
   alertmanager-unchecked = let
     c = evalHost [
@@ -664,7 +714,7 @@ in {
   in
     rendering c [
       (check "collectors from settings" c.services.prometheus.exporters.node.enabledCollectors ["processes"])
-      (check "no systemd restart flag without the systemd collector" c.services.prometheus.exporters.node.extraFlags [])
+      (check "no systemd restart flag without the systemd collector" c.services.prometheus.exporters.node.extraFlags ["--collector.textfile.directory=/var/lib/prometheus/node-exporter"])
     ];
 
   settings-turn-daemons-off = let
@@ -977,7 +1027,7 @@ in {
     }
   ]);
 
-  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red.ports = []: list the local ports" "services[0].red" (evalHost [
+  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red = {\"client_ports\":[],\"container\":null,\"ports\":[],\"routes\":[],\"unit\":null}: say what to watch: ports, unit, container or client_ports" "services[0].red" (evalHost [
     enable
     {services.homelab-observability.services.app.red.ports = [];}
   ]);

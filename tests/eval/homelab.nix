@@ -29,8 +29,26 @@
           url = "https://photos.example.org/";
           accept_unauthorized = true;
         };
-        red.ports = [2283];
+        red = {
+          container = "immich_server";
+          client_ports = [3003];
+        };
         logs.container = "immich_server";
+        metrics = {
+          url = "http://127.0.0.1:8081/metrics";
+          interval = "60s";
+        };
+      };
+      authentik = {
+        labels.category = "auth";
+        http.url = "http://127.0.0.1:9000/-/health/live/";
+        metrics = "http://127.0.0.1:9300/metrics";
+      };
+      caddy = {
+        labels.category = "network";
+        metrics = "http://127.0.0.1:2019/metrics";
+        red.unit = "caddy.service";
+        logs.unit = "caddy.service";
       };
       nas-smb = {
         labels.category = "storage";
@@ -75,7 +93,8 @@
       {
         type = "ntfy";
         name = "phone";
-        url = "https://ntfy.sh/my-homelab-alerts";
+        url = "https://ntfy.example.org/homelab-alerts";
+        token_file = "/run/secrets/ntfy-token";
       }
     ];
     defaultReceivers = ["phone"];
@@ -83,6 +102,14 @@
     grafana = {
       domain = "grafana.example.org";
       adminPasswordFile = "/run/secrets/grafana-admin-password";
+      secretKeyFile = "/run/secrets/grafana-secret-key";
+      smtp = {
+        enable = true;
+        host = "smtp.example.org:587";
+        user = "homelab@example.org";
+        passwordFile = "/run/secrets/smtp-password";
+        fromAddress = "grafana@example.org";
+      };
     };
 
     settings = {
@@ -109,13 +136,53 @@
         group_wait = "30s";
         group_interval = "5m";
         repeat_interval = "3h";
-        watchdog_url = "https://hc-ping.com/00000000-0000-0000-0000-000000000000";
+        watchdog_url_file = "/run/secrets/healthchecks-ping-url";
         overrides = {
           HostHighCpuLoad.enabled = false;
           HostDiskAlmostFull = {
             threshold = 5;
             for = "15m";
           };
+        };
+      };
+      prometheus.scrape_configs = [
+        {
+          job_name = "envoy";
+          targets = ["127.0.0.1:9901"];
+          metrics_path = "/stats/prometheus";
+        }
+        {
+          job_name = "zrepl";
+          targets = ["127.0.0.1:9811"];
+          labels.category = "storage";
+        }
+        {
+          job_name = "crowdsec";
+          targets = ["127.0.0.1:6060"];
+          scrape_interval = "1m";
+          scrape_timeout = "20s";
+        }
+      ];
+      # Options the module has no typed form of: configgen's keys, which it
+      # also hands to nixpkgs' Grafana (./server.nix).
+      grafana = {
+        root_url = "https://grafana.example.org/grafana/";
+        oidc = {
+          name = "Authentik";
+          client_id = "grafana";
+          client_secret_file = "/run/secrets/grafana-oidc-secret";
+          auth_url = "https://auth.example.org/application/o/authorize/";
+          token_url = "https://auth.example.org/application/o/token/";
+          api_url = "https://auth.example.org/application/o/userinfo/";
+          scopes = [
+            "openid"
+            "profile"
+            "email"
+            "groups"
+          ];
+          role_attribute_path = "contains(groups, 'Grafana Admins') && 'Admin' || 'Viewer'";
+          allow_sign_up = true;
+          use_pkce = true;
         };
       };
       alloy.log_files = [

@@ -66,6 +66,7 @@ in {
     })) {};
 
     systemd.services = opt (types.attrsOf unit) {};
+    systemd.tmpfiles.rules = opt (types.listOf types.str) [];
 
     services.prometheus = {
       enable = mkEnableOption "prometheus";
