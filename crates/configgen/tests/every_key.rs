@@ -208,6 +208,11 @@ fn rows() -> Vec<Row> {
             json!(["/Items/{id}"]),
         ),
         row(
+            "services[].red.traces",
+            "/services/0/red/traces",
+            json!(false),
+        ),
+        row(
             "services[].logs.unit",
             "/services/0/logs",
             json!({"unit": "jellyfin-server.service"}),
@@ -793,7 +798,11 @@ fn rows() -> Vec<Row> {
         // [deploy]
         row("deploy.config_dir", "/deploy/config_dir", json!("/opt/hlo")),
         // [discovery]
-        row("discovery.containers", "/discovery/containers", json!(false)),
+        row(
+            "discovery.containers",
+            "/discovery/containers",
+            json!(false),
+        ),
     ]
 }
 
