@@ -19,17 +19,20 @@ pub enum Group {
     /// Host conditions that need a collector or a script beyond the basics:
     /// systemd timers, a pending reboot, ZFS pools.
     HostExtra,
+    /// Disk health from SMART, written by a textfile script (smartmon).
+    HostSmart,
     Probes,
     Red,
     Prometheus,
 }
 
 impl Group {
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::Watchdog,
         Group::Targets,
         Group::Host,
         Group::HostExtra,
+        Group::HostSmart,
         Group::Probes,
         Group::Red,
         Group::Prometheus,
@@ -41,6 +44,7 @@ impl Group {
             Group::Targets => "targets",
             Group::Host => "host",
             Group::HostExtra => "host_extra",
+            Group::HostSmart => "host_smart",
             Group::Probes => "probes",
             Group::Red => "red",
             Group::Prometheus => "prometheus",
@@ -273,6 +277,13 @@ pub const CATALOGUE: &[Alert] = &[
     alert("ZfsPoolAlmostFull", G::HostExtra, S::Critical, "15m",
         "A ZFS pool is almost full, counted once per pool (not per dataset) from its mounted datasets: ZFS slows down and then refuses writes.")
         .threshold(10.0, Unit::Percent, "free space of the pool (of its used plus free space) below which it alerts"),
+    // host_smart
+    alert("DiskSmartUnhealthy", G::HostSmart, S::Critical, "",
+        "A disk with SMART enabled fails its overall health self-assessment (smartctl -H): the drive itself predicts its failure. Disks without SMART support or with SMART disabled are left out."),
+    alert("DiskSmartReallocatedSectorsGrowing", G::HostSmart, S::Warning, "",
+        "A disk reallocated sectors within the last day (SMART attribute 5 grew): its surface is failing. A constant count from long ago stays quiet."),
+    alert("DiskSmartPendingSectors", G::HostSmart, S::Warning, "",
+        "A disk has sectors it could not read (SMART 197 current pending or 198 offline uncorrectable above 0): data on them may be lost, and the disk is dying."),
     // probes
     alert("ServiceProbeFailed", G::Probes, S::Critical, "1m",
         "A service check (HTTP, TCP, ICMP or DNS through blackbox_exporter) fails: the service is down or unreachable."),
@@ -347,6 +358,9 @@ pub const CHOICES: &[(&str, &str)] = &[
     ("HostSystemdTimerLate", "New, a warning. Late is measured from the last trigger of active timers only (disabled timers keep an old value, never-run ones read 0), with a maximum age per timer (alerting.timer_max_age) and 8 days for the rest, so that no stock daily or weekly timer alarms; a nightly backup gets 26h."),
     ("HostRebootRequired", "New, a warning after 1 hour: an upgrade that needs a reboot is something to do today, and the hour leaves room for the reboot that usually follows an upgrade (a host rebooted 20 minutes after its update stays quiet)."),
     ("ZfsPoolUnhealthy", "New, critical like HostRaidDegraded: any state but online means lost redundancy or unreachable data. 5 minutes of `for` let a disk hot-swap (a 2-minute removed state) pass quietly."),
+    ("DiskSmartUnhealthy", "New, critical on the first evaluation: a failed health self-assessment is the drive's own verdict, and smartmon refreshes it only every 15 minutes. Debian's smartmon.sh writes smartmon_device_smart_healthy 0 also for a disk that answers no health check (SMART unsupported or disabled), so the rule requires smartmon_device_smart_enabled 1."),
+    ("DiskSmartReallocatedSectorsGrowing", "New, a warning: many healthy old disks carry a few reallocated sectors for years, so the count alone says little; new reallocations within a day mean the surface is failing now. Measured against the day's minimum, so that a disk asleep in standby (smartmon skips it) does not hide the growth."),
+    ("DiskSmartPendingSectors", "New, a warning: pending or offline-uncorrectable sectors are unreadable data now, one per disk (the larger of the two counts). Not critical: a rewrite may remap them, and a failed health check (DiskSmartUnhealthy) pages."),
     ("ZfsPoolAlmostFull", "New, critical below 10% free for 15 minutes, once per pool instead of once per dataset: ZFS slows down past about 90% and refuses writes near full. Counted from the mounted datasets (node_exporter has no pool size): a dataset at its quota does not make its pool look full."),
 ];
 

@@ -21,6 +21,7 @@ fn template_source(group: Group) -> &'static str {
         Group::Targets => include_str!("../../rules/targets.yml.j2"),
         Group::Host => include_str!("../../rules/host.yml.j2"),
         Group::HostExtra => include_str!("../../rules/host_extra.yml.j2"),
+        Group::HostSmart => include_str!("../../rules/host_smart.yml.j2"),
         Group::Probes => include_str!("../../rules/probes.yml.j2"),
         Group::Red => include_str!("../../rules/red.yml.j2"),
         Group::Prometheus => include_str!("../../rules/prometheus.yml.j2"),
