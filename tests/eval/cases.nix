@@ -1027,7 +1027,7 @@ in {
     }
   ]);
 
-  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red = {\"client_ports\":[],\"container\":null,\"ports\":[],\"routes\":[],\"unit\":null}: say what to watch: ports, unit, container or client_ports" "services[0].red" (evalHost [
+  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red = {\"client_ports\":[],\"container\":null,\"ports\":[],\"routes\":[],\"traces\":false,\"unit\":null}: say what to watch: ports, unit, container or client_ports" "services[0].red" (evalHost [
     enable
     {services.homelab-observability.services.app.red.ports = [];}
   ]);

@@ -20,6 +20,7 @@
             "/Items/{id}"
             "/Videos/{id}/stream"
           ];
+          traces = true;
         };
         logs.unit = "jellyfin.service";
       };
