@@ -277,6 +277,9 @@ pub const CATALOGUE: &[Alert] = &[
     alert("ZfsPoolAlmostFull", G::HostExtra, S::Critical, "15m",
         "A ZFS pool is almost full, counted once per pool (not per dataset) from its mounted datasets: ZFS slows down and then refuses writes.")
         .threshold(10.0, Unit::Percent, "free space of the pool (of its used plus free space) below which it alerts"),
+    alert("HostDiskLatencyHigh", G::HostExtra, S::Warning, "15m",
+        "A disk takes long for every read or write it completes, while it is in use: a dying disk retrying, a failing cable or controller. A disk that is merely busy (a backup) at normal latency stays quiet.")
+        .threshold(0.5, Unit::Seconds, "average time per completed operation above which it alerts"),
     // host_smart
     alert("DiskSmartUnhealthy", G::HostSmart, S::Critical, "",
         "A disk with SMART enabled fails its overall health self-assessment (smartctl -H): the drive itself predicts its failure. Disks without SMART support or with SMART disabled are left out."),
@@ -361,6 +364,7 @@ pub const CHOICES: &[(&str, &str)] = &[
     ("DiskSmartUnhealthy", "New, critical on the first evaluation: a failed health self-assessment is the drive's own verdict, and smartmon refreshes it only every 15 minutes. Debian's smartmon.sh writes smartmon_device_smart_healthy 0 also for a disk that answers no health check (SMART unsupported or disabled), so the rule requires smartmon_device_smart_enabled 1."),
     ("DiskSmartReallocatedSectorsGrowing", "New, a warning: many healthy old disks carry a few reallocated sectors for years, so the count alone says little; new reallocations within a day mean the surface is failing now. Measured against the day's minimum, so that a disk asleep in standby (smartmon skips it) does not hide the growth."),
     ("DiskSmartPendingSectors", "New, a warning: pending or offline-uncorrectable sectors are unreadable data now, one per disk (the larger of the two counts). Not critical: a rewrite may remap them, and a failed health check (DiskSmartUnhealthy) pages."),
+    ("HostDiskLatencyHigh", "New, a warning: half a second per operation for 15 minutes is ten times what a loaded spinning disk takes (a backup saturating it stays near 20-100 ms) and a hundred times an SSD's, while a disk retrying bad sectors takes seconds. Saturation alone is not alerted on (backups saturate disks every night), and disks doing under one operation per two seconds are left out so that one spin-up does not count."),
     ("ZfsPoolAlmostFull", "New, critical below 10% free for 15 minutes, once per pool instead of once per dataset: ZFS slows down past about 90% and refuses writes near full. Counted from the mounted datasets (node_exporter has no pool size): a dataset at its quota does not make its pool look full."),
 ];
 
