@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use crate::model::{Config, Receiver};
 use crate::plan::{job, join_host_port, scrape_address, Plan, INTERNAL_ADDRESS};
-use crate::render::{grafana, tempo};
+use crate::render::{grafana as grafana_render, tempo as tempo_render};
 
 /// A container image, pinned to the exact upstream release the rendered
 /// configs are written for.
@@ -231,500 +231,538 @@ const NOBODY: &str = "65534:65534";
 /// scripts of prometheus-node-exporter-collectors write.
 pub const NODE_TEXTFILE_DIR: &str = "/var/lib/prometheus/node-exporter";
 
+/// How one daemon runs on this host, decided from the plan.
+type DaemonOf = fn(&Plan) -> Daemon;
+
 /// The daemons this host runs, in a stable order. The eBPF probe is not
 /// among them: it runs as a host unit on every target (see `probe_args`).
 pub fn daemons(plan: &Plan) -> Vec<Daemon> {
-    let cfg = plan.cfg;
-    let mut out = Vec::new();
-    let file = |rel: &str| format!("{}/{rel}", cfg.deploy.config_dir.trim_end_matches('/'));
-    let http = |address: &str, port: u16| Listener {
+    let builders: [(&str, DaemonOf); 9] = [
+        (job::PROMETHEUS, prometheus),
+        (job::ALERTMANAGER, alertmanager),
+        (job::NODE, node_exporter),
+        (job::BLACKBOX_EXPORTER, blackbox_exporter),
+        (job::CADVISOR, cadvisor),
+        (job::LOKI, loki),
+        (job::TEMPO, tempo),
+        (job::ALLOY, alloy),
+        (job::GRAFANA, grafana),
+    ];
+    builders
+        .into_iter()
+        .filter(|(job, _)| plan.runs(job))
+        .map(|(_, daemon)| daemon(plan))
+        .collect()
+}
+
+/// A file of the rendered tree, where the host (and every container) sees it.
+fn file(cfg: &Config, rel: &str) -> String {
+    format!("{}/{rel}", cfg.deploy.config_dir.trim_end_matches('/'))
+}
+
+fn http(address: &str, port: u16) -> Listener {
+    Listener {
         purpose: "http",
         address: address.into(),
         port,
-    };
-    let listen_flag = |l: &Listener| {
-        format!(
-            "--web.listen-address={}",
-            join_host_port(&l.address, l.port)
-        )
-    };
-
-    if plan.runs(job::PROMETHEUS) {
-        let p = &cfg.prometheus;
-        let l = http(&p.listen_address, p.port);
-        let mut args = vec![
-            format!("--config.file={}", file("prometheus/prometheus.yml")),
-            format!("--storage.tsdb.path={}", p.data_dir),
-            format!("--storage.tsdb.retention.time={}", p.retention),
-            listen_flag(&l),
-            // Exemplars carry the trace ids behind the metric-to-trace links.
-            "--enable-feature=exemplar-storage".into(),
-        ];
-        if accepts_remote_write(cfg, plan) {
-            args.push("--web.enable-remote-write-receiver".into());
-        }
-        if let Some(url) = plan.external_url(job::PROMETHEUS) {
-            // The links in alerts (generatorURL) point there.
-            args.push(format!("--web.external-url={url}"));
-        }
-        out.push(Daemon {
-            name: "prometheus",
-            job: job::PROMETHEUS,
-            image: release::PROMETHEUS,
-            package: Package {
-                name: "prometheus",
-                in_debian: true,
-                unit: "prometheus.service",
-                binary: "/usr/bin/prometheus",
-                user: "prometheus",
-                installs_unit: true,
-            },
-            args,
-            env: Vec::new(),
-            listeners: vec![l],
-            data_dir: Some(p.data_dir.clone()),
-            config_files: vec![file("prometheus")],
-            secrets: prometheus_secrets(cfg),
-            capabilities: Vec::new(),
-            reloads_on_sighup: true,
-            unit: UnitNeeds::default(),
-            container: ContainerNeeds {
-                user: NOBODY,
-                memory_limit: "1g",
-                healthcheck: wget(&p.listen_address, p.port, "/-/healthy"),
-                ..Default::default()
-            },
-        });
     }
+}
 
-    if plan.runs(job::ALERTMANAGER) {
-        let a = &cfg.alertmanager;
-        let l = http(&a.listen_address, a.port);
-        out.push(Daemon {
-            name: "alertmanager",
-            job: job::ALERTMANAGER,
-            image: release::ALERTMANAGER,
-            package: Package {
-                name: "prometheus-alertmanager",
-                in_debian: true,
-                unit: "prometheus-alertmanager.service",
-                binary: "/usr/bin/prometheus-alertmanager",
-                user: "prometheus",
-                installs_unit: true,
+fn listen_flag(l: &Listener) -> String {
+    format!(
+        "--web.listen-address={}",
+        join_host_port(&l.address, l.port)
+    )
+}
+
+fn prometheus(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let p = &cfg.prometheus;
+    let l = http(&p.listen_address, p.port);
+    let mut args = vec![
+        format!("--config.file={}", file(cfg, "prometheus/prometheus.yml")),
+        format!("--storage.tsdb.path={}", p.data_dir),
+        format!("--storage.tsdb.retention.time={}", p.retention),
+        listen_flag(&l),
+        // Exemplars carry the trace ids behind the metric-to-trace links.
+        "--enable-feature=exemplar-storage".into(),
+    ];
+    if accepts_remote_write(cfg, plan) {
+        args.push("--web.enable-remote-write-receiver".into());
+    }
+    if let Some(url) = plan.external_url(job::PROMETHEUS) {
+        // The links in alerts (generatorURL) point there.
+        args.push(format!("--web.external-url={url}"));
+    }
+    Daemon {
+        name: "prometheus",
+        job: job::PROMETHEUS,
+        image: release::PROMETHEUS,
+        package: Package {
+            name: "prometheus",
+            in_debian: true,
+            unit: "prometheus.service",
+            binary: "/usr/bin/prometheus",
+            user: "prometheus",
+            installs_unit: true,
+        },
+        args,
+        env: Vec::new(),
+        listeners: vec![l],
+        data_dir: Some(p.data_dir.clone()),
+        config_files: vec![file(cfg, "prometheus")],
+        secrets: prometheus_secrets(cfg),
+        capabilities: Vec::new(),
+        reloads_on_sighup: true,
+        unit: UnitNeeds::default(),
+        container: ContainerNeeds {
+            user: NOBODY,
+            memory_limit: "1g",
+            healthcheck: wget(&p.listen_address, p.port, "/-/healthy"),
+            ..Default::default()
+        },
+    }
+}
+
+fn alertmanager(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let a = &cfg.alertmanager;
+    let l = http(&a.listen_address, a.port);
+    Daemon {
+        name: "alertmanager",
+        job: job::ALERTMANAGER,
+        image: release::ALERTMANAGER,
+        package: Package {
+            name: "prometheus-alertmanager",
+            in_debian: true,
+            unit: "prometheus-alertmanager.service",
+            binary: "/usr/bin/prometheus-alertmanager",
+            user: "prometheus",
+            installs_unit: true,
+        },
+        args: [
+            format!(
+                "--config.file={}",
+                file(cfg, "alertmanager/alertmanager.yml")
+            ),
+            format!("--storage.path={}", a.data_dir),
+            listen_flag(&l),
+            // A single Alertmanager needs no cluster: an empty address
+            // turns gossip off, so nothing listens on 9094.
+            "--cluster.listen-address=".into(),
+        ]
+        .into_iter()
+        // The links in notifications ({{ .ExternalURL }}) point there.
+        .chain(
+            plan.external_url(job::ALERTMANAGER)
+                .map(|url| format!("--web.external-url={url}")),
+        )
+        .collect(),
+        env: Vec::new(),
+        listeners: vec![l],
+        data_dir: Some(a.data_dir.clone()),
+        config_files: vec![file(cfg, "alertmanager/alertmanager.yml")],
+        secrets: receiver_secrets(cfg),
+        capabilities: Vec::new(),
+        reloads_on_sighup: true,
+        unit: UnitNeeds::default(),
+        container: ContainerNeeds {
+            user: NOBODY,
+            memory_limit: "128m",
+            healthcheck: wget(&a.listen_address, a.port, "/-/healthy"),
+            ..Default::default()
+        },
+    }
+}
+
+fn node_exporter(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let n = &cfg.exporters.node;
+    let l = http(&n.listen_address, n.port);
+    let mut args = vec![listen_flag(&l)];
+    args.extend(n.collectors.iter().map(|c| format!("--collector.{c}")));
+    // Scripts (Debian's prometheus-node-exporter-collectors, the reboot
+    // check in docs/alerts.md) leave *.prom files there.
+    args.push(format!(
+        "--collector.textfile.directory={NODE_TEXTFILE_DIR}"
+    ));
+    let systemd = n.collectors.iter().any(|c| c == "systemd");
+    if systemd {
+        // node_systemd_service_restart_total, which the crash-loop alert counts.
+        args.push("--collector.systemd.enable-restarts-metrics".into());
+    }
+    let mut mounts = vec![HostMount {
+        source: "/".into(),
+        target: "/host".into(),
+        read_only: true,
+    }];
+    if systemd {
+        mounts.push(HostMount::same_path("/run/dbus/system_bus_socket"));
+    }
+    Daemon {
+        name: "node-exporter",
+        job: job::NODE,
+        image: release::NODE_EXPORTER,
+        package: Package {
+            name: "prometheus-node-exporter",
+            in_debian: true,
+            unit: "prometheus-node-exporter.service",
+            binary: "/usr/bin/prometheus-node-exporter",
+            user: "prometheus",
+            installs_unit: true,
+        },
+        args,
+        env: Vec::new(),
+        listeners: vec![l],
+        data_dir: None,
+        config_files: Vec::new(),
+        secrets: Vec::new(),
+        capabilities: Vec::new(),
+        reloads_on_sighup: false,
+        unit: UnitNeeds {
+            inspects_host: true,
+            ..Default::default()
+        },
+        container: ContainerNeeds {
+            user: NOBODY,
+            extra_args: vec![
+                "--path.rootfs=/host".into(),
+                // The textfile collector does not read through --path.rootfs.
+                format!("--collector.textfile.directory=/host{NODE_TEXTFILE_DIR}"),
+            ],
+            host_pid: true,
+            mounts,
+            memory_limit: "128m",
+            healthcheck: wget(&n.listen_address, n.port, "/"),
+            ..Default::default()
+        },
+    }
+}
+
+fn blackbox_exporter(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let b = &cfg.exporters.blackbox;
+    let l = http(&b.listen_address, b.port);
+    Daemon {
+        name: "blackbox-exporter",
+        job: job::BLACKBOX_EXPORTER,
+        image: release::BLACKBOX_EXPORTER,
+        package: Package {
+            name: "prometheus-blackbox-exporter",
+            in_debian: true,
+            unit: "prometheus-blackbox-exporter.service",
+            binary: "/usr/bin/prometheus-blackbox-exporter",
+            user: "prometheus",
+            installs_unit: true,
+        },
+        args: vec![
+            format!("--config.file={}", file(cfg, "blackbox/blackbox.yml")),
+            listen_flag(&l),
+        ],
+        env: Vec::new(),
+        listeners: vec![l],
+        data_dir: None,
+        config_files: vec![file(cfg, "blackbox/blackbox.yml")],
+        secrets: Vec::new(),
+        // ICMP probes open raw sockets.
+        capabilities: vec!["NET_RAW"],
+        reloads_on_sighup: true,
+        unit: UnitNeeds::default(),
+        container: ContainerNeeds {
+            // The image runs as root; a non-root container user would not
+            // keep NET_RAW, and host networking rules out the ping sysctl.
+            // Every other capability is dropped.
+            user: "0:0",
+            memory_limit: "64m",
+            healthcheck: wget(&b.listen_address, b.port, "/-/healthy"),
+            ..Default::default()
+        },
+    }
+}
+
+fn cadvisor(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let c = &cfg.exporters.cadvisor;
+    let l = http(&c.listen_address, c.port);
+    Daemon {
+        name: "cadvisor",
+        job: job::CADVISOR,
+        image: release::CADVISOR,
+        package: Package {
+            // Not in Debian (bookworm or later) and no upstream .deb: the
+            // static binary of cAdvisor's GitHub release.
+            name: "cadvisor",
+            in_debian: false,
+            unit: "cadvisor.service",
+            binary: "/usr/local/bin/cadvisor",
+            user: "root",
+            installs_unit: false,
+        },
+        args: vec![
+            format!("--listen_ip={}", c.listen_address),
+            format!("--port={}", c.port),
+            // Systemd services too, not only Docker containers.
+            "--docker_only=false".into(),
+            "--housekeeping_interval=30s".into(),
+        ],
+        env: Vec::new(),
+        listeners: vec![l],
+        data_dir: None,
+        config_files: Vec::new(),
+        secrets: Vec::new(),
+        capabilities: vec!["SYS_ADMIN", "DAC_READ_SEARCH"],
+        reloads_on_sighup: false,
+        unit: UnitNeeds {
+            inspects_host: true,
+            ..Default::default()
+        },
+        container: ContainerNeeds {
+            user: "0:0",
+            mounts: ["/", "/var/run", "/sys", "/var/lib/docker", "/dev/disk"]
+                .into_iter()
+                .map(|p| HostMount {
+                    source: p.into(),
+                    target: if p == "/" { "/rootfs".into() } else { p.into() },
+                    read_only: true,
+                })
+                .collect(),
+            devices: vec!["/dev/kmsg"],
+            memory_limit: "256m",
+            scratch: vec!["/tmp"],
+            // The image's own check asks for `localhost`, which may
+            // resolve to ::1 while cAdvisor listens on 127.0.0.1 only.
+            healthcheck: wget(&c.listen_address, c.port, "/healthz"),
+            ..Default::default()
+        },
+    }
+}
+
+fn loki(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let lk = &cfg.loki;
+    Daemon {
+        name: "loki",
+        job: job::LOKI,
+        image: release::LOKI,
+        package: Package {
+            name: "loki",
+            in_debian: false,
+            unit: "loki.service",
+            binary: "/usr/bin/loki",
+            user: "loki",
+            installs_unit: true,
+        },
+        args: vec![format!("-config.file={}", file(cfg, "loki/loki.yaml"))],
+        env: Vec::new(),
+        listeners: vec![
+            http(&lk.listen_address, lk.port),
+            Listener {
+                purpose: "grpc",
+                address: INTERNAL_ADDRESS.into(),
+                port: lk.grpc_port,
             },
-            args: [
-                format!("--config.file={}", file("alertmanager/alertmanager.yml")),
-                format!("--storage.path={}", a.data_dir),
-                listen_flag(&l),
-                // A single Alertmanager needs no cluster: an empty address
-                // turns gossip off, so nothing listens on 9094.
-                "--cluster.listen-address=".into(),
-            ]
+        ],
+        data_dir: Some(lk.data_dir.clone()),
+        config_files: [file(cfg, "loki/loki.yaml")]
             .into_iter()
-            // The links in notifications ({{ .ExternalURL }}) point there.
             .chain(
-                plan.external_url(job::ALERTMANAGER)
-                    .map(|url| format!("--web.external-url={url}")),
+                plan.runs(job::ALERTMANAGER)
+                    .then(|| file(cfg, crate::render::loki::RULES_FILE)),
             )
             .collect(),
-            env: Vec::new(),
-            listeners: vec![l],
-            data_dir: Some(a.data_dir.clone()),
-            config_files: vec![file("alertmanager/alertmanager.yml")],
-            secrets: receiver_secrets(cfg),
-            capabilities: Vec::new(),
-            reloads_on_sighup: true,
-            unit: UnitNeeds::default(),
-            container: ContainerNeeds {
-                user: NOBODY,
-                memory_limit: "128m",
-                healthcheck: wget(&a.listen_address, a.port, "/-/healthy"),
-                ..Default::default()
-            },
-        });
+        secrets: Vec::new(),
+        capabilities: Vec::new(),
+        reloads_on_sighup: false,
+        unit: UnitNeeds::default(),
+        container: ContainerNeeds {
+            user: "10001:10001",
+            memory_limit: "512m",
+            scratch: vec!["/tmp"],
+            healthcheck: builtin_health("/usr/bin/loki", &lk.listen_address, lk.port),
+            ..Default::default()
+        },
     }
+}
 
-    if plan.runs(job::NODE) {
-        let n = &cfg.exporters.node;
-        let l = http(&n.listen_address, n.port);
-        let mut args = vec![listen_flag(&l)];
-        args.extend(n.collectors.iter().map(|c| format!("--collector.{c}")));
-        // Scripts (Debian's prometheus-node-exporter-collectors, the reboot
-        // check in docs/alerts.md) leave *.prom files there.
-        args.push(format!(
-            "--collector.textfile.directory={NODE_TEXTFILE_DIR}"
-        ));
-        let systemd = n.collectors.iter().any(|c| c == "systemd");
-        if systemd {
-            // node_systemd_service_restart_total, which the crash-loop alert counts.
-            args.push("--collector.systemd.enable-restarts-metrics".into());
-        }
-        let mut mounts = vec![HostMount {
-            source: "/".into(),
-            target: "/host".into(),
-            read_only: true,
-        }];
-        if systemd {
-            mounts.push(HostMount::same_path("/run/dbus/system_bus_socket"));
-        }
-        out.push(Daemon {
-            name: "node-exporter",
-            job: job::NODE,
-            image: release::NODE_EXPORTER,
-            package: Package {
-                name: "prometheus-node-exporter",
-                in_debian: true,
-                unit: "prometheus-node-exporter.service",
-                binary: "/usr/bin/prometheus-node-exporter",
-                user: "prometheus",
-                installs_unit: true,
-            },
-            args,
-            env: Vec::new(),
-            listeners: vec![l],
-            data_dir: None,
-            config_files: Vec::new(),
-            secrets: Vec::new(),
-            capabilities: Vec::new(),
-            reloads_on_sighup: false,
-            unit: UnitNeeds {
-                inspects_host: true,
-                ..Default::default()
-            },
-            container: ContainerNeeds {
-                user: NOBODY,
-                extra_args: vec![
-                    "--path.rootfs=/host".into(),
-                    // The textfile collector does not read through --path.rootfs.
-                    format!("--collector.textfile.directory=/host{NODE_TEXTFILE_DIR}"),
-                ],
-                host_pid: true,
-                mounts,
-                memory_limit: "128m",
-                healthcheck: wget(&n.listen_address, n.port, "/"),
-                ..Default::default()
-            },
-        });
-    }
-
-    if plan.runs(job::BLACKBOX_EXPORTER) {
-        let b = &cfg.exporters.blackbox;
-        let l = http(&b.listen_address, b.port);
-        out.push(Daemon {
-            name: "blackbox-exporter",
-            job: job::BLACKBOX_EXPORTER,
-            image: release::BLACKBOX_EXPORTER,
-            package: Package {
-                name: "prometheus-blackbox-exporter",
-                in_debian: true,
-                unit: "prometheus-blackbox-exporter.service",
-                binary: "/usr/bin/prometheus-blackbox-exporter",
-                user: "prometheus",
-                installs_unit: true,
-            },
-            args: vec![
-                format!("--config.file={}", file("blackbox/blackbox.yml")),
-                listen_flag(&l),
-            ],
-            env: Vec::new(),
-            listeners: vec![l],
-            data_dir: None,
-            config_files: vec![file("blackbox/blackbox.yml")],
-            secrets: Vec::new(),
-            // ICMP probes open raw sockets.
-            capabilities: vec!["NET_RAW"],
-            reloads_on_sighup: true,
-            unit: UnitNeeds::default(),
-            container: ContainerNeeds {
-                // The image runs as root; a non-root container user would not
-                // keep NET_RAW, and host networking rules out the ping sysctl.
-                // Every other capability is dropped.
-                user: "0:0",
-                memory_limit: "64m",
-                healthcheck: wget(&b.listen_address, b.port, "/-/healthy"),
-                ..Default::default()
-            },
-        });
-    }
-
-    if plan.runs(job::CADVISOR) {
-        let c = &cfg.exporters.cadvisor;
-        let l = http(&c.listen_address, c.port);
-        out.push(Daemon {
-            name: "cadvisor",
-            job: job::CADVISOR,
-            image: release::CADVISOR,
-            package: Package {
-                // Not in Debian (bookworm or later) and no upstream .deb: the
-                // static binary of cAdvisor's GitHub release.
-                name: "cadvisor",
-                in_debian: false,
-                unit: "cadvisor.service",
-                binary: "/usr/local/bin/cadvisor",
-                user: "root",
-                installs_unit: false,
-            },
-            args: vec![
-                format!("--listen_ip={}", c.listen_address),
-                format!("--port={}", c.port),
-                // Systemd services too, not only Docker containers.
-                "--docker_only=false".into(),
-                "--housekeeping_interval=30s".into(),
-            ],
-            env: Vec::new(),
-            listeners: vec![l],
-            data_dir: None,
-            config_files: Vec::new(),
-            secrets: Vec::new(),
-            capabilities: vec!["SYS_ADMIN", "DAC_READ_SEARCH"],
-            reloads_on_sighup: false,
-            unit: UnitNeeds {
-                inspects_host: true,
-                ..Default::default()
-            },
-            container: ContainerNeeds {
-                user: "0:0",
-                mounts: ["/", "/var/run", "/sys", "/var/lib/docker", "/dev/disk"]
-                    .into_iter()
-                    .map(|p| HostMount {
-                        source: p.into(),
-                        target: if p == "/" { "/rootfs".into() } else { p.into() },
-                        read_only: true,
-                    })
-                    .collect(),
-                devices: vec!["/dev/kmsg"],
-                memory_limit: "256m",
-                scratch: vec!["/tmp"],
-                // The image's own check asks for `localhost`, which may
-                // resolve to ::1 while cAdvisor listens on 127.0.0.1 only.
-                healthcheck: wget(&c.listen_address, c.port, "/healthz"),
-                ..Default::default()
-            },
-        });
-    }
-
-    if plan.runs(job::LOKI) {
-        let lk = &cfg.loki;
-        out.push(Daemon {
-            name: "loki",
-            job: job::LOKI,
-            image: release::LOKI,
-            package: Package {
-                name: "loki",
-                in_debian: false,
-                unit: "loki.service",
-                binary: "/usr/bin/loki",
-                user: "loki",
-                installs_unit: true,
-            },
-            args: vec![format!("-config.file={}", file("loki/loki.yaml"))],
-            env: Vec::new(),
-            listeners: vec![
-                http(&lk.listen_address, lk.port),
-                Listener {
-                    purpose: "grpc",
-                    address: INTERNAL_ADDRESS.into(),
-                    port: lk.grpc_port,
-                },
-            ],
-            data_dir: Some(lk.data_dir.clone()),
-            config_files: [file("loki/loki.yaml")]
-                .into_iter()
-                .chain(
-                    plan.runs(job::ALERTMANAGER)
-                        .then(|| file(crate::render::loki::RULES_FILE)),
-                )
-                .collect(),
-            secrets: Vec::new(),
-            capabilities: Vec::new(),
-            reloads_on_sighup: false,
-            unit: UnitNeeds::default(),
-            container: ContainerNeeds {
-                user: "10001:10001",
-                memory_limit: "512m",
-                scratch: vec!["/tmp"],
-                healthcheck: builtin_health("/usr/bin/loki", &lk.listen_address, lk.port),
-                ..Default::default()
-            },
-        });
-    }
-
-    if plan.runs(job::TEMPO) {
-        let t = &cfg.tempo;
-        let on = |purpose, address: &str, port| Listener {
-            purpose,
-            address: address.into(),
-            port,
-        };
-        out.push(Daemon {
+fn tempo(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let t = &cfg.tempo;
+    let on = |purpose, address: &str, port| Listener {
+        purpose,
+        address: address.into(),
+        port,
+    };
+    Daemon {
+        name: "tempo",
+        job: job::TEMPO,
+        image: release::TEMPO,
+        package: Package {
             name: "tempo",
-            job: job::TEMPO,
-            image: release::TEMPO,
-            package: Package {
-                name: "tempo",
-                in_debian: false,
-                unit: "tempo.service",
-                binary: "/usr/bin/tempo",
-                user: "tempo",
-                installs_unit: true,
-            },
-            args: vec![format!("-config.file={}", file("tempo/tempo.yaml"))],
-            env: Vec::new(),
-            listeners: vec![
-                on("http", &t.listen_address, t.port),
-                on("grpc", INTERNAL_ADDRESS, tempo::GRPC_PORT),
-                on("otlp-grpc", &t.otlp_grpc_listen_address, t.otlp_grpc_port),
-                on("gossip", INTERNAL_ADDRESS, tempo::MEMBERLIST_PORT),
-            ],
-            data_dir: Some(t.data_dir.clone()),
-            config_files: vec![file("tempo/tempo.yaml")],
-            secrets: Vec::new(),
-            capabilities: Vec::new(),
-            reloads_on_sighup: false,
-            unit: UnitNeeds::default(),
-            container: ContainerNeeds {
-                user: "10001:10001",
-                memory_limit: "512m",
-                scratch: vec!["/tmp"],
-                healthcheck: builtin_health("/tempo", &t.listen_address, t.port),
-                ..Default::default()
-            },
-        });
+            in_debian: false,
+            unit: "tempo.service",
+            binary: "/usr/bin/tempo",
+            user: "tempo",
+            installs_unit: true,
+        },
+        args: vec![format!("-config.file={}", file(cfg, "tempo/tempo.yaml"))],
+        env: Vec::new(),
+        listeners: vec![
+            on("http", &t.listen_address, t.port),
+            on("grpc", INTERNAL_ADDRESS, tempo_render::GRPC_PORT),
+            on("otlp-grpc", &t.otlp_grpc_listen_address, t.otlp_grpc_port),
+            on("gossip", INTERNAL_ADDRESS, tempo_render::MEMBERLIST_PORT),
+        ],
+        data_dir: Some(t.data_dir.clone()),
+        config_files: vec![file(cfg, "tempo/tempo.yaml")],
+        secrets: Vec::new(),
+        capabilities: Vec::new(),
+        reloads_on_sighup: false,
+        unit: UnitNeeds::default(),
+        container: ContainerNeeds {
+            user: "10001:10001",
+            memory_limit: "512m",
+            scratch: vec!["/tmp"],
+            healthcheck: builtin_health("/tempo", &t.listen_address, t.port),
+            ..Default::default()
+        },
     }
+}
 
-    if plan.runs(job::ALLOY) {
-        let a = &cfg.alloy;
-        let on = |purpose, port| Listener {
-            purpose,
-            address: a.listen_address.clone(),
-            port,
-        };
-        let mut mounts: Vec<HostMount> =
-            ["/var/log/journal", "/run/log/journal", "/etc/machine-id"]
-                .into_iter()
-                .map(HostMount::same_path)
-                .collect();
-        // Debian's journal and log-file groups.
-        let mut groups = vec!["systemd-journal", "adm"];
-        mounts.extend(a.container_sockets.iter().map(|s| HostMount::same_path(s)));
-        if !a.container_sockets.is_empty() {
-            groups.push("docker");
-        }
-        let log_dirs: BTreeSet<&str> = a
-            .log_files
-            .iter()
-            .filter_map(|f| glob_root(&f.path))
-            .collect();
-        mounts.extend(log_dirs.into_iter().map(HostMount::same_path));
-        out.push(Daemon {
+fn alloy(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let a = &cfg.alloy;
+    let on = |purpose, port| Listener {
+        purpose,
+        address: a.listen_address.clone(),
+        port,
+    };
+    let mut mounts: Vec<HostMount> = ["/var/log/journal", "/run/log/journal", "/etc/machine-id"]
+        .into_iter()
+        .map(HostMount::same_path)
+        .collect();
+    // Debian's journal and log-file groups.
+    let mut groups = vec!["systemd-journal", "adm"];
+    mounts.extend(a.container_sockets.iter().map(|s| HostMount::same_path(s)));
+    if !a.container_sockets.is_empty() {
+        groups.push("docker");
+    }
+    let log_dirs: BTreeSet<&str> = a
+        .log_files
+        .iter()
+        .filter_map(|f| glob_root(&f.path))
+        .collect();
+    mounts.extend(log_dirs.into_iter().map(HostMount::same_path));
+    Daemon {
+        name: "alloy",
+        job: job::ALLOY,
+        image: release::ALLOY,
+        package: Package {
             name: "alloy",
-            job: job::ALLOY,
-            image: release::ALLOY,
-            package: Package {
-                name: "alloy",
-                in_debian: false,
-                unit: "alloy.service",
-                binary: "/usr/bin/alloy",
-                user: "alloy",
-                installs_unit: true,
-            },
-            args: vec![
-                "run".into(),
-                format!(
-                    "--server.http.listen-addr={}",
-                    join_host_port(&a.listen_address, a.port)
-                ),
-                format!("--storage.path={}", a.data_dir),
-                "--disable-reporting".into(),
-                file("alloy"),
-            ],
-            env: Vec::new(),
-            listeners: vec![
-                on("http", a.port),
-                on("otlp-grpc", a.otlp_grpc_port),
-                on("otlp-http", a.otlp_http_port),
-            ],
-            data_dir: Some(a.data_dir.clone()),
-            config_files: vec![file("alloy")],
-            secrets: Vec::new(),
-            capabilities: Vec::new(),
-            reloads_on_sighup: true,
-            unit: UnitNeeds {
-                groups,
-                ..Default::default()
-            },
-            container: ContainerNeeds {
-                user: "0:0",
-                mounts,
-                // Log files of other users (e.g. www-data:adm 0640), which
-                // root without its capabilities cannot read.
-                capabilities: vec!["DAC_READ_SEARCH"],
-                memory_limit: "256m",
-                scratch: vec!["/tmp"],
-                // No healthcheck: the image has neither wget nor curl, and
-                // Alloy has no built-in check.
-                ..Default::default()
-            },
-        });
+            in_debian: false,
+            unit: "alloy.service",
+            binary: "/usr/bin/alloy",
+            user: "alloy",
+            installs_unit: true,
+        },
+        args: vec![
+            "run".into(),
+            format!(
+                "--server.http.listen-addr={}",
+                join_host_port(&a.listen_address, a.port)
+            ),
+            format!("--storage.path={}", a.data_dir),
+            "--disable-reporting".into(),
+            file(cfg, "alloy"),
+        ],
+        env: Vec::new(),
+        listeners: vec![
+            on("http", a.port),
+            on("otlp-grpc", a.otlp_grpc_port),
+            on("otlp-http", a.otlp_http_port),
+        ],
+        data_dir: Some(a.data_dir.clone()),
+        config_files: vec![file(cfg, "alloy")],
+        secrets: Vec::new(),
+        capabilities: Vec::new(),
+        reloads_on_sighup: true,
+        unit: UnitNeeds {
+            groups,
+            ..Default::default()
+        },
+        container: ContainerNeeds {
+            user: "0:0",
+            mounts,
+            // Log files of other users (e.g. www-data:adm 0640), which
+            // root without its capabilities cannot read.
+            capabilities: vec!["DAC_READ_SEARCH"],
+            memory_limit: "256m",
+            scratch: vec!["/tmp"],
+            // No healthcheck: the image has neither wget nor curl, and
+            // Alloy has no built-in check.
+            ..Default::default()
+        },
     }
+}
 
-    if plan.runs(job::GRAFANA) {
-        let g = &cfg.grafana;
-        let secrets = grafana::ini::secret_files(g)
-            .into_iter()
-            .map(|(_, path)| path.to_string())
-            .collect();
-        let mut env = vec![("GF_PATHS_CONFIG".to_string(), file("grafana/grafana.ini"))];
-        env.extend(
-            grafana::ini::paths(cfg)
-                .map(|(key, value)| (format!("GF_PATHS_{}", key.to_uppercase()), value)),
-        );
-        out.push(Daemon {
+fn grafana(plan: &Plan) -> Daemon {
+    let cfg = plan.cfg;
+    let g = &cfg.grafana;
+    let secrets = grafana_render::ini::secret_files(g)
+        .into_iter()
+        .map(|(_, path)| path.to_string())
+        .collect();
+    let mut env = vec![(
+        "GF_PATHS_CONFIG".to_string(),
+        file(cfg, "grafana/grafana.ini"),
+    )];
+    env.extend(
+        grafana_render::ini::paths(cfg)
+            .map(|(key, value)| (format!("GF_PATHS_{}", key.to_uppercase()), value)),
+    );
+    Daemon {
+        name: "grafana",
+        job: job::GRAFANA,
+        image: release::GRAFANA,
+        package: Package {
             name: "grafana",
-            job: job::GRAFANA,
-            image: release::GRAFANA,
-            package: Package {
-                name: "grafana",
-                in_debian: false,
-                unit: "grafana-server.service",
-                binary: "/usr/share/grafana/bin/grafana",
-                user: "grafana",
-                installs_unit: true,
-            },
-            args: Vec::new(),
-            env,
-            listeners: vec![http(&g.listen_address, g.port)],
-            data_dir: Some(g.data_dir.clone()),
-            config_files: vec![
-                file("grafana/grafana.ini"),
-                file("grafana/provisioning"),
-                g.dashboards_dir.clone(),
+            in_debian: false,
+            unit: "grafana-server.service",
+            binary: "/usr/share/grafana/bin/grafana",
+            user: "grafana",
+            installs_unit: true,
+        },
+        args: Vec::new(),
+        env,
+        listeners: vec![http(&g.listen_address, g.port)],
+        data_dir: Some(g.data_dir.clone()),
+        config_files: vec![
+            file(cfg, "grafana/grafana.ini"),
+            file(cfg, "grafana/provisioning"),
+            g.dashboards_dir.clone(),
+        ],
+        secrets,
+        capabilities: Vec::new(),
+        reloads_on_sighup: false,
+        unit: UnitNeeds {
+            // What the image's entrypoint passes: the package's binary
+            // is the multi-command `grafana`, and GF_PATHS_CONFIG is
+            // only read by that entrypoint script.
+            leading_args: vec![
+                "server".into(),
+                "--homepath=/usr/share/grafana".into(),
+                format!("--config={}", file(cfg, "grafana/grafana.ini")),
             ],
-            secrets,
-            capabilities: Vec::new(),
-            reloads_on_sighup: false,
-            unit: UnitNeeds {
-                // What the image's entrypoint passes: the package's binary
-                // is the multi-command `grafana`, and GF_PATHS_CONFIG is
-                // only read by that entrypoint script.
-                leading_args: vec![
-                    "server".into(),
-                    "--homepath=/usr/share/grafana".into(),
-                    format!("--config={}", file("grafana/grafana.ini")),
-                ],
-                ..Default::default()
-            },
-            container: ContainerNeeds {
-                user: "472:0",
-                memory_limit: "512m",
-                // The image's default log mode also writes a file there.
-                scratch: vec!["/tmp", "/var/log/grafana"],
-                healthcheck: wget(&g.listen_address, g.port, "/api/health"),
-                ..Default::default()
-            },
-        });
+            ..Default::default()
+        },
+        container: ContainerNeeds {
+            user: "472:0",
+            memory_limit: "512m",
+            // The image's default log mode also writes a file there.
+            scratch: vec!["/tmp", "/var/log/grafana"],
+            healthcheck: wget(&g.listen_address, g.port, "/api/health"),
+            ..Default::default()
+        },
     }
-    out
 }
 
 /// Agents remote-write to this Prometheus, and Tempo writes span metrics.

@@ -200,7 +200,7 @@ fn docker_and_podman_containers_become_probe_and_metrics_targets() {
     for absent in ["postgres", "syncthing", "5432", "8384", "redis"] {
         assert!(
             !active_text.contains(absent),
-            "{absent} must not be a target"
+            "{absent} must not be a target: {active_text}"
         );
     }
     // docker_sd really went through both sockets' Engine API.
