@@ -277,6 +277,9 @@ in {
               "email"
               "webhook"
               "ntfy"
+              "telegram"
+              "discord"
+              "pushover"
             ];
             description = "Kind of receiver.";
           };
@@ -296,7 +299,8 @@ in {
       ];
       description = ''
         Alert receivers, with configgen's keys (`to`, `from`, `smarthost`,
-        `password_file`, `url`, `token_file`, ...). Secrets only as `*_file`.
+        `password_file`, `url`, `token_file`, `bot_token_file`, `chat_id`,
+        `webhook_url_file`, `user_key_file`, ...). Secrets only as `*_file`.
       '';
     };
 

@@ -544,9 +544,15 @@ const DELIVERY_MARKDOWN: &str = "\n## Delivery\n\n\
 - **Links** (email buttons, ntfy click, the graph link of each alert) use `alerting.external_url` \
   (e.g. `http://monitor.lan`) with each daemon's port: Prometheus and Alertmanager get it as \
   `--web.external-url`. Unset, they point at the listen address, which other devices cannot open.\n\
-- **Telegram, Discord, Pushover**: Alertmanager 0.25 cannot read their credentials from files \
-  (0.26/0.27 can); they are not offered while Debian bookworm's 0.25 is a target. Bridge them \
-  through ntfy or a webhook. Webhook and heartbeat URLs may come from a file (`url_file`, \
+- **Telegram, Discord, Pushover**: `type = \"telegram\"` (`bot_token_file`, `chat_id`), \
+  `\"discord\"` (`webhook_url_file`) and `\"pushover\"` (`user_key_file`, `token_file`) take \
+  their credentials from files only, which Alertmanager reads since 0.26 (Discord 0.27): with \
+  `alertmanager.version = \"0.25\"` (Debian bookworm) configgen refuses them; bridge through ntfy \
+  or a webhook there. They get the email's subject as title (Telegram: first line) and its \
+  plain-text body; Pushover sends critical alerts with high priority, the rest with normal \
+  priority. Alertmanager uses Pushover's key files byte for byte: `configgen check` warns about \
+  a trailing newline.\n\
+- **URL files**: webhook and heartbeat URLs may come from a file (`url_file`, \
   `watchdog_url_file`) unless `alertmanager.version = \"0.25\"` (docs/secrets.md).\n";
 
 /// The docs section on inhibition rules and grouping.

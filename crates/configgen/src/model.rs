@@ -497,7 +497,9 @@ pub struct Alertmanager {
     pub data_dir: String,
     /// The Alertmanager release this host runs, "major.minor". Default: the
     /// pinned image's. Set "0.25" for Debian bookworm's package, which has no
-    /// webhook `url_file`: configgen then refuses every `url_file` field.
+    /// webhook `url_file`: configgen then refuses every `url_file` field and
+    /// the telegram, discord and pushover receivers (their credentials come
+    /// from files, which 0.25 cannot read).
     pub version: String,
 }
 
@@ -591,6 +593,12 @@ pub enum Receiver {
     Webhook(WebhookReceiver),
     /// An ntfy topic.
     Ntfy(NtfyReceiver),
+    /// A Telegram chat, through a bot (Alertmanager 0.26+).
+    Telegram(TelegramReceiver),
+    /// A Discord channel webhook (Alertmanager 0.27+).
+    Discord(DiscordReceiver),
+    /// Pushover (Alertmanager 0.26+).
+    Pushover(PushoverReceiver),
 }
 
 impl Receiver {
@@ -599,6 +607,9 @@ impl Receiver {
             Receiver::Email(r) => &r.name,
             Receiver::Webhook(r) => &r.name,
             Receiver::Ntfy(r) => &r.name,
+            Receiver::Telegram(r) => &r.name,
+            Receiver::Discord(r) => &r.name,
+            Receiver::Pushover(r) => &r.name,
         }
     }
 }
@@ -645,6 +656,44 @@ pub struct NtfyReceiver {
     pub url_file: Option<String>,
     /// File holding an ntfy access token, read at run time.
     pub token_file: Option<String>,
+    #[serde(default = "default_enable")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramReceiver {
+    pub name: String,
+    /// File holding the bot's token (from @BotFather), read by Alertmanager
+    /// (0.26+) at run time.
+    pub bot_token_file: String,
+    /// The chat the bot writes to; negative for groups and channels.
+    pub chat_id: i64,
+    #[serde(default = "default_enable")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordReceiver {
+    pub name: String,
+    /// File holding the channel's webhook URL, read by Alertmanager (0.27+)
+    /// at run time.
+    pub webhook_url_file: String,
+    #[serde(default = "default_enable")]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushoverReceiver {
+    pub name: String,
+    /// File holding your Pushover user (or group) key, read by Alertmanager
+    /// (0.26+) at run time. It must not end with a newline.
+    pub user_key_file: String,
+    /// File holding the Pushover application's API token, read by
+    /// Alertmanager (0.26+) at run time. It must not end with a newline.
+    pub token_file: String,
     #[serde(default = "default_enable")]
     pub send_resolved: bool,
 }

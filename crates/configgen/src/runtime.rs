@@ -803,6 +803,12 @@ fn receiver_secrets(cfg: &Config) -> Vec<String> {
                 out.extend(n.url_file.iter().cloned());
             }
             Receiver::Webhook(w) => out.extend(w.url_file.iter().cloned()),
+            Receiver::Telegram(t) => out.push(t.bot_token_file.clone()),
+            Receiver::Discord(d) => out.push(d.webhook_url_file.clone()),
+            Receiver::Pushover(p) => {
+                out.push(p.user_key_file.clone());
+                out.push(p.token_file.clone());
+            }
         }
     }
     out.extend(cfg.alerting.watchdog_url_file.iter().cloned());

@@ -23,15 +23,31 @@ struct SecretFile<'a> {
 fn secret_files(cfg: &Config) -> Vec<SecretFile<'_>> {
     let mut files = Vec::new();
     for (i, r) in cfg.alerting.receivers.iter().enumerate() {
-        if let Receiver::Email(e) = r {
-            if let Some(f) = &e.password_file {
-                files.push(SecretFile {
-                    path: format!("alerting.receivers[{i}].password_file"),
-                    file: f,
-                    untrimmed_by: "Alertmanager 0.25 (Debian bookworm) sends the password \
-                                   byte for byte, so SMTP authentication fails",
-                });
+        match r {
+            Receiver::Email(e) => {
+                if let Some(f) = &e.password_file {
+                    files.push(SecretFile {
+                        path: format!("alerting.receivers[{i}].password_file"),
+                        file: f,
+                        untrimmed_by: "Alertmanager 0.25 (Debian bookworm) sends the password \
+                                       byte for byte, so SMTP authentication fails",
+                    });
+                }
             }
+            Receiver::Pushover(p) => {
+                for (field, file) in [
+                    ("user_key_file", &p.user_key_file),
+                    ("token_file", &p.token_file),
+                ] {
+                    files.push(SecretFile {
+                        path: format!("alerting.receivers[{i}].{field}"),
+                        file,
+                        untrimmed_by: "Alertmanager (0.26 to 0.34 at least) sends Pushover's \
+                                       keys byte for byte, so Pushover refuses every notification",
+                    });
+                }
+            }
+            _ => {}
         }
     }
     files
@@ -101,6 +117,34 @@ mod tests {
         );
         assert!(
             issues[0].message.contains("printf '%s'"),
+            "{}",
+            issues[0].message
+        );
+    }
+
+    #[test]
+    fn pushover_keys_with_a_trailing_newline_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (user, token) = (dir.path().join("user"), dir.path().join("token"));
+        std::fs::write(&user, "u-key").unwrap();
+        std::fs::write(&token, "app-token\r\n").unwrap();
+        let cfg: Config = toml::from_str(&format!(
+            r#"
+            [[alerting.receivers]]
+            type = "pushover"
+            name = "push"
+            user_key_file = "{}"
+            token_file = "{}"
+            "#,
+            user.display(),
+            token.display()
+        ))
+        .unwrap();
+        let issues = check(&cfg);
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].path, "alerting.receivers[0].token_file");
+        assert!(
+            issues[0].message.contains("a trailing CRLF") && issues[0].message.contains("Pushover"),
             "{}",
             issues[0].message
         );

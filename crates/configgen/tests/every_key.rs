@@ -641,6 +641,62 @@ fn rows() -> Vec<Row> {
             "/alerting/receivers/2/send_resolved",
             json!(false),
         ),
+        // 3 telegram, 4 discord, 5 pushover: credentials only from files.
+        row(
+            "alerting.receivers[telegram].name",
+            "/alerting/receivers/3/name",
+            json!("telegram2"),
+        ),
+        row(
+            "alerting.receivers[telegram].bot_token_file",
+            "/alerting/receivers/3/bot_token_file",
+            json!("/run/secrets/telegram-bot-token-2"),
+        ),
+        row(
+            "alerting.receivers[telegram].chat_id",
+            "/alerting/receivers/3/chat_id",
+            json!(-1001234567890_i64),
+        ),
+        row(
+            "alerting.receivers[telegram].send_resolved",
+            "/alerting/receivers/3/send_resolved",
+            json!(false),
+        ),
+        row(
+            "alerting.receivers[discord].name",
+            "/alerting/receivers/4/name",
+            json!("discord2"),
+        ),
+        row(
+            "alerting.receivers[discord].webhook_url_file",
+            "/alerting/receivers/4/webhook_url_file",
+            json!("/run/secrets/discord-webhook-url-2"),
+        ),
+        row(
+            "alerting.receivers[discord].send_resolved",
+            "/alerting/receivers/4/send_resolved",
+            json!(false),
+        ),
+        row(
+            "alerting.receivers[pushover].name",
+            "/alerting/receivers/5/name",
+            json!("pushover2"),
+        ),
+        row(
+            "alerting.receivers[pushover].user_key_file",
+            "/alerting/receivers/5/user_key_file",
+            json!("/run/secrets/pushover-user-key-2"),
+        ),
+        row(
+            "alerting.receivers[pushover].token_file",
+            "/alerting/receivers/5/token_file",
+            json!("/run/secrets/pushover-token-2"),
+        ),
+        row(
+            "alerting.receivers[pushover].send_resolved",
+            "/alerting/receivers/5/send_resolved",
+            json!(false),
+        ),
         // [loki]
         row("loki.enable", "/loki/enable", json!(false)),
         row(
@@ -906,6 +962,25 @@ fn server_base() -> Value {
         &mut base,
         "/alerting/receivers/2",
         json!({"type": "webhook", "name": "chat", "url_file": "/run/secrets/chat-webhook-url"}),
+    );
+    set(
+        &mut base,
+        "/alerting/receivers/3",
+        json!({"type": "telegram", "name": "telegram", "chat_id": 42,
+               "bot_token_file": "/run/secrets/telegram-bot-token"}),
+    );
+    set(
+        &mut base,
+        "/alerting/receivers/4",
+        json!({"type": "discord", "name": "discord",
+               "webhook_url_file": "/run/secrets/discord-webhook-url"}),
+    );
+    set(
+        &mut base,
+        "/alerting/receivers/5",
+        json!({"type": "pushover", "name": "pushover",
+               "user_key_file": "/run/secrets/pushover-user-key",
+               "token_file": "/run/secrets/pushover-token"}),
     );
     set(
         &mut base,

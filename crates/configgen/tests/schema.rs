@@ -264,6 +264,20 @@ fn referenced_files_returns_every_file_field_of_the_schema() {
         type = "webhook"
         name = "hook"
         url_file = "/files/alerting.receivers[].url_file"
+        [[alerting.receivers]]
+        type = "telegram"
+        name = "chat"
+        bot_token_file = "/files/alerting.receivers[].bot_token_file"
+        chat_id = 42
+        [[alerting.receivers]]
+        type = "discord"
+        name = "channel"
+        webhook_url_file = "/files/alerting.receivers[].webhook_url_file"
+        [[alerting.receivers]]
+        type = "pushover"
+        name = "push"
+        user_key_file = "/files/alerting.receivers[].user_key_file"
+        token_file = "/files/alerting.receivers[].token_file"
         [grafana]
         admin_password_file = "/files/grafana.admin_password_file"
         secret_key_file = "/files/grafana.secret_key_file"
@@ -292,10 +306,13 @@ fn referenced_files_returns_every_file_field_of_the_schema() {
         "#,
     )
     .unwrap();
+    // ntfy and pushover share the field path `token_file`: one entry each.
     let returned: Vec<String> = config
         .referenced_files()
         .into_iter()
         .map(|f| f.path)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
         .collect();
     for field in &fields {
         let expected = format!("/files/{field}");

@@ -35,7 +35,7 @@ bearer_token_file = "@DIR@/authentik-token"
 tls_config = { ca_file = "@DIR@/ca.pem", cert_file = "@DIR@/client.pem", key_file = "@DIR@/client-key.pem" }
 
 [alerting]
-default_receivers = ["mail", "hook", "phone"]
+default_receivers = ["mail", "hook", "phone", "chat", "channel", "push"]
 watchdog_url_file = "@DIR@/heartbeat-url"
 
 [[alerting.receivers]]
@@ -57,6 +57,23 @@ type = "ntfy"
 name = "phone"
 url_file = "@DIR@/ntfy-topic-url"
 token_file = "@DIR@/ntfy-token"
+
+[[alerting.receivers]]
+type = "telegram"
+name = "chat"
+bot_token_file = "@DIR@/telegram-bot-token"
+chat_id = -1001234567890
+
+[[alerting.receivers]]
+type = "discord"
+name = "channel"
+webhook_url_file = "@DIR@/discord-webhook-url"
+
+[[alerting.receivers]]
+type = "pushover"
+name = "push"
+user_key_file = "@DIR@/pushover-user-key"
+token_file = "@DIR@/pushover-token"
 
 [grafana]
 root_url = "https://lab.example.org/grafana/"

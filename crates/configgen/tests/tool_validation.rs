@@ -71,7 +71,8 @@ fn check_tree(tree: &Tree, test: &str) -> usize {
 }
 
 /// The config as a host with Debian's Alertmanager 0.25 (the amtool here)
-/// writes it: no `url_file`, URLs inline. The `url_file` form is checked
+/// writes it: no `url_file`, URLs inline, no telegram, discord or pushover
+/// receiver. The `url_file` form is checked
 /// against the pinned 0.34's documented schema in alertmanager_schema.rs.
 fn for_alertmanager_0_25(mut cfg: configgen::model::Config) -> configgen::model::Config {
     use configgen::model::Receiver;
@@ -84,11 +85,21 @@ fn for_alertmanager_0_25(mut cfg: configgen::model::Config) -> configgen::model:
         &mut cfg.alerting.watchdog_url_file,
         &mut cfg.alerting.watchdog_url,
     );
+    // Receivers whose credentials only come from files do not exist there.
+    cfg.alerting.receivers.retain(|r| {
+        !matches!(
+            r,
+            Receiver::Telegram(_) | Receiver::Discord(_) | Receiver::Pushover(_)
+        )
+    });
     for r in &mut cfg.alerting.receivers {
         match r {
             Receiver::Webhook(w) => inline(&mut w.url_file, &mut w.url),
             Receiver::Ntfy(n) => inline(&mut n.url_file, &mut n.url),
-            Receiver::Email(_) => {}
+            Receiver::Email(_)
+            | Receiver::Telegram(_)
+            | Receiver::Discord(_)
+            | Receiver::Pushover(_) => {}
         }
     }
     cfg.alertmanager.version = "0.25".into();

@@ -13,7 +13,12 @@
 //! Alertmanager 0.25; before 0.27 the file is used byte for byte, so it must
 //! not end with a newline), authorization.credentials_file for ntfy tokens,
 //! url_file for webhook, ntfy and heartbeat URLs (since 0.26; validation
-//! refuses it when alertmanager.version is older). docs/secrets.md says why.
+//! refuses it when alertmanager.version is older), bot_token_file for
+//! Telegram, user_key_file and token_file for Pushover (0.26), and
+//! webhook_url_file for Discord (0.27). docs/secrets.md says why.
+//!
+//! Email, Telegram, Discord and Pushover share one subject or title and one
+//! plain-text body.
 
 use std::collections::BTreeMap;
 
@@ -59,13 +64,46 @@ struct Route {
     routes: Vec<Route>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct ReceiverYml {
     name: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     email_configs: Vec<EmailConfig>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     webhook_configs: Vec<WebhookConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    telegram_configs: Vec<TelegramConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    discord_configs: Vec<DiscordConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pushover_configs: Vec<PushoverConfig>,
+}
+
+/// Alertmanager's default parse_mode (HTML) escapes the template's values.
+#[derive(Serialize)]
+struct TelegramConfig {
+    bot_token_file: String,
+    chat_id: i64,
+    send_resolved: bool,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct DiscordConfig {
+    webhook_url_file: String,
+    send_resolved: bool,
+    title: &'static str,
+    message: &'static str,
+}
+
+#[derive(Serialize)]
+struct PushoverConfig {
+    user_key_file: String,
+    token_file: String,
+    send_resolved: bool,
+    title: &'static str,
+    message: &'static str,
+    priority: &'static str,
 }
 
 #[derive(Serialize)]
@@ -184,18 +222,17 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
 
     let mut receivers = vec![ReceiverYml {
         name: NULL_RECEIVER.into(),
-        email_configs: Vec::new(),
-        webhook_configs: Vec::new(),
+        ..ReceiverYml::default()
     }];
     if has_watchdog {
         receivers.push(ReceiverYml {
             name: WATCHDOG_RECEIVER.into(),
-            email_configs: Vec::new(),
             webhook_configs: vec![WebhookConfig::to(
                 &alerting.watchdog_url,
                 &alerting.watchdog_url_file,
                 false,
             )],
+            ..ReceiverYml::default()
         });
     }
     let links = Links::of(plan);
@@ -353,8 +390,7 @@ fn receiver(r: &Receiver, ntfy_style: Option<&NtfyStyle>, links: &Links) -> Rece
     };
     let mut out = ReceiverYml {
         name,
-        email_configs: Vec::new(),
-        webhook_configs: Vec::new(),
+        ..ReceiverYml::default()
     };
     match r {
         Receiver::Email(e) => out.email_configs.push(EmailConfig {
@@ -394,9 +430,35 @@ fn receiver(r: &Receiver, ntfy_style: Option<&NtfyStyle>, links: &Links) -> Rece
             }
             out.webhook_configs.push(config)
         }
+        Receiver::Telegram(t) => out.telegram_configs.push(TelegramConfig {
+            bot_token_file: t.bot_token_file.clone(),
+            chat_id: t.chat_id,
+            send_resolved: t.send_resolved,
+            message: format!("{EMAIL_SUBJECT}\n\n{EMAIL_TEXT}"),
+        }),
+        Receiver::Discord(d) => out.discord_configs.push(DiscordConfig {
+            webhook_url_file: d.webhook_url_file.clone(),
+            send_resolved: d.send_resolved,
+            title: EMAIL_SUBJECT,
+            message: EMAIL_TEXT,
+        }),
+        Receiver::Pushover(p) => out.pushover_configs.push(PushoverConfig {
+            user_key_file: p.user_key_file.clone(),
+            token_file: p.token_file.clone(),
+            send_resolved: p.send_resolved,
+            title: EMAIL_SUBJECT,
+            message: EMAIL_TEXT,
+            priority: PUSHOVER_PRIORITY,
+        }),
     }
     out
 }
+
+/// Pushover's priority: high for critical alerts, normal otherwise.
+/// (Alertmanager's default, 2, is an emergency that repeats until
+/// acknowledged, for every firing alert.)
+const PUSHOVER_PRIORITY: &str =
+    "{{ if and (eq .Status \"firing\") (eq .CommonLabels.severity \"critical\") }}1{{ else }}0{{ end }}";
 
 /// ntfy (2.10+) turns a JSON webhook body into a readable notification when
 /// asked for templating (`tpl`) with Go templates for the title (`t`) and
@@ -644,6 +706,60 @@ mod tests {
                 ("severity=\"warning\"", "phone/warning")
             ]
         );
+    }
+
+    #[test]
+    fn telegram_discord_and_pushover_name_their_credential_files() {
+        let am = rendered(
+            r#"
+            alerting.default_receivers = ["push"]
+            [[alerting.receivers]]
+            type = "telegram"
+            name = "chat"
+            bot_token_file = "/run/secrets/bot"
+            chat_id = -100123
+            send_resolved = false
+            [[alerting.receivers]]
+            type = "discord"
+            name = "channel"
+            webhook_url_file = "/run/secrets/discord"
+            [[alerting.receivers]]
+            type = "pushover"
+            name = "push"
+            user_key_file = "/run/secrets/user"
+            token_file = "/run/secrets/app"
+            "#,
+        );
+        let r = am["receivers"].as_sequence().unwrap();
+        let telegram = &r[1]["telegram_configs"][0];
+        assert_eq!(
+            telegram["bot_token_file"].as_str(),
+            Some("/run/secrets/bot")
+        );
+        assert_eq!(telegram["chat_id"].as_i64(), Some(-100123));
+        assert_eq!(telegram["send_resolved"].as_bool(), Some(false));
+        assert!(telegram["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{EMAIL_SUBJECT}\n\n")));
+        let discord = &r[2]["discord_configs"][0];
+        assert_eq!(
+            discord["webhook_url_file"].as_str(),
+            Some("/run/secrets/discord")
+        );
+        assert_eq!(discord["title"].as_str(), Some(EMAIL_SUBJECT));
+        assert_eq!(discord["send_resolved"].as_bool(), Some(true));
+        let pushover = &r[3]["pushover_configs"][0];
+        assert_eq!(
+            pushover["user_key_file"].as_str(),
+            Some("/run/secrets/user")
+        );
+        assert_eq!(pushover["token_file"].as_str(), Some("/run/secrets/app"));
+        assert_eq!(pushover["message"].as_str(), Some(EMAIL_TEXT));
+        assert_eq!(pushover["priority"].as_str(), Some(PUSHOVER_PRIORITY));
+        assert_eq!(am["route"]["receiver"].as_str(), Some("push"));
+        let text = serde_yaml_ng::to_string(&am).unwrap();
+        assert!(!text.contains("bot_token:") && !text.contains("user_key:"));
     }
 
     #[test]

@@ -297,6 +297,40 @@ impl Checker {
                         self.secret_file(&at("token_file"), file);
                     }
                 }
+                Receiver::Telegram(t) => {
+                    self.credential_file(
+                        &at("bot_token_file"),
+                        &t.bot_token_file,
+                        minor,
+                        26,
+                        "telegram",
+                    );
+                    if t.chat_id == 0 {
+                        self.issue(
+                            at("chat_id"),
+                            "must not be 0: the chat's id, e.g. from @userinfobot",
+                        );
+                    }
+                }
+                Receiver::Discord(d) => {
+                    self.credential_file(
+                        &at("webhook_url_file"),
+                        &d.webhook_url_file,
+                        minor,
+                        27,
+                        "discord",
+                    );
+                }
+                Receiver::Pushover(p) => {
+                    self.credential_file(
+                        &at("user_key_file"),
+                        &p.user_key_file,
+                        minor,
+                        26,
+                        "pushover",
+                    );
+                    self.credential_file(&at("token_file"), &p.token_file, minor, 26, "pushover");
+                }
             }
         }
         let known = |c: &mut Checker, path: String, name: &str| {
@@ -428,6 +462,29 @@ impl Checker {
                     self.issue(file_path, message.clone());
                 }
             }
+        }
+    }
+
+    /// A receiver credential that Alertmanager reads from a file only since
+    /// 0.`needs`: these receivers have no inline form in configgen.
+    fn credential_file(
+        &mut self,
+        path: &str,
+        file: &str,
+        minor: Option<u32>,
+        needs: u32,
+        kind: &str,
+    ) {
+        self.secret_file(path, file);
+        if let Some(m) = minor.filter(|&m| m < needs) {
+            let field = path.rsplit('.').next().unwrap_or(path);
+            self.issue(
+                path,
+                format!(
+                    "Alertmanager 0.{m} has no {kind} {field} (added in 0.{needs}), and configgen takes {kind} credentials only from files; run the pinned image ({}) or send through ntfy or a webhook (docs/secrets.md)",
+                    crate::runtime::release::ALERTMANAGER_VERSION
+                ),
+            );
         }
     }
 
