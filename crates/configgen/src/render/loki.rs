@@ -3,8 +3,6 @@
 //! ruler evaluates the log alerts of loki/rules/ and sends them there.
 
 use anyhow::{Context, Result};
-use minijinja::syntax::SyntaxConfig;
-use minijinja::Environment;
 use serde_json::json;
 
 use super::{alloy, lgtm, yaml, Tree};
@@ -108,17 +106,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
 
 /// The log alert rules (templates use [[ ]] so that Loki's {{ }} stay).
 fn rules() -> Result<String> {
-    let mut env = Environment::new();
-    env.set_syntax(
-        SyntaxConfig::builder()
-            .block_delimiters("[%", "%]")
-            .variable_delimiters("[[", "]]")
-            .comment_delimiters("[#", "#]")
-            .build()?,
-    );
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.set_trim_blocks(true);
-    env.set_keep_trailing_newline(true);
+    let env = super::rules::rule_template_environment()?;
     env.render_str(
         RULES_TEMPLATE,
         minijinja::context! { journal_job => alloy::JOURNAL_JOB },

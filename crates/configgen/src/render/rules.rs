@@ -143,9 +143,10 @@ fn timer_ages(plan: &Plan) -> Result<Vec<TimerAge>> {
     Ok(out)
 }
 
-fn environment() -> Result<Environment<'static>> {
+/// The template syntax of every rule file, Prometheus' and Loki's: their
+/// annotations use {{ }} themselves, so the templates use [[ ]] and [% %].
+pub(super) fn rule_template_environment() -> Result<Environment<'static>> {
     let mut env = Environment::new();
-    // Prometheus annotations use {{ }} themselves; the templates use [[ ]] and [% %].
     env.set_syntax(
         SyntaxConfig::builder()
             .block_delimiters("[%", "%]")
@@ -155,8 +156,13 @@ fn environment() -> Result<Environment<'static>> {
     );
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
     env.set_keep_trailing_newline(true);
+    Ok(env)
+}
+
+fn environment() -> Result<Environment<'static>> {
+    let mut env = rule_template_environment()?;
+    env.set_lstrip_blocks(true);
     env.add_template(MACROS.0, MACROS.1)?;
     for group in Group::ALL {
         env.add_template(group.name(), template_source(group))?;
