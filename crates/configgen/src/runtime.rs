@@ -224,6 +224,23 @@ pub mod release {
     };
 }
 
+/// Debian's packages of the Prometheus project: their own units, all run as
+/// the `prometheus` user the packages create.
+const fn prometheus_family(
+    name: &'static str,
+    unit: &'static str,
+    binary: &'static str,
+) -> Package {
+    Package {
+        name,
+        in_debian: true,
+        unit,
+        binary,
+        user: "prometheus",
+        installs_unit: true,
+    }
+}
+
 /// `nobody`, the user of the Prometheus project's images.
 const NOBODY: &str = "65534:65534";
 
@@ -298,14 +315,7 @@ fn prometheus(plan: &Plan) -> Daemon {
         name: "prometheus",
         job: job::PROMETHEUS,
         image: release::PROMETHEUS,
-        package: Package {
-            name: "prometheus",
-            in_debian: true,
-            unit: "prometheus.service",
-            binary: "/usr/bin/prometheus",
-            user: "prometheus",
-            installs_unit: true,
-        },
+        package: prometheus_family("prometheus", "prometheus.service", "/usr/bin/prometheus"),
         args,
         env: Vec::new(),
         listeners: vec![l],
@@ -332,14 +342,11 @@ fn alertmanager(plan: &Plan) -> Daemon {
         name: "alertmanager",
         job: job::ALERTMANAGER,
         image: release::ALERTMANAGER,
-        package: Package {
-            name: "prometheus-alertmanager",
-            in_debian: true,
-            unit: "prometheus-alertmanager.service",
-            binary: "/usr/bin/prometheus-alertmanager",
-            user: "prometheus",
-            installs_unit: true,
-        },
+        package: prometheus_family(
+            "prometheus-alertmanager",
+            "prometheus-alertmanager.service",
+            "/usr/bin/prometheus-alertmanager",
+        ),
         args: [
             format!(
                 "--config.file={}",
@@ -403,14 +410,11 @@ fn node_exporter(plan: &Plan) -> Daemon {
         name: "node-exporter",
         job: job::NODE,
         image: release::NODE_EXPORTER,
-        package: Package {
-            name: "prometheus-node-exporter",
-            in_debian: true,
-            unit: "prometheus-node-exporter.service",
-            binary: "/usr/bin/prometheus-node-exporter",
-            user: "prometheus",
-            installs_unit: true,
-        },
+        package: prometheus_family(
+            "prometheus-node-exporter",
+            "prometheus-node-exporter.service",
+            "/usr/bin/prometheus-node-exporter",
+        ),
         args,
         env: Vec::new(),
         listeners: vec![l],
@@ -447,14 +451,11 @@ fn blackbox_exporter(plan: &Plan) -> Daemon {
         name: "blackbox-exporter",
         job: job::BLACKBOX_EXPORTER,
         image: release::BLACKBOX_EXPORTER,
-        package: Package {
-            name: "prometheus-blackbox-exporter",
-            in_debian: true,
-            unit: "prometheus-blackbox-exporter.service",
-            binary: "/usr/bin/prometheus-blackbox-exporter",
-            user: "prometheus",
-            installs_unit: true,
-        },
+        package: prometheus_family(
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter.service",
+            "/usr/bin/prometheus-blackbox-exporter",
+        ),
         args: vec![
             format!("--config.file={}", file(cfg, "blackbox/blackbox.yml")),
             listen_flag(&l),
