@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* homelab-probe kernel side: HTTP bytes of watched TCP connections, from syscall
  * tracepoints (exit hooks only, arguments read back from the saved user registers) and
- * libssl uprobes (plaintext of TLS connections). No kprobes, no fentry. */
+ * libssl and Go crypto/tls uprobes (plaintext of TLS connections). No kprobes, no fentry. */
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -96,6 +96,35 @@ struct {
 	__type(key, struct hl_ssl_key);
 	__type(value, __s32);
 } hl_ssl_fds SEC(".maps");
+
+/* Goroutine inside crypto/tls (*Conn).Read/Write. Keyed by goroutine (the g pointer, in R14
+ * under Go's register ABI), not by thread: a goroutine that blocks in Read resumes on
+ * whichever thread the scheduler picks. */
+struct hl_go_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 _pad;
+};
+struct hl_go_call {
+	__u64 conn; /* *tls.Conn */
+	__u64 buf;
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct hl_go_key);
+	__type(value, struct hl_go_call);
+} hl_go_calls SEC(".maps");
+
+/* Goroutine inside crypto/tls (*Conn).handshakeContext -> *tls.Conn. net/http runs the
+ * handshake before its first Read, and the handshake's last read syscall may already carry
+ * the first request: the connection must be bound (and its ciphertext dropped) there. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct hl_go_key);
+	__type(value, __u64);
+} hl_go_handshakes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -295,22 +324,39 @@ int hl_exit_connect(struct hl_sys_exit *ctx)
 
 /* ---- data: read/write family ---- */
 
+static __always_inline void bind_tls(__u64 tls_conn, __u32 tgid, long fd, struct hl_conn *conn)
+{
+	struct hl_ssl_key sk = { .ssl = tls_conn, .tgid = tgid };
+	__s32 sfd = fd;
+	bpf_map_update_elem(&hl_ssl_fds, &sk, &sfd, BPF_ANY);
+	conn->tls = 1;
+}
+
 /* The tracked connection of (current process, fd), or 0. TLS connections are marked here:
- * a socket read or written by a thread inside SSL_read/SSL_write carries ciphertext (only
- * looked for in processes that called into libssl). */
-static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags, long fd)
+ * a socket read or written by a thread inside SSL_read/SSL_write, or by a goroutine inside
+ * Go's (*tls.Conn).Read/Write, carries ciphertext (only looked for in processes that called
+ * into those). Go makes its syscalls with the goroutine's g still in R14. */
+static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags, long fd,
+						   struct pt_regs *regs)
 {
 	__u64 key = conn_key(tgid, fd);
 	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
-	if (!conn || !(tgid_flags & HL_TGID_SSL))
+	if (!conn || !(tgid_flags & (HL_TGID_SSL | HL_TGID_GO_TLS)))
 		return conn;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct hl_ssl_call *call = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
-	if (call) {
-		struct hl_ssl_key sk = { .ssl = call->ssl, .tgid = tgid };
-		__s32 sfd = fd;
-		bpf_map_update_elem(&hl_ssl_fds, &sk, &sfd, BPF_ANY);
-		conn->tls = 1;
+	if (tgid_flags & HL_TGID_SSL) {
+		__u64 pid_tgid = bpf_get_current_pid_tgid();
+		struct hl_ssl_call *call = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
+		if (call)
+			bind_tls(call->ssl, tgid, fd, conn);
+	}
+	if (tgid_flags & HL_TGID_GO_TLS) {
+		struct hl_go_key gk = { .g = regs->r14, .tgid = tgid };
+		struct hl_go_call *call = bpf_map_lookup_elem(&hl_go_calls, &gk);
+		__u64 *hs = bpf_map_lookup_elem(&hl_go_handshakes, &gk);
+		if (call)
+			bind_tls(call->conn, tgid, fd, conn);
+		else if (hs)
+			bind_tls(*hs, tgid, fd, conn);
 	}
 	return conn;
 }
@@ -422,7 +468,7 @@ static __always_inline struct hl_conn *watched_data_call(long ret, struct data_c
 		return NULL;
 	call->regs = user_regs();
 	call->fd = call->regs->di;
-	struct hl_conn *conn = lookup_conn(call->tgid, *tflags, call->fd);
+	struct hl_conn *conn = lookup_conn(call->tgid, *tflags, call->fd, call->regs);
 	if (!conn || conn->tls)
 		return NULL;
 	return conn;
@@ -564,6 +610,27 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 len_ptr)
 	return 0;
 }
 
+/* Plaintext of a TLS call that moved `len` bytes at `buf`, on the connection bound to the
+ * (tgid, SSL* or *tls.Conn) pair by a syscall made inside that call or an earlier one. */
+static __always_inline void emit_plaintext(__u32 tgid, __u64 tls_conn, __u64 buf, __u64 len,
+					   __u8 dir)
+{
+	struct hl_ssl_key key = { .ssl = tls_conn, .tgid = tgid };
+	__s32 *fdp = bpf_map_lookup_elem(&hl_ssl_fds, &key);
+	if (!fdp)
+		return;
+	__s32 fd = *fdp;
+	__u64 ckey = conn_key(tgid, fd);
+	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &ckey);
+	if (!conn)
+		return;
+	struct hl_event *ev = data_event(tgid, fd, len, dir, conn);
+	if (ev) {
+		ev->hdr.flags = HL_F_TLS;
+		capture_buf(ev, (const void *)buf, len);
+	}
+}
+
 static __always_inline int ssl_exit(struct pt_regs *ctx, __u8 dir, bool ex)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -589,21 +656,7 @@ static __always_inline int ssl_exit(struct pt_regs *ctx, __u8 dir, bool ex)
 	}
 	if (len == 0)
 		return 0;
-
-	struct hl_ssl_key key = { .ssl = call.ssl, .tgid = tgid };
-	__s32 *fdp = bpf_map_lookup_elem(&hl_ssl_fds, &key);
-	if (!fdp)
-		return 0;
-	__s32 fd = *fdp;
-	__u64 ckey = conn_key(tgid, fd);
-	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &ckey);
-	if (!conn)
-		return 0;
-	struct hl_event *ev = data_event(tgid, fd, len, dir, conn);
-	if (ev) {
-		ev->hdr.flags = HL_F_TLS;
-		capture_buf(ev, (const void *)call.buf, len);
-	}
+	emit_plaintext(tgid, call.ssl, call.buf, len, dir);
 	return 0;
 }
 
@@ -630,3 +683,82 @@ int hl_ssl_write_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx); }
 
 SEC("uretprobe/SSL_write_ex")
 int hl_ssl_write_ex_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_WRITE, true); }
+
+/* ---- TLS plaintext: Go crypto/tls uprobes ----
+ * func (c *Conn) Read(b []byte) (int, error) and Write alike, Go's register ABI (ABIInternal,
+ * Go 1.17+, amd64): c in RAX, b's pointer, length and capacity in RBX, RCX, RDI; the result
+ * n in RAX; the running goroutine's g in R14. Return probes are uprobes on each RET of the
+ * function: a uretprobe rewrites the return address on the goroutine stack, which Go may
+ * move (stack growth) or unwind (panics, tracebacks), crashing the program. */
+
+/* The goroutine's key, when the process owns a tracked connection (else 0). */
+static __always_inline bool go_enter_key(struct pt_regs *ctx, struct hl_go_key *key)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
+	if (!tflags)
+		return false;
+	if (!(*tflags & HL_TGID_GO_TLS))
+		*tflags |= HL_TGID_GO_TLS; /* as in ssl_enter: a lost race just repeats it */
+	key->g = ctx->r14;
+	key->tgid = tgid;
+	return true;
+}
+
+static __always_inline int go_tls_enter(struct pt_regs *ctx)
+{
+	struct hl_go_key key = {};
+	if (!go_enter_key(ctx, &key))
+		return 0;
+	struct hl_go_call call = { .conn = ctx->ax, .buf = ctx->bx };
+	bpf_map_update_elem(&hl_go_calls, &key, &call, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int go_tls_ret(struct pt_regs *ctx, __u8 dir)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct hl_go_key key = { .g = ctx->r14, .tgid = tgid };
+	struct hl_go_call *callp = bpf_map_lookup_elem(&hl_go_calls, &key);
+	if (!callp)
+		return 0;
+	struct hl_go_call call = *callp;
+	bpf_map_delete_elem(&hl_go_calls, &key);
+	long n = ctx->ax;
+	if (n <= 0)
+		return 0;
+	emit_plaintext(tgid, call.conn, call.buf, n, dir);
+	return 0;
+}
+
+SEC("uprobe/go_tls_read")
+int hl_go_tls_read(struct pt_regs *ctx) { return go_tls_enter(ctx); }
+
+SEC("uprobe/go_tls_read_ret")
+int hl_go_tls_read_ret(struct pt_regs *ctx) { return go_tls_ret(ctx, HL_DIR_READ); }
+
+SEC("uprobe/go_tls_write")
+int hl_go_tls_write(struct pt_regs *ctx) { return go_tls_enter(ctx); }
+
+SEC("uprobe/go_tls_write_ret")
+int hl_go_tls_write_ret(struct pt_regs *ctx) { return go_tls_ret(ctx, HL_DIR_WRITE); }
+
+/* func (c *Conn) handshakeContext(ctx context.Context) (ret error): c in RAX. */
+SEC("uprobe/go_tls_handshake")
+int hl_go_tls_handshake(struct pt_regs *ctx)
+{
+	struct hl_go_key key = {};
+	if (!go_enter_key(ctx, &key))
+		return 0;
+	__u64 conn = ctx->ax;
+	bpf_map_update_elem(&hl_go_handshakes, &key, &conn, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe/go_tls_handshake_ret")
+int hl_go_tls_handshake_ret(struct pt_regs *ctx)
+{
+	struct hl_go_key key = { .g = ctx->r14, .tgid = bpf_get_current_pid_tgid() >> 32 };
+	bpf_map_delete_elem(&hl_go_handshakes, &key);
+	return 0;
+}

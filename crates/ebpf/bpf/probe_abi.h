@@ -19,6 +19,7 @@ enum hl_stat { HL_STAT_DROPS = 0, HL_STAT_COUNT = 1 };
 enum hl_tgid_flags {
 	HL_TGID_TRACKED = 1, /* owns a tracked connection */
 	HL_TGID_SSL = 2,     /* has called SSL_read/SSL_write */
+	HL_TGID_GO_TLS = 4,  /* has called Go's crypto/tls (*Conn).Read/Write */
 };
 
 struct hl_event_hdr {
@@ -61,7 +62,7 @@ struct hl_conn {
 	__u16 _pad;
 };
 
-/* Key of the (tgid, SSL*) -> fd map. */
+/* Key of the (tgid, SSL* or Go *tls.Conn) -> fd map. */
 struct hl_ssl_key {
 	__u64 ssl;
 	__u32 tgid;

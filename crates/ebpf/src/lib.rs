@@ -44,6 +44,26 @@ pub const SSL_UPROBES: &[(&str, &str, bool)] = &[
     ("hl_ssl_write_ex_ret", "SSL_write_ex", true),
 ];
 
+/// Go crypto/tls uprobes: (entry program, program for each RET, Go function).
+pub const GO_TLS_UPROBES: &[(&str, &str, &str)] = &[
+    (
+        "hl_go_tls_read",
+        "hl_go_tls_read_ret",
+        "crypto/tls.(*Conn).Read",
+    ),
+    (
+        "hl_go_tls_write",
+        "hl_go_tls_write_ret",
+        "crypto/tls.(*Conn).Write",
+    ),
+    // Before the first Read: net/http runs the handshake itself.
+    (
+        "hl_go_tls_handshake",
+        "hl_go_tls_handshake_ret",
+        "crypto/tls.(*Conn).handshakeContext",
+    ),
+];
+
 /// Map names.
 pub mod maps {
     pub const EVENTS: &str = "hl_events";

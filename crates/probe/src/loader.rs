@@ -1,5 +1,5 @@
-//! Loads the embedded BPF object with aya, fills the watch maps, attaches the tracepoints
-//! and libssl uprobes, and explains failures in terms of capabilities and kernel features.
+//! Loads the embedded BPF object with aya, fills the watch maps, attaches the tracepoints,
+//! the libssl uprobes and the Go crypto/tls ones (crate::gotls), and explains failures in terms of capabilities and kernel features.
 
 use std::{collections::BTreeSet, fs, path::Path};
 
@@ -34,6 +34,8 @@ pub struct Probe {
     pub maps: Maps,
     /// libssl uprobes, None when disabled or not loadable.
     pub tls: Option<Tls>,
+    /// Go crypto/tls uprobes, None when disabled or not loadable.
+    pub go_tls: Option<crate::gotls::GoTls>,
 }
 
 pub struct LoadOptions<'a> {
@@ -44,6 +46,7 @@ pub struct LoadOptions<'a> {
     pub ring_buffer_kib: u32,
     pub tls: bool,
     pub libssl: &'a [String],
+    pub go_binaries: &'a [String],
 }
 
 const CAP_DAC_READ_SEARCH: u32 = 2;
@@ -61,6 +64,10 @@ fn effective_caps() -> u64 {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0)
+}
+
+pub fn has_cap_sys_admin() -> bool {
+    effective_caps() & (1u64 << CAP_SYS_ADMIN) != 0
 }
 
 /// Capabilities the probe needs and does not have, by name.
@@ -242,6 +249,14 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
     } else {
         None
     };
+    let go_tls = if opts.tls {
+        crate::gotls::GoTls::load(&mut ebpf, opts.go_binaries).map(|mut go| {
+            go.attach_new(&mut ebpf);
+            go
+        })
+    } else {
+        None
+    };
 
     let take = |ebpf: &mut Ebpf, name: &str| {
         ebpf.take_map(name)
@@ -258,7 +273,12 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
         cgroups: HashMap::try_from(take(&mut ebpf, maps::CGROUPS)?)?,
         stats: PerCpuArray::try_from(take(&mut ebpf, maps::STATS)?)?,
     };
-    Ok(Probe { ebpf, maps, tls })
+    Ok(Probe {
+        ebpf,
+        maps,
+        tls,
+        go_tls,
+    })
 }
 
 /// libssl shared objects: configured paths, those mapped by running processes, and the
@@ -346,7 +366,7 @@ impl Tls {
                     // Old libssl has no SSL_read_ex/SSL_write_ex: the others suffice.
                     Err(e) if symbol.ends_with("_ex") && e.to_string().contains("symbol") => {}
                     Err(e) => {
-                        let hint = if effective_caps() & (1u64 << CAP_SYS_ADMIN) == 0 {
+                        let hint = if !has_cap_sys_admin() {
                             " (uprobes need CAP_SYS_ADMIN)"
                         } else {
                             ""

@@ -1,9 +1,11 @@
 //! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x services from
-//! eBPF syscall tracepoints and libssl uprobes; no kprobes, no code change in the services.
+//! eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code change in the services.
 
 mod collector;
 mod config;
 mod export;
+mod gobin;
+mod gotls;
 mod http;
 mod live;
 mod loader;
@@ -36,7 +38,8 @@ use crate::{
 const AFTER_HELP: &str = "\
 WHAT IT MEASURES
   For each watched connection the probe reads the bytes of every read/write syscall (head
-  and tail of each, plus the full length) and of SSL_read/SSL_write in libssl, rebuilds the
+  and tail of each, plus the full length), of SSL_read/SSL_write in libssl and of Go's
+  crypto/tls (*Conn).Read/Write (Go 1.17+ executables, stripped or not), rebuilds the
   HTTP/1.x exchanges and exports on GET /metrics:
     http_server_request_duration_seconds  histogram: service_name, http_request_method,
                                           http_response_status_code, http_route
@@ -69,7 +72,7 @@ CONFIG FILE (TOML)
   # instead of ports: unit = \"jellyfin.service\", container = \"immich_server\",
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
-  docker_root, podman_storage.
+  go_binaries = [paths], docker_root, podman_storage.
   [traces]
   enabled = true              # default when the section is present
   endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
@@ -81,7 +84,7 @@ CONFIG FILE (TOML)
 PRIVILEGES (measured on Linux 6.18; see docs/probe.md)
   root, or: CAP_BPF + CAP_PERFMON (load, attach tracepoints), CAP_DAC_READ_SEARCH (tracefs
   event ids), CAP_SYS_PTRACE (/proc/PID/fd of other users: connections open before start),
-  CAP_SYS_ADMIN only for the libssl uprobes (TLS). Linux 5.15+ with BTF.
+  CAP_SYS_ADMIN only for the libssl and Go crypto/tls uprobes (TLS). Linux 5.15+ with BTF.
 
 EXAMPLES
   homelab-probe --watch-port 8080 --metrics-listen 127.0.0.1:9464
@@ -89,7 +92,7 @@ EXAMPLES
   homelab-probe --watch-port 8080 --otlp-endpoint http://127.0.0.1:4318
   homelab-probe requests --watch 1";
 
-/// How often new libssl libraries (services started later) are looked for.
+/// How often new libssl libraries and Go executables (services started later) are looked for.
 const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// eBPF RED probe for local HTTP/1.x services (syscall tracepoints and libssl uprobes).
@@ -134,13 +137,17 @@ struct Args {
     /// Size of the kernel ring buffer in KiB (rounded up to a power of two) [default: 4096].
     #[arg(long, value_name = "KIB")]
     ring_buffer_kib: Option<u32>,
-    /// Do not attach the libssl uprobes (TLS traffic is then not measured).
+    /// Do not attach the libssl and Go crypto/tls uprobes (TLS traffic is then not measured).
     #[arg(long)]
     no_tls: bool,
     /// libssl shared object to attach to (default: found in running processes and the
     /// usual library directories). Repeatable.
     #[arg(long, value_name = "PATH")]
     libssl: Vec<String>,
+    /// Go executable to attach the crypto/tls uprobes to, besides the Go programs found
+    /// running (checked every 30 s). Repeatable.
+    #[arg(long = "go-binary", value_name = "PATH")]
+    go_binaries: Vec<String>,
     /// Docker's data-root, where container names are read [default: /var/lib/docker].
     #[arg(long, value_name = "DIR")]
     docker_root: Option<PathBuf>,
@@ -194,6 +201,7 @@ fn main() -> ExitCode {
         ring_buffer_kib: args.ring_buffer_kib,
         no_tls: args.no_tls,
         libssl: args.libssl.clone(),
+        go_binaries: args.go_binaries.clone(),
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
         otlp_endpoint: args.otlp_endpoint.clone(),
@@ -237,6 +245,20 @@ fn serve_only(
     })
 }
 
+/// For the start message: the libssl libraries and Go executables attached.
+fn tls_sources(tls: Option<&loader::Tls>, go: Option<&gotls::GoTls>) -> String {
+    let libs = tls.into_iter().flat_map(|t| t.attached.iter().cloned());
+    let gos = go
+        .into_iter()
+        .flat_map(|g| g.attached.iter().map(|b| format!("Go {b}")));
+    let all: Vec<String> = libs.chain(gos).collect();
+    if all.is_empty() {
+        "nothing".to_string()
+    } else {
+        all.join(", ")
+    }
+}
+
 fn run(settings: Settings, log_events: bool) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -274,11 +296,13 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         ring_buffer_kib: settings.ring_buffer_kib,
         tls: settings.tls,
         libssl: &settings.libssl,
+        go_binaries: &settings.go_binaries,
     })?;
     let loader::Probe {
         mut ebpf,
         maps,
         mut tls,
+        mut go_tls,
     } = probe;
 
     let metrics = Arc::new(metrics::Metrics::new());
@@ -366,10 +390,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
         settings.watches.len(),
         seeded.len(),
-        match tls.as_ref().map(|t| &t.attached) {
-            Some(libs) if !libs.is_empty() => libs.iter().cloned().collect::<Vec<_>>().join(", "),
-            _ => "nothing".to_string(),
-        },
+        tls_sources(tls.as_ref(), go_tls.as_ref()),
         settings.metrics_listen
     );
 
@@ -394,6 +415,11 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
                     if let Some(tls) = tls.as_mut() {
                         for lib in tls.attach_new(&mut ebpf) {
                             eprintln!("homelab-probe: TLS via {lib} (new)");
+                        }
+                    }
+                    if let Some(go) = go_tls.as_mut() {
+                        for bin in go.attach_new(&mut ebpf) {
+                            eprintln!("homelab-probe: TLS via Go {bin} (new)");
                         }
                     }
                 }

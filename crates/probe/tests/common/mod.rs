@@ -468,6 +468,40 @@ impl Server {
         })
     }
 
+    /// caddy serving HTTPS with its internal CA (`curl -k`): /ok answers 200 "ok", /form 201,
+    /// anything else 404. Ready once an HTTPS request gets its answer (the certificate is
+    /// issued after the port opens).
+    pub fn caddy_tls() -> Self {
+        let server = Self::start("caddy (TLS)", |dir, port| {
+            let conf = dir.join("Caddyfile");
+            std::fs::write(
+                &conf,
+                format!(
+                    "{{\n\tadmin off\n\tskip_install_trust\n\tauto_https disable_redirects\n}}\n\
+                     https://127.0.0.1:{port} {{\n\ttls internal\n\
+                     \thandle /ok {{\n\t\trespond \"ok\" 200\n\t}}\n\
+                     \thandle /form {{\n\t\trespond \"created\" 201\n\t}}\n\
+                     \trespond \"nope\" 404\n}}\n"
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new(which("caddy").expect("caddy"));
+            cmd.args(["run", "--adapter", "caddyfile", "--config"])
+                .arg(conf)
+                .env("XDG_CONFIG_HOME", dir)
+                .env("XDG_DATA_HOME", dir)
+                .env("HOME", dir);
+            cmd
+        });
+        let url = format!("https://127.0.0.1:{}/ok", server.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while curl(&["-k", "--http1.1"], std::slice::from_ref(&url)) != [200] {
+            assert!(Instant::now() < deadline, "caddy did not answer over TLS");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
     /// haproxy with four threads answering "ok" itself.
     pub fn haproxy() -> Self {
         Self::start("haproxy", |dir, port| {
