@@ -471,8 +471,8 @@ impl Server {
     /// caddy serving HTTPS with its internal CA (`curl -k`): /ok answers 200 "ok", /form 201,
     /// anything else 404. Ready once an HTTPS request gets its answer (the certificate is
     /// issued after the port opens).
-    pub fn caddy_tls() -> Self {
-        let server = Self::start("caddy (TLS)", |dir, port| {
+    pub fn caddy_tls(port: u16) -> Self {
+        let server = Self::start_on("caddy (TLS)", port, |dir, port| {
             let conf = dir.join("Caddyfile");
             std::fs::write(
                 &conf,
@@ -523,8 +523,11 @@ impl Server {
     }
 
     fn start(what: &str, command: impl FnOnce(&Path, u16) -> Command) -> Self {
+        Self::start_on(what, free_port(), command)
+    }
+
+    fn start_on(what: &str, port: u16, command: impl FnOnce(&Path, u16) -> Command) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let child = command(dir.path(), port)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
