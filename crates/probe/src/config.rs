@@ -536,6 +536,29 @@ container = "immich_server"
     }
 
     #[test]
+    fn go_binaries_from_the_file_and_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.toml");
+        std::fs::write(
+            &path,
+            "go_binaries = [\"/usr/bin/caddy\"]\n[[watch]]\nports = [443]\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            go_binaries: vec!["/opt/app".into()],
+            ..Default::default()
+        };
+        let s = load(Some(&path), &o).unwrap();
+        assert_eq!(s.go_binaries, ["/usr/bin/caddy", "/opt/app"]);
+        std::fs::write(&path, "go_binaries = \"/usr/bin/caddy\"\n").unwrap();
+        let e = load(Some(&path), &o).unwrap_err().to_string();
+        assert!(
+            e.contains("probe.toml:1:") && e.contains("go_binaries"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_field_is_located() {
         let text = "[[watch]]\nservice = \"a\"\nportz = [1]\n";
         let e = parse_file("p.toml", text).unwrap_err().to_string();

@@ -6,7 +6,7 @@
 use std::{fs::File, path::Path};
 
 use anyhow::{anyhow, bail, Context, Result};
-use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{Decoder, DecoderOptions, Mnemonic, Register};
 use object::{read::ReadCache, Object, ObjectSection};
 
 /// A function found in the pclntab, as uprobe file offsets.
@@ -55,7 +55,13 @@ pub fn inspect(path: &Path, names: &[&str]) -> Result<Option<GoBinary>> {
     let text = elf
         .section_by_name(".text")
         .ok_or_else(|| anyhow!("no .text section"))?;
-    let table = FuncTable::parse(pclntab.data().context(".gopclntab")?, text.address())
+    // A position-independent executable leaves the header's text address to a dynamic
+    // relocation, whose addend is that address.
+    let text_field = pclntab.address() + TEXT_START_FIELD;
+    let relocated = elf.dynamic_relocations().and_then(|mut relocs| {
+        relocs.find_map(|(at, r)| (at == text_field).then(|| r.addend() as u64))
+    });
+    let table = FuncTable::parse(pclntab.data().context(".gopclntab")?, relocated)
         .context("reading .gopclntab")?;
     let (text_offset, _) = text
         .file_range()
@@ -71,6 +77,14 @@ pub fn inspect(path: &Path, names: &[&str]) -> Result<Option<GoBinary>> {
                 .checked_sub(text.address())
                 .and_then(|from| text_data.get(from as usize..(end - text.address()) as usize))
                 .ok_or_else(|| anyhow!("{name} at {start:#x} lies outside .text"))?;
+            // A wrong address would put a breakpoint inside an instruction and corrupt the
+            // program: check that it is the start of a Go function first.
+            if !checks_stack_guard(code, start) {
+                bail!(
+                    "{name} at {start:#x} does not start with Go's stack check on R14 \
+                     (not the register ABI, or a misread function table)"
+                );
+            }
             let to_file = |addr: u64| addr - text.address() + text_offset;
             Ok(Some(GoFunction {
                 entry: to_file(start),
@@ -102,6 +116,21 @@ fn ret_addresses(code: &[u8], start: u64) -> Vec<u64> {
         .filter(|i| i.mnemonic() == Mnemonic::Ret)
         .map(|i| i.ip())
         .collect()
+}
+
+/// Go functions open with a stack-bound check against the goroutine's stack guard
+/// (`g.stackguard0`, 16 bytes into g), and under the register ABI g is in R14:
+/// `cmp rsp, [r14+16]`, or for large frames `lea r12, [rsp-N]; cmp r12, [r14+16]`.
+/// (Functions marked nosplit have no check; crypto/tls's Read, Write and handshake do.)
+fn checks_stack_guard(code: &[u8], start: u64) -> bool {
+    Decoder::with_ip(64, code, start, DecoderOptions::NONE)
+        .into_iter()
+        .take(2)
+        .any(|i| {
+            i.mnemonic() == Mnemonic::Cmp
+                && i.memory_base() == Register::R14
+                && i.memory_displacement64() == 16
+        })
 }
 
 const BUILDINFO_MAGIC: &[u8] = b"\xff Go buildinf:";
@@ -171,6 +200,9 @@ fn le_u32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
+/// Offset of the text start in the Go 1.18+ pclntab header.
+const TEXT_START_FIELD: u64 = 8 + 2 * 8;
+
 /// pclntab magics: Go 1.16-1.17, 1.18-1.19, 1.20 and later.
 const PCLN_GO116: u32 = 0xffff_fffa;
 const PCLN_GO118: u32 = 0xffff_fff0;
@@ -188,9 +220,8 @@ struct FuncTable<'a> {
 }
 
 impl<'a> FuncTable<'a> {
-    /// `text_address` stands in for the header's text start when the linker left it zero
-    /// for a dynamic relocation (position-independent executables).
-    fn parse(tab: &'a [u8], text_address: u64) -> Result<Self> {
+    /// `relocated`: the text start given by a dynamic relocation, if there is one.
+    fn parse(tab: &'a [u8], relocated: Option<u64>) -> Result<Self> {
         let magic = le_u32(tab, 0).ok_or_else(|| anyhow!("empty"))?;
         let relative = match magic {
             PCLN_GO118 | PCLN_GO120 => true,
@@ -205,7 +236,14 @@ impl<'a> FuncTable<'a> {
         let word = |i: usize| le_u64(tab, 8 + 8 * i).ok_or_else(|| anyhow!("short header"));
         let skip = usize::from(relative);
         let nfunc = word(0)? as usize;
-        let text_start = if relative { word(2)? } else { 0 };
+        let text_start = match (relative, relocated) {
+            (false, _) => 0,
+            (true, Some(address)) => address,
+            (true, None) => word(2)?,
+        };
+        if relative && text_start == 0 {
+            bail!("no text start address in the header");
+        }
         let names_off = word(2 + skip)? as usize;
         let functab_off = word(6 + skip)? as usize;
         let slice = |from: usize| {
@@ -217,11 +255,7 @@ impl<'a> FuncTable<'a> {
             functab: slice(functab_off)?,
             nfunc,
             relative,
-            text_start: if text_start == 0 {
-                text_address
-            } else {
-                text_start
-            },
+            text_start,
         })
     }
 
@@ -285,6 +319,19 @@ mod tests {
             0xcc, 0xcc,
         ];
         assert_eq!(ret_addresses(&code, 0x1000), vec![0x1007, 0x100d]);
+    }
+
+    #[test]
+    fn stack_guard_check() {
+        // cmp rsp, [r14+0x10]
+        assert!(checks_stack_guard(&[0x49, 0x3b, 0x66, 0x10], 0));
+        // lea r12, [rsp-0x68]; cmp r12, [r14+0x10]
+        let large = [0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10];
+        assert!(checks_stack_guard(&large, 0));
+        // cmp rsp, [rcx+0x10] (Go before 1.17 loads g from TLS into a register first)
+        assert!(!checks_stack_guard(&[0x48, 0x3b, 0x61, 0x10], 0));
+        // the second byte of that instruction
+        assert!(!checks_stack_guard(&[0x3b, 0x66, 0x10, 0x90], 0));
     }
 
     #[test]
