@@ -66,16 +66,18 @@ pub fn inspect(path: &Path, names: &[&str]) -> Result<Option<GoBinary>> {
     let (text_offset, _) = text
         .file_range()
         .ok_or_else(|| anyhow!(".text has no file data"))?;
-    let text_data = text.data().context(".text")?;
     let functions = names
         .iter()
-        .map(|name| {
-            let Some((start, end)) = table.find(name)? else {
+        .zip(table.find(names)?)
+        .map(|(name, found)| {
+            let Some((start, end)) = found else {
                 return Ok(None);
             };
-            let code = start
-                .checked_sub(text.address())
-                .and_then(|from| text_data.get(from as usize..(end - text.address()) as usize))
+            // Only the function's bytes are read: .text can be hundreds of MB.
+            let code = text
+                .data_range(start, end - start)
+                .ok()
+                .flatten()
                 .ok_or_else(|| anyhow!("{name} at {start:#x} lies outside .text"))?;
             // A wrong address would put a breakpoint inside an instruction and corrupt the
             // program: check that it is the start of a Go function first.
@@ -281,21 +283,29 @@ impl<'a> FuncTable<'a> {
         Some(&s[..s.iter().position(|&b| b == 0)?])
     }
 
-    /// Start and end address of the function named `name`.
-    fn find(&self, name: &str) -> Result<Option<(u64, u64)>> {
+    /// Start and end address of each function named, in one pass over the table.
+    fn find(&self, names: &[&str]) -> Result<Vec<Option<(u64, u64)>>> {
+        let mut found = vec![None; names.len()];
         for i in 0..self.nfunc {
             let (start, func) = self.entry(i).ok_or_else(|| anyhow!("truncated table"))?;
-            if self.name(func) == Some(name.as_bytes()) {
-                let (end, _) = self
-                    .entry(i + 1)
-                    .ok_or_else(|| anyhow!("truncated table"))?;
-                if end <= start {
-                    bail!("{name}: function table out of order");
-                }
-                return Ok(Some((start, end)));
+            let Some(name) = self.name(func) else {
+                continue;
+            };
+            let Some(k) = names.iter().position(|n| n.as_bytes() == name) else {
+                continue;
+            };
+            let (end, _) = self
+                .entry(i + 1)
+                .ok_or_else(|| anyhow!("truncated table"))?;
+            if end <= start {
+                bail!("{}: function table out of order", names[k]);
+            }
+            found[k] = Some((start, end));
+            if found.iter().all(Option::is_some) {
+                break;
             }
         }
-        Ok(None)
+        Ok(found)
     }
 }
 
