@@ -1,5 +1,6 @@
 //! Loads the embedded BPF object with aya, fills the watch maps, attaches the tracepoints,
-//! the libssl uprobes and the Go crypto/tls ones (crate::gotls), and explains failures in terms of capabilities and kernel features.
+//! the libssl uprobes and the Go crypto/tls ones (crate::gotls), and explains failures in
+//! terms of capabilities and kernel features.
 
 use std::{collections::BTreeSet, fs, path::Path};
 

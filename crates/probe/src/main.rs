@@ -1,5 +1,6 @@
 //! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x services from
-//! eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code change in the services.
+//! eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code
+//! change in the services.
 
 mod collector;
 mod config;
@@ -95,7 +96,7 @@ EXAMPLES
 /// How often new libssl libraries and Go executables (services started later) are looked for.
 const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// eBPF RED probe for local HTTP/1.x services (syscall tracepoints and libssl uprobes).
+/// eBPF RED probe for local HTTP/1.x services (syscall tracepoints, TLS uprobes).
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "homelab-probe",
