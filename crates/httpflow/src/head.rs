@@ -42,7 +42,7 @@ pub(crate) struct HeadInfo {
 }
 
 /// Longest header value kept in [`crate::RequestMeta`]; longer ones are cut.
-const MAX_META_BYTES: usize = 256;
+pub(crate) const MAX_META_BYTES: usize = 256;
 
 impl HeadInfo {
     fn header(&mut self, name: &[u8], value: &[u8]) {
@@ -432,7 +432,7 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 /// At most `max` bytes of `bytes` as text (lossy), cut at a char boundary.
-fn cut(bytes: &[u8], max: usize) -> String {
+pub(crate) fn cut(bytes: &[u8], max: usize) -> String {
     let mut s = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
     if s.len() > max {
         let mut end = max;
