@@ -1,5 +1,5 @@
-//! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x services from
-//! eBPF syscall tracepoints and libssl uprobes; no kprobes, no code change in the services.
+//! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x and HTTP/2 services
+//! from eBPF syscall tracepoints and libssl uprobes; no kprobes, no code change in the services.
 
 mod collector;
 mod config;
@@ -37,7 +37,7 @@ const AFTER_HELP: &str = "\
 WHAT IT MEASURES
   For each watched connection the probe reads the bytes of every read/write syscall (head
   and tail of each, plus the full length) and of SSL_read/SSL_write in libssl, rebuilds the
-  HTTP/1.x exchanges and exports on GET /metrics:
+  HTTP/1.x and HTTP/2 exchanges and exports on GET /metrics:
     http_server_request_duration_seconds  histogram: service_name, http_request_method,
                                           http_response_status_code, http_route
     http_client_request_duration_seconds  histogram: service_name, http_request_method,
@@ -92,7 +92,7 @@ EXAMPLES
 /// How often new libssl libraries (services started later) are looked for.
 const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// eBPF RED probe for local HTTP/1.x services (syscall tracepoints and libssl uprobes).
+/// eBPF RED probe for local HTTP/1.x and HTTP/2 services (syscall tracepoints and libssl uprobes).
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "homelab-probe",
