@@ -33,6 +33,9 @@ const MAX_HEADER_BLOCK: usize = 64 * 1024;
 const MAX_STREAMS: usize = 256;
 /// SETTINGS_HEADER_TABLE_SIZE before any SETTINGS (RFC 9113 section 6.5.2).
 const DEFAULT_TABLE_SIZE: usize = 4096;
+/// Largest HPACK table followed, whatever SETTINGS allow: an encoder using more
+/// makes the connection given up, which bounds the memory per connection.
+const MAX_TABLE_SIZE: usize = 64 * 1024;
 
 const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
@@ -154,8 +157,7 @@ impl Half {
 /// What a completed frame tells the connection.
 enum Action {
     None,
-    /// A decoded header block: (HEADERS or PUSH_PROMISE, stream, END_STREAM,
-    /// time of its first byte, fields).
+    /// A header block (as described by its first frame), decoded.
     Headers(Block, Fields),
     EndStream(u32),
     Reset(u32),
@@ -175,6 +177,7 @@ struct Fields {
     meta: RequestMeta,
 }
 
+/// A stream whose request was seen and whose response has not ended.
 #[derive(Debug)]
 struct Open {
     method: String,
@@ -223,8 +226,8 @@ impl Http2 {
         let half = |h: &Half| h.payload.capacity() + h.block.capacity();
         let stream =
             |s: &Open| std::mem::size_of::<Open>() + s.method.capacity() + s.target.capacity() + 64;
-        // The HPACK tables are bounded by SETTINGS_HEADER_TABLE_SIZE; counted at
-        // their default size.
+        // The HPACK tables are bounded by SETTINGS_HEADER_TABLE_SIZE (and
+        // MAX_TABLE_SIZE); counted at their default size.
         half(&self.client)
             + half(&self.server)
             + 2 * DEFAULT_TABLE_SIZE
@@ -300,9 +303,8 @@ impl Http2 {
     ) {
         match action {
             Action::None => {}
-            Action::Headers(block, fields) if block.kind == PUSH_PROMISE => {
-                let _ = fields; // decoded for the HPACK state only
-            }
+            // Decoded for the HPACK state only: pushed streams are not counted.
+            Action::Headers(block, _) if block.kind == PUSH_PROMISE => {}
             Action::Headers(block, fields) if from_client => {
                 if self.streams.contains_key(&block.stream) {
                     return; // trailers
@@ -356,7 +358,9 @@ impl Http2 {
                 } else {
                     &mut self.client
                 };
-                other.decoder.set_max_allowed_table_size(size);
+                other
+                    .decoder
+                    .set_max_allowed_table_size(size.min(MAX_TABLE_SIZE));
             }
             Action::GoAway(last) if !from_client => {
                 // Streams above the last one the server processed were not

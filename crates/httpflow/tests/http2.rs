@@ -83,7 +83,8 @@ fn get(path: &str) -> Req {
 
 /// How the test server answers a path: `/size/N` 200 with N body bytes, `/missing` 404
 /// without body, `/reset` RST_STREAM, `/continue` 100 then 200, `/push` 200 after a
-/// PUSH_PROMISE, anything else 201 after reading the body.
+/// PUSH_PROMISE, `/trailers` 200 whose stream ends with trailers, anything else 201 after
+/// reading the body.
 async fn answer(
     mut req: http::Request<h2::RecvStream>,
     mut respond: h2::server::SendResponse<Bytes>,
@@ -107,6 +108,12 @@ async fn answer(
         respond.send_informational(response(100)).unwrap();
         let mut send = respond.send_response(response(200), false).unwrap();
         send.send_data(Bytes::from_static(b"done"), true).unwrap();
+    } else if path == "/trailers" {
+        let mut send = respond.send_response(response(200), false).unwrap();
+        send.send_data(Bytes::from_static(b"body"), false).unwrap();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        send.send_trailers(trailers).unwrap();
     } else if path == "/push" {
         let promised = http::Request::get("http://example.test/pushed")
             .body(())
@@ -297,6 +304,7 @@ fn mixed() -> Vec<Req> {
     reqs.push(get("/size/100000"));
     reqs.push(get("/reset"));
     reqs.push(get("/continue"));
+    reqs.push(get("/trailers"));
     reqs
 }
 
@@ -310,6 +318,7 @@ fn mixed_expected() -> Vec<(String, String, Option<u16>)> {
         row("GET", "/size/100000", Some(200)),
         row("GET", "/reset", None),
         row("GET", "/continue", Some(200)),
+        row("GET", "/trailers", Some(200)),
     ];
     v.sort();
     v
@@ -375,6 +384,31 @@ fn streams_open_at_the_close_end_there_without_status() {
         [row("GET", "/missing", None), row("GET", "/size/10", None)]
     );
     assert!(out.iter().all(|e| e.end_ns == 1000));
+    assert_eq!(c.parse_errors(), 0);
+}
+
+#[test]
+fn streams_above_the_last_one_of_a_goaway_are_not_counted() {
+    let segs = record(&[get("/size/10"), get("/missing")], None);
+    // The client's frames and the server's SETTINGS, then a GOAWAY saying that only
+    // stream 1 was processed, then the close.
+    let first_write = segs
+        .iter()
+        .position(|(d, _)| *d == Direction::Write)
+        .unwrap();
+    let mut cut: Vec<_> = segs
+        .iter()
+        .enumerate()
+        .filter(|(i, (d, _))| *d == Direction::Read || *i == first_write)
+        .map(|(_, s)| s.clone())
+        .collect();
+    // Length 8, type GOAWAY, no flags, stream 0; last stream id 1, NO_ERROR.
+    let goaway = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+    cut.push((Direction::Write, goaway.to_vec()));
+    let (mut c, mut out) = replay(&cut, Side::Server, usize::MAX, 0);
+    assert_eq!(c.active_requests(), 1);
+    c.on_close(1000, &mut out);
+    assert_eq!(summary(&out), [row("GET", "/size/10", None)]);
     assert_eq!(c.parse_errors(), 0);
 }
 
