@@ -538,3 +538,97 @@ fn server_settings_before_the_preface_and_a_wrong_preface() {
     assert_eq!((c.mode(), c.parse_errors()), (Mode::Http2, 0));
     assert_eq!(summary(&out), [row("GET", "/size/3", Some(200))]);
 }
+
+/// The server end's bytes of `mixed()`, one vector per direction (reads, writes).
+fn mixed_bytes() -> &'static (Vec<u8>, Vec<u8>) {
+    static BYTES: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let segs = record(&mixed(), None);
+        let of = |dir: Direction| -> Vec<u8> {
+            segs.iter()
+                .filter(|(d, _)| *d == dir)
+                .flat_map(|(_, b)| b.clone())
+                .collect()
+        };
+        (of(Direction::Read), of(Direction::Write))
+    })
+}
+
+/// `bytes` cut into segments of the given sizes, in turn (the last one takes the rest).
+fn split(dir: Direction, bytes: &[u8], sizes: &[usize]) -> Vec<(Direction, Vec<u8>)> {
+    let mut out = vec![];
+    let mut rest = bytes;
+    for &n in sizes.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (a, b) = rest.split_at(n.min(rest.len()));
+        out.push((dir, a.to_vec()));
+        rest = b;
+    }
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Real frames, read and written in segments of any size and captured as any head and
+    /// tail: what is reported is true, and either everything is reported or the connection
+    /// was given up once.
+    #[test]
+    fn any_segmentation_and_capture_reports_only_true_exchanges(
+        reads in proptest::collection::vec(1usize..6000, 1..8),
+        writes in proptest::collection::vec(1usize..20_000, 1..8),
+        head in 9usize..4096,
+        tail in 0usize..128,
+    ) {
+        let (r, w) = mixed_bytes();
+        let mut segs = split(Direction::Read, r, &reads);
+        segs.extend(split(Direction::Write, w, &writes));
+        let (c, out) = replay(&segs, Side::Server, head, tail);
+        let expected = mixed_expected();
+        if c.parse_errors() == 0 {
+            proptest::prop_assert_eq!(summary(&out), expected);
+        } else {
+            proptest::prop_assert_eq!((c.mode(), c.parse_errors()), (Mode::NotHttp, 1));
+            for e in summary(&out) {
+                proptest::prop_assert!(expected.contains(&e), "{:?}", e);
+            }
+        }
+    }
+
+    /// Anything after the preface, in both directions: no panic, bounded memory.
+    #[test]
+    fn arbitrary_frames_after_the_preface(
+        segs in proptest::collection::vec(
+            (proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..300)),
+            0..40,
+        ),
+    ) {
+        let mut all = vec![(Direction::Read, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec())];
+        all.extend(segs.into_iter().map(|(read, b)| {
+            (if read { Direction::Read } else { Direction::Write }, b)
+        }));
+        let (mut c, mut out) = replay(&all, Side::Server, usize::MAX, 0);
+        proptest::prop_assert!(c.heap_bytes() < 1 << 20);
+        c.on_close(u64::MAX, &mut out);
+    }
+
+    /// Real frames with a few bytes changed: no panic, bounded memory.
+    #[test]
+    fn real_frames_with_corrupted_bytes(
+        flips in proptest::collection::vec((proptest::bool::ANY, 0.0f64..1.0, 0u8..=255), 1..4),
+    ) {
+        let (mut r, mut w) = mixed_bytes().clone();
+        for (read, at, byte) in flips {
+            let bytes = if read { &mut r } else { &mut w };
+            let i = ((bytes.len() - 1) as f64 * at) as usize;
+            bytes[i] = byte;
+        }
+        let mut segs = vec![(Direction::Read, r)];
+        segs.push((Direction::Write, w));
+        let (mut c, mut out) = replay(&segs, Side::Server, usize::MAX, 0);
+        proptest::prop_assert!(c.heap_bytes() < 1 << 20);
+        c.on_close(u64::MAX, &mut out);
+    }
+}
