@@ -250,6 +250,10 @@ impl Connection {
         if self.mode != Mode::Http {
             return;
         }
+        self.on_http1_segment(kind, seg, out);
+    }
+
+    fn on_http1_segment(&mut self, kind: Kind, seg: Segment<'_>, out: &mut Vec<Exchange>) {
         let ts = seg.ts_ns;
         let head = &seg.head[..seg.head.len().min(seg.len)];
         let unseen = seg.len - head.len();
@@ -262,6 +266,15 @@ impl Connection {
         self.stream(kind).last_ns = ts;
 
         self.feed(kind, head, ts, At::SegmentStart, out);
+        if self.mode == Mode::Http2 {
+            // `101` with `Upgrade: h2c` in this segment: the rest is HTTP/2.
+            let seg = Segment {
+                len: seg.len - head.len(),
+                head: &[],
+                ..seg
+            };
+            return self.on_http2_segment(kind == Kind::Request, seg, out);
+        }
         let mut left = gap;
         while left > 0 && self.mode == Mode::Http {
             let stream = match kind {
@@ -367,6 +380,16 @@ impl Connection {
         }
     }
 
+    fn on_http2_data(&mut self, from_client: bool, data: &[u8], ts: u64, out: &mut Vec<Exchange>) {
+        let seg = Segment {
+            len: data.len(),
+            head: data,
+            tail: &[],
+            ts_ns: ts,
+        };
+        self.on_http2_segment(from_client, seg, out);
+    }
+
     fn stream(&mut self, kind: Kind) -> &mut Stream {
         match kind {
             Kind::Request => &mut self.requests,
@@ -390,6 +413,10 @@ impl Connection {
             if let Some(event) = event {
                 self.handle(kind, event, ts, out);
             }
+        }
+        if self.mode == Mode::Http2 && !rest.is_empty() {
+            // The bytes after a `101` upgrading to h2c, in its segment.
+            self.on_http2_data(kind == Kind::Request, rest, ts, out);
         }
     }
 
@@ -494,6 +521,18 @@ impl Connection {
         self.current_status = info.status;
         self.current_head_ns = ts;
         let method = self.current.as_ref().map(|p| p.method.as_str());
+        if status == 101 && info.upgrade_h2c {
+            // RFC 7540 section 3.2: the request becomes stream 1, answered over HTTP/2.
+            let request = self.current.take();
+            self.drop_state();
+            self.mode = Mode::Http2;
+            let mut h2 = Http2::new(&self.limits);
+            if let Some(p) = request {
+                h2.open_upgraded(p.method, p.target, p.start_ns, p.meta);
+            }
+            self.http2 = Some(Box::new(h2));
+            return;
+        }
         if status == 101 || (method == Some("CONNECT") && (200..300).contains(&status)) {
             self.finish_response(ts, out);
             self.upgrade();

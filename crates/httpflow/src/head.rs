@@ -35,6 +35,8 @@ pub(crate) struct HeadInfo {
     pub other_coding: bool,
     /// Content-Length unparsable or given twice with different values.
     pub bad_length: bool,
+    /// `Upgrade: h2c` (on a `101` response: the connection goes on as HTTP/2).
+    pub upgrade_h2c: bool,
     /// The whole head was seen (else the framing fields are a best effort).
     pub complete: bool,
     /// Requests: the header fields kept for spans.
@@ -62,6 +64,8 @@ impl HeadInfo {
             let last = value.rsplit(|&b| b == b',').next().map_or(&[][..], trim);
             self.chunked = last.eq_ignore_ascii_case(b"chunked");
             self.other_coding = !self.chunked;
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade_h2c = value.eq_ignore_ascii_case(b"h2c");
         } else if name.eq_ignore_ascii_case(b"host") {
             self.meta.host = Some(cut(value, MAX_META_BYTES));
         } else if name.eq_ignore_ascii_case(b"user-agent") {

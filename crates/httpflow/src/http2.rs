@@ -210,6 +210,27 @@ impl Http2 {
         }
     }
 
+    /// The upgraded HTTP/1.1 request: stream 1, waiting for its response.
+    pub fn open_upgraded(
+        &mut self,
+        method: String,
+        target: String,
+        start_ns: u64,
+        meta: RequestMeta,
+    ) {
+        let target = cut(target.as_bytes(), self.max_target_bytes);
+        self.streams.insert(
+            1,
+            Open {
+                method,
+                target,
+                start_ns,
+                meta,
+                status: None,
+            },
+        );
+    }
+
     pub fn active_requests(&self) -> usize {
         self.streams.len()
     }

@@ -413,6 +413,40 @@ fn streams_above_the_last_one_of_a_goaway_are_not_counted() {
 }
 
 #[test]
+fn http1_upgrade_to_h2c_answers_the_request_on_stream_1() {
+    let frames = regroup(&record(&[get("/size/7")], None), None);
+    let server: Vec<Vec<u8>> = frames
+        .iter()
+        .filter(|(d, _)| *d == Direction::Write)
+        .map(|(_, b)| b.clone())
+        .collect();
+    // The client's frames but its HEADERS: the HTTP/1.1 request is stream 1.
+    let client = frames
+        .iter()
+        .filter(|(d, b)| *d == Direction::Read && b[3] != 0x1)
+        .cloned();
+    let mut segs = vec![(
+        Direction::Read,
+        b"GET /size/7 HTTP/1.1\r\nHost: example.test\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nUser-Agent: up/1\r\n\r\n"
+            .to_vec(),
+    )];
+    // The 101 and the server's SETTINGS in one write.
+    let mut switching =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n".to_vec();
+    switching.extend(&server[0]);
+    segs.push((Direction::Write, switching));
+    segs.extend(client);
+    segs.extend(server[1..].iter().map(|b| (Direction::Write, b.clone())));
+    let (c, out) = replay(&segs, Side::Server, usize::MAX, 0);
+    assert_eq!(c.stats(), Default::default());
+    assert_eq!(c.mode(), Mode::Http2);
+    assert_eq!(summary(&out), [row("GET", "/size/7", Some(200))]);
+    assert_eq!(out[0].start_ns, 1);
+    assert_eq!(out[0].meta.user_agent.as_deref(), Some("up/1"));
+}
+
+#[test]
 fn continuation_frames_and_a_small_header_table() {
     let mut big = get("/size/1");
     big.headers.push(("x-large", "v".repeat(40_000)));

@@ -160,9 +160,16 @@ fn drive(base: &str, n: u32) {
     assert_eq!(h2load(&format!("{base}/ok"), n, 2, 10), u64::from(n));
 }
 
+/// Requests sent after `drive`'s: GET /ok and GET /missing/N.
+#[derive(Default)]
+struct Upgraded {
+    ok: u64,
+    missing: u64,
+}
+
 /// The server-side counts of `service` by (method, status, route), and the client-side
 /// counts of each client, exactly; no parse errors.
-fn check(m: &Samples, service: &str, port: u16, clients: &[(&str, u64)]) {
+fn check(m: &Samples, service: &str, port: u16, clients: &[(&str, u64)], more: Upgraded) {
     let n = clients.iter().find(|c| c.0 == "h2load").map_or(0, |c| c.1);
     let dump = m.dump("h");
     let server = |method: &str, status: &str, route: &str| {
@@ -176,15 +183,20 @@ fn check(m: &Samples, service: &str, port: u16, clients: &[(&str, u64)]) {
             ],
         )
     };
-    assert_eq!(server("GET", "200", "/ok"), 2 + n, "{dump}");
+    assert_eq!(server("GET", "200", "/ok"), 2 + n + more.ok, "{dump}");
     assert_eq!(server("POST", "200", "/ok"), 1, "{dump}");
     assert_eq!(server("GET", "204", "/empty"), 1, "{dump}");
-    assert_eq!(server("GET", "404", "/missing/{id}"), 1, "{dump}");
+    assert_eq!(
+        server("GET", "404", "/missing/{id}"),
+        1 + more.missing,
+        "{dump}"
+    );
     assert_eq!(server("GET", "500", "/boom"), 1, "{dump}");
     assert_eq!(server("GET", "200", "/small"), 2, "{dump}");
+    let total = 8 + n + more.ok + more.missing;
     assert_eq!(
         m.count(SERVER, &[("service_name", service)]),
-        8 + n,
+        total,
         "{dump}"
     );
     let port = port.to_string();
@@ -229,7 +241,7 @@ fn nginx_h2c_with_prior_knowledge_concurrent_streams() {
     let total = 8 + u64::from(n);
     let m = probe.settle(|m| m.count(SERVER, &[("service_name", "nginx")]) >= total);
     let clients = [("nghttp", 8), ("h2load", u64::from(n))];
-    check(&m, "nginx", nginx.port, &clients);
+    check(&m, "nginx", nginx.port, &clients, Upgraded::default());
 }
 
 #[test]
@@ -247,17 +259,16 @@ fn nginx_h2_over_tls_concurrent_streams() {
     drive(&format!("https://127.0.0.1:{}", nginx.tls_port), n);
     let total = 8 + u64::from(n);
     let m = probe.settle(|m| m.count(SERVER, &[("service_name", "nginx")]) >= total);
-    check(
-        &m,
-        "nginx",
-        nginx.tls_port,
-        &[("curl", 7), ("nghttp", 1), ("h2load", u64::from(n))],
-    );
+    let clients = [("curl", 7), ("nghttp", 1), ("h2load", u64::from(n))];
+    check(&m, "nginx", nginx.tls_port, &clients, Upgraded::default());
 }
 
 #[test]
 fn caddy_h2c_concurrent_streams() {
-    if !live_or_skip("caddy h2c live test", &["caddy", "nghttp", "h2load"]) {
+    if !live_or_skip(
+        "caddy h2c live test",
+        &["caddy", "curl", "nghttp", "h2load"],
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -287,9 +298,17 @@ fn caddy_h2c_concurrent_streams() {
     wait_port(port, "caddy");
     let probe = Probe::start(&watch(port));
     let n = 60;
-    drive(&format!("http://127.0.0.1:{port}"), n);
-    let total = 8 + u64::from(n);
+    let base = format!("http://127.0.0.1:{port}");
+    drive(&base, n);
+    // HTTP/1.1 `Upgrade: h2c`: the first request is answered as stream 1, the second is
+    // stream 3.
+    assert_eq!(
+        curl(&["--http2"], &urls(&base, &["/ok", "/missing/4"])),
+        [200, 404]
+    );
+    let total = 10 + u64::from(n);
     let m = probe.settle(|m| m.count(SERVER, &[("service_name", "caddy")]) >= total);
-    let clients = [("nghttp", 8), ("h2load", u64::from(n))];
-    check(&m, "caddy", port, &clients);
+    let upgraded = Upgraded { ok: 1, missing: 1 };
+    let clients = [("nghttp", 8), ("curl", 2), ("h2load", u64::from(n))];
+    check(&m, "caddy", port, &clients, upgraded);
 }
