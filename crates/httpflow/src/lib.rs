@@ -3,7 +3,8 @@
 //! without eBPF.
 //!
 //! A connection whose first bytes are the HTTP/2 client preface (or, from
-//! the server, a SETTINGS frame) is followed as HTTP/2 ([`Mode::Http2`]):
+//! the server, a SETTINGS frame), or that an HTTP/1.1 `101` switched to h2c,
+//! is followed as HTTP/2 ([`Mode::Http2`]):
 //! each stream is one [`Exchange`]; see the `http2` module for the frames
 //! followed and what a capture cut in the middle of a frame header or header
 //! block does (the connection is given up with one parse error). The rest of
