@@ -83,7 +83,8 @@ pub enum Mode {
     /// follow are another protocol and are ignored.
     Upgraded,
     /// Reconstructing HTTP/2 streams: the connection began with the client
-    /// preface (see the `http2` module for what is followed).
+    /// preface, or a `101` switched it to h2c (see the `http2` module for
+    /// what is followed).
     Http2,
 }
 
