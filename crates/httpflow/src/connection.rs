@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use crate::body::{Body, Chunk};
 use crate::head::{HeadInfo, Kind};
+use crate::http2::{self, Http2};
 use crate::stream::{At, Event, State, Stream};
 use crate::{Direction, Exchange, InFlight, RequestMeta, Segment, Side};
 
@@ -81,6 +82,10 @@ pub enum Mode {
     /// `101 Switching Protocols` or a successful CONNECT: the bytes that
     /// follow are another protocol and are ignored.
     Upgraded,
+    /// Reconstructing HTTP/2 streams: the connection began with the client
+    /// preface, or a `101` switched it to h2c (see the `http2` module for
+    /// what is followed).
+    Http2,
 }
 
 #[derive(Debug)]
@@ -111,6 +116,10 @@ pub struct Connection {
     /// Time of the segment that ended the current response's head.
     current_head_ns: u64,
     stats: Stats,
+    /// No byte seen yet: HTTP/2 is recognized at the start of a connection only.
+    fresh: bool,
+    /// Set in [`Mode::Http2`].
+    http2: Option<Box<Http2>>,
 }
 
 impl Connection {
@@ -149,6 +158,8 @@ impl Connection {
             current_status: None,
             current_head_ns: 0,
             stats: Stats::default(),
+            fresh: !resync,
+            http2: None,
         }
     }
 
@@ -179,16 +190,21 @@ impl Connection {
 
     /// Requests seen whose response is not complete yet.
     pub fn active_requests(&self) -> usize {
+        if let Some(h2) = &self.http2 {
+            return h2.active_requests();
+        }
         self.queue.len() + usize::from(self.current.is_some())
     }
 
     /// The requests seen whose response is not complete yet, oldest first.
     pub fn in_flight(&self) -> impl Iterator<Item = InFlight<'_>> {
-        self.current.iter().chain(&self.queue).map(|p| InFlight {
+        let http1 = self.current.iter().chain(&self.queue).map(|p| InFlight {
             method: &p.method,
             target: &p.target,
             start_ns: p.start_ns,
-        })
+        });
+        let streams = self.http2.iter().flat_map(|h2| h2.in_flight());
+        http1.chain(streams)
     }
 
     /// Approximate heap memory held by this connection (bounded by its
@@ -203,7 +219,8 @@ impl Connection {
                     .map(|v| v.as_ref().map_or(0, String::capacity))
                     .sum::<usize>()
         };
-        self.requests.heap_bytes()
+        self.http2.as_ref().map_or(0, |h2| h2.heap_bytes())
+            + self.requests.heap_bytes()
             + self.responses.heap_bytes()
             + self.queue.capacity() * std::mem::size_of::<Pending>()
             + self.queue.iter().map(pending).sum::<usize>()
@@ -215,13 +232,29 @@ impl Connection {
     /// as a write with an empty head and tail: it is accounted for by length,
     /// which keeps Content-Length and chunk-data framing exact.
     pub fn on_segment(&mut self, dir: Direction, seg: Segment<'_>, out: &mut Vec<Exchange>) {
-        if self.mode != Mode::Http || seg.len == 0 {
+        if seg.len == 0 {
             return;
         }
         let kind = match (self.side, dir) {
             (Side::Server, Direction::Read) | (Side::Client, Direction::Write) => Kind::Request,
             _ => Kind::Response,
         };
+        if std::mem::take(&mut self.fresh)
+            && http2::begins(kind == Kind::Request, seg.head, seg.len)
+        {
+            self.mode = Mode::Http2;
+            self.http2 = Some(Box::new(Http2::new(&self.limits)));
+        }
+        if self.mode == Mode::Http2 {
+            return self.on_http2_segment(kind == Kind::Request, seg, out);
+        }
+        if self.mode != Mode::Http {
+            return;
+        }
+        self.on_http1_segment(kind, seg, out);
+    }
+
+    fn on_http1_segment(&mut self, kind: Kind, seg: Segment<'_>, out: &mut Vec<Exchange>) {
         let ts = seg.ts_ns;
         let head = &seg.head[..seg.head.len().min(seg.len)];
         let unseen = seg.len - head.len();
@@ -234,6 +267,15 @@ impl Connection {
         self.stream(kind).last_ns = ts;
 
         self.feed(kind, head, ts, At::SegmentStart, out);
+        if self.mode == Mode::Http2 {
+            // `101` with `Upgrade: h2c` in this segment: the rest is HTTP/2.
+            let seg = Segment {
+                len: seg.len - head.len(),
+                head: &[],
+                ..seg
+            };
+            return self.on_http2_segment(kind == Kind::Request, seg, out);
+        }
         let mut left = gap;
         while left > 0 && self.mode == Mode::Http {
             let stream = match kind {
@@ -271,6 +313,9 @@ impl Connection {
     /// reported without status, ending at `ts_ns`. The connection is then
     /// as new (its counters are kept).
     pub fn on_close(&mut self, ts_ns: u64, out: &mut Vec<Exchange>) {
+        if let Some(h2) = &mut self.http2 {
+            h2.on_close(ts_ns, out);
+        }
         if self.mode == Mode::Http {
             self.requests.drop_unconfirmed(&mut self.stats);
             self.responses.drop_unconfirmed(&mut self.stats);
@@ -311,6 +356,41 @@ impl Connection {
         };
     }
 
+    /// HTTP/2: the captured head, the uncaptured middle (by length) and the
+    /// captured tail of a segment; given up when the frames cannot be followed.
+    fn on_http2_segment(&mut self, from_client: bool, seg: Segment<'_>, out: &mut Vec<Exchange>) {
+        let Some(h2) = &mut self.http2 else {
+            return;
+        };
+        let head = &seg.head[..seg.head.len().min(seg.len)];
+        let unseen = seg.len - head.len();
+        let tail = &seg.tail[seg.tail.len().saturating_sub(unseen)..];
+        let gap = (unseen - tail.len()) as u64;
+        let stats = &mut self.stats;
+        let ts = seg.ts_ns;
+        let followed = h2
+            .feed(from_client, head, ts, out, stats)
+            .and_then(|()| match gap {
+                0 => Ok(()),
+                n => h2.skip(from_client, n, ts, out, stats),
+            })
+            .and_then(|()| h2.feed(from_client, tail, ts, out, stats));
+        if followed.is_err() {
+            self.http2 = None;
+            self.give_up();
+        }
+    }
+
+    fn on_http2_data(&mut self, from_client: bool, data: &[u8], ts: u64, out: &mut Vec<Exchange>) {
+        let seg = Segment {
+            len: data.len(),
+            head: data,
+            tail: &[],
+            ts_ns: ts,
+        };
+        self.on_http2_segment(from_client, seg, out);
+    }
+
     fn stream(&mut self, kind: Kind) -> &mut Stream {
         match kind {
             Kind::Request => &mut self.requests,
@@ -334,6 +414,10 @@ impl Connection {
             if let Some(event) = event {
                 self.handle(kind, event, ts, out);
             }
+        }
+        if self.mode == Mode::Http2 && !rest.is_empty() {
+            // The bytes after a `101` upgrading to h2c, in its segment.
+            self.on_http2_data(kind == Kind::Request, rest, ts, out);
         }
     }
 
@@ -438,6 +522,18 @@ impl Connection {
         self.current_status = info.status;
         self.current_head_ns = ts;
         let method = self.current.as_ref().map(|p| p.method.as_str());
+        if status == 101 && info.upgrade_h2c {
+            // RFC 7540 section 3.2: the request becomes stream 1, answered over HTTP/2.
+            let request = self.current.take();
+            self.drop_state();
+            self.mode = Mode::Http2;
+            let mut h2 = Http2::new(&self.limits);
+            if let Some(p) = request {
+                h2.open_upgraded(p.method, p.target, p.start_ns, p.meta);
+            }
+            self.http2 = Some(Box::new(h2));
+            return;
+        }
         if status == 101 || (method == Some("CONNECT") && (200..300).contains(&status)) {
             self.finish_response(ts, out);
             self.upgrade();

@@ -35,6 +35,8 @@ pub(crate) struct HeadInfo {
     pub other_coding: bool,
     /// Content-Length unparsable or given twice with different values.
     pub bad_length: bool,
+    /// `Upgrade: h2c` (on a `101` response: the connection goes on as HTTP/2).
+    pub upgrade_h2c: bool,
     /// The whole head was seen (else the framing fields are a best effort).
     pub complete: bool,
     /// Requests: the header fields kept for spans.
@@ -42,7 +44,7 @@ pub(crate) struct HeadInfo {
 }
 
 /// Longest header value kept in [`crate::RequestMeta`]; longer ones are cut.
-const MAX_META_BYTES: usize = 256;
+pub(crate) const MAX_META_BYTES: usize = 256;
 
 impl HeadInfo {
     fn header(&mut self, name: &[u8], value: &[u8]) {
@@ -62,6 +64,8 @@ impl HeadInfo {
             let last = value.rsplit(|&b| b == b',').next().map_or(&[][..], trim);
             self.chunked = last.eq_ignore_ascii_case(b"chunked");
             self.other_coding = !self.chunked;
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade_h2c = value.eq_ignore_ascii_case(b"h2c");
         } else if name.eq_ignore_ascii_case(b"host") {
             self.meta.host = Some(cut(value, MAX_META_BYTES));
         } else if name.eq_ignore_ascii_case(b"user-agent") {
@@ -432,7 +436,7 @@ fn parse_decimal(v: &[u8]) -> Option<u64> {
 }
 
 /// At most `max` bytes of `bytes` as text (lossy), cut at a char boundary.
-fn cut(bytes: &[u8], max: usize) -> String {
+pub(crate) fn cut(bytes: &[u8], max: usize) -> String {
     let mut s = String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned();
     if s.len() > max {
         let mut end = max;

@@ -1,5 +1,14 @@
-//! HTTP/1.x exchange reconstruction from what a socket observer sees: pure,
-//! bytes in, exchanges out, so it can be tested and fuzzed without eBPF.
+//! HTTP/1.x and HTTP/2 exchange reconstruction from what a socket observer
+//! sees: pure, bytes in, exchanges out, so it can be tested and fuzzed
+//! without eBPF.
+//!
+//! A connection whose first bytes are the HTTP/2 client preface (or, from
+//! the server, a SETTINGS frame), or that an HTTP/1.1 `101` switched to h2c,
+//! is followed as HTTP/2 ([`Mode::Http2`]):
+//! each stream is one [`Exchange`]; see the `http2` module for the frames
+//! followed and what a capture cut in the middle of a frame header or header
+//! block does (the connection is given up with one parse error). The rest of
+//! this page is about HTTP/1.x.
 //!
 //! The observer may capture only part of each read or write: a [`Segment`]
 //! carries the full length of the syscall's data, the captured head and a
@@ -75,6 +84,7 @@
 mod body;
 mod connection;
 mod head;
+mod http2;
 mod method;
 mod route;
 mod stream;

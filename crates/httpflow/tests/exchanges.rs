@@ -435,7 +435,6 @@ fn garbage_makes_the_connection_non_http() {
     for junk in [
         &b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"[..],
         b"*1\r\n$4\r\nPING\r\n",
-        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
         b"GET /\r\n",
         &[0u8; 100],
     ] {

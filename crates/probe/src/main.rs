@@ -1,6 +1,11 @@
+<<<<<<< HEAD
 //! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x services from
 //! eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code
 //! change in the services.
+=======
+//! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x and HTTP/2 services
+//! from eBPF syscall tracepoints and libssl uprobes; no kprobes, no code change in the services.
+>>>>>>> http2
 
 mod collector;
 mod config;
@@ -39,9 +44,14 @@ use crate::{
 const AFTER_HELP: &str = "\
 WHAT IT MEASURES
   For each watched connection the probe reads the bytes of every read/write syscall (head
+<<<<<<< HEAD
   and tail of each, plus the full length), of SSL_read/SSL_write in libssl and of Go's
   crypto/tls (*Conn).Read/Write (Go 1.17+ executables, stripped or not), rebuilds the
   HTTP/1.x exchanges and exports on GET /metrics:
+=======
+  and tail of each, plus the full length) and of SSL_read/SSL_write in libssl, rebuilds the
+  HTTP/1.x and HTTP/2 exchanges and exports on GET /metrics:
+>>>>>>> http2
     http_server_request_duration_seconds  histogram: service_name, http_request_method,
                                           http_response_status_code, http_route
     http_client_request_duration_seconds  histogram: service_name, http_request_method,
@@ -96,7 +106,11 @@ EXAMPLES
 /// How often new libssl libraries and Go executables (services started later) are looked for.
 const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
+<<<<<<< HEAD
 /// eBPF RED probe for local HTTP/1.x services (syscall tracepoints, TLS uprobes).
+=======
+/// eBPF RED probe for local HTTP/1.x and HTTP/2 services (syscall tracepoints and libssl uprobes).
+>>>>>>> http2
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "homelab-probe",
