@@ -1,11 +1,6 @@
-<<<<<<< HEAD
-//! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x services from
-//! eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code
-//! change in the services.
-=======
 //! homelab-probe: RED metrics (rate, errors, duration) of local HTTP/1.x and HTTP/2 services
-//! from eBPF syscall tracepoints and libssl uprobes; no kprobes, no code change in the services.
->>>>>>> http2
+//! from eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code
+//! change in the services.
 
 mod collector;
 mod config;
