@@ -97,6 +97,9 @@ pub struct FileConfig {
     pub tls: Option<bool>,
     #[serde(default)]
     pub libssl: Vec<String>,
+    /// Executables with OpenSSL linked in statically (Node.js is found by itself).
+    #[serde(default)]
+    pub ssl_binaries: Vec<String>,
     /// Docker's data-root (default /var/lib/docker).
     pub docker_root: Option<PathBuf>,
     /// Podman's storage graphroot (default /var/lib/containers/storage).
@@ -116,6 +119,7 @@ pub struct Settings {
     pub ring_buffer_kib: u32,
     pub tls: bool,
     pub libssl: Vec<String>,
+    pub ssl_binaries: Vec<String>,
     pub runtimes: crate::services::Runtimes,
     /// None: no spans (the default).
     pub traces: Option<Traces>,
@@ -350,6 +354,7 @@ pub struct Overrides {
     pub ring_buffer_kib: Option<u32>,
     pub no_tls: bool,
     pub libssl: Vec<String>,
+    pub ssl_binaries: Vec<String>,
     pub docker_root: Option<PathBuf>,
     pub podman_storage: Option<PathBuf>,
     /// `--otlp-endpoint`: turns span export on.
@@ -370,6 +375,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             ring_buffer_kib: None,
             tls: None,
             libssl: vec![],
+            ssl_binaries: vec![],
             docker_root: None,
             podman_storage: None,
             watch: vec![],
@@ -456,6 +462,8 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         parse_listen(&listen).map_err(|e| anyhow::anyhow!("--metrics-listen: {e}"))?;
     let mut libssl = cfg.libssl;
     libssl.extend(o.libssl.iter().cloned());
+    let mut ssl_binaries = cfg.ssl_binaries;
+    ssl_binaries.extend(o.ssl_binaries.iter().cloned());
     let traces = match (cfg.traces, &o.otlp_endpoint) {
         (None, None) => None,
         (t, flag) => {
@@ -486,6 +494,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         ring_buffer_kib: o.ring_buffer_kib.or(cfg.ring_buffer_kib).unwrap_or(4096),
         tls: !o.no_tls && cfg.tls.unwrap_or(true),
         libssl,
+        ssl_binaries,
         runtimes: crate::services::Runtimes {
             docker_root: o
                 .docker_root
@@ -524,6 +533,24 @@ container = "immich_server"
             cfg.watch[1].get_ref().container.as_deref(),
             Some("immich_server")
         );
+    }
+
+    #[test]
+    fn ssl_binaries_from_the_file_and_the_flags_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.toml");
+        let text = "ssl_binaries = [\"/opt/app/node\"]\n[[watch]]\nports = [443]\n";
+        std::fs::write(&path, text).unwrap();
+        let flags = Overrides {
+            ssl_binaries: vec!["/srv/bin/server".into()],
+            ..Overrides::default()
+        };
+        let settings = load(Some(&path), &flags).unwrap();
+        assert_eq!(settings.ssl_binaries, ["/opt/app/node", "/srv/bin/server"]);
+        let e = parse_file("p.toml", "ssl_binaries = \"/opt/app/node\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:1:16: ssl_binaries:"), "{e}");
     }
 
     #[test]

@@ -69,7 +69,8 @@ CONFIG FILE (TOML)
   # instead of ports: unit = \"jellyfin.service\", container = \"immich_server\",
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
-  docker_root, podman_storage.
+  ssl_binaries = [paths] (executables with OpenSSL linked in statically), docker_root,
+  podman_storage.
   [traces]
   enabled = true              # default when the section is present
   endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
@@ -141,6 +142,10 @@ struct Args {
     /// usual library directories). Repeatable.
     #[arg(long, value_name = "PATH")]
     libssl: Vec<String>,
+    /// Executable with OpenSSL linked in statically to attach to, besides the Node.js
+    /// executables found in running processes and /usr/bin, /usr/local/bin. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    ssl_binary: Vec<String>,
     /// Docker's data-root, where container names are read [default: /var/lib/docker].
     #[arg(long, value_name = "DIR")]
     docker_root: Option<PathBuf>,
@@ -194,6 +199,7 @@ fn main() -> ExitCode {
         ring_buffer_kib: args.ring_buffer_kib,
         no_tls: args.no_tls,
         libssl: args.libssl.clone(),
+        ssl_binaries: args.ssl_binary.clone(),
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
         otlp_endpoint: args.otlp_endpoint.clone(),
@@ -274,6 +280,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         ring_buffer_kib: settings.ring_buffer_kib,
         tls: settings.tls,
         libssl: &settings.libssl,
+        ssl_binaries: &settings.ssl_binaries,
     })?;
     let loader::Probe {
         mut ebpf,
