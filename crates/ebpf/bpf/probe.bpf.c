@@ -100,10 +100,11 @@ struct {
 } hl_ssl_fds SEC(".maps");
 
 /* Memory BIOs (asyncio, Node, anything that feeds libssl itself): no syscall happens inside
- * SSL_read/SSL_write. pid_tgid -> the fd of a watched, not yet TLS-bound connection this
- * thread last read bytes from outside any SSL call, i.e. ciphertext it is about to hand to
- * libssl. Taken (deleted) by the first SSL* bound through it; dropped when the thread next
- * reads a connection already bound. See docs/probe.md, "TLS through memory BIOs". */
+ * SSL_read/SSL_write. pid_tgid -> the fd of a watched connection not yet bound to an SSL*
+ * from which this thread last read bytes starting with a TLS record header, outside any SSL
+ * call: ciphertext it is about to hand to libssl. Taken (deleted) by the first SSL* bound
+ * through it; dropped when a libssl user's thread next reads anything else. See
+ * docs/probe.md, "TLS through memory BIOs". */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -311,8 +312,7 @@ int hl_exit_connect(struct hl_sys_exit *ctx)
 
 /* The tracked connection of (current process, fd), or 0. TLS connections are marked here:
  * a socket read or written by a thread inside an SSL call carries ciphertext (only looked
- * for in processes that called into libssl). A read outside SSL calls is remembered for
- * memory BIOs (hl_ssl_last_read). */
+ * for in processes that called into libssl). */
 static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags, long fd,
 						   __u8 dir)
 {
@@ -327,13 +327,8 @@ static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags,
 		__s32 sfd = fd;
 		bpf_map_update_elem(&hl_ssl_fds, &sk, &sfd, BPF_ANY);
 		conn->tls = 1;
-	} else if (dir == HL_DIR_READ) {
-		if (conn->tls) {
-			bpf_map_delete_elem(&hl_ssl_last_read, &pid_tgid);
-		} else {
-			__s32 sfd = fd;
-			bpf_map_update_elem(&hl_ssl_last_read, &pid_tgid, &sfd, BPF_ANY);
-		}
+	} else if (dir == HL_DIR_READ && conn->tls) {
+		bpf_map_delete_elem(&hl_ssl_last_read, &pid_tgid);
 	}
 	return conn;
 }
@@ -427,6 +422,7 @@ static __always_inline void capture_iov(struct hl_event *ev, const struct iovec 
 /* A read or write syscall that returned data: who made it, on which fd. */
 struct data_call {
 	__u32 tgid;
+	__u32 tgid_flags;
 	long fd;
 	struct pt_regs *regs;
 };
@@ -446,6 +442,7 @@ static __always_inline struct hl_conn *watched_data_call(long ret, __u8 dir,
 		return NULL;
 	call->regs = user_regs();
 	call->fd = call->regs->di;
+	call->tgid_flags = *tflags;
 	struct hl_conn *conn = lookup_conn(call->tgid, *tflags, call->fd, dir);
 	if (!conn || conn->tls)
 		return NULL;
@@ -466,6 +463,21 @@ static __always_inline bool is_peek(struct pt_regs *regs, enum hl_flags_arg arg)
 	return false;
 }
 
+/* A read of a connection not bound to an SSL*, captured in `ev`: a TLS record's head is
+ * remembered for the memory BIO binding (in any process: the process may not have called
+ * into libssl since the probe started); anything else a libssl user reads ends that memory. */
+static __always_inline void note_read(struct data_call *call, struct hl_event *ev)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 *h = ev->data;
+	if (ev->hdr.head_len >= 3 && h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4) {
+		__s32 fd = call->fd;
+		bpf_map_update_elem(&hl_ssl_last_read, &pid_tgid, &fd, BPF_ANY);
+	} else if (call->tgid_flags & HL_TGID_SSL) {
+		bpf_map_delete_elem(&hl_ssl_last_read, &pid_tgid);
+	}
+}
+
 static __always_inline int on_buf(long ret, __u8 dir, enum hl_flags_arg flags)
 {
 	struct data_call call;
@@ -473,8 +485,11 @@ static __always_inline int on_buf(long ret, __u8 dir, enum hl_flags_arg flags)
 	if (!conn || is_peek(call.regs, flags))
 		return 0;
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
-	if (ev)
-		capture_buf(ev, (const void *)call.regs->si, ret);
+	if (!ev)
+		return 0;
+	capture_buf(ev, (const void *)call.regs->si, ret);
+	if (dir == HL_DIR_READ)
+		note_read(&call, ev);
 	return 0;
 }
 
@@ -497,8 +512,11 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 		cnt = regs->dx;
 	}
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
-	if (ev)
-		capture_iov(ev, iov, cnt, ret);
+	if (!ev)
+		return 0;
+	capture_iov(ev, iov, cnt, ret);
+	if (dir == HL_DIR_READ)
+		note_read(&call, ev);
 	return 0;
 }
 
