@@ -158,6 +158,57 @@ fn node_https_with_its_own_openssl() {
 }
 
 #[test]
+fn memory_bio_connections_open_before_start() {
+    if !live_or_skip(
+        "TLS connections before start live test",
+        &["uvicorn", "node", "openssl", "python3"],
+    ) {
+        return;
+    }
+    use std::io::{BufRead, BufReader, Write};
+    let servers = [Server::uvicorn_tls(), Server::node_https()];
+    let mut client = std::process::Command::new("python3")
+        .arg(fixture("tls_keepalive_client.py"))
+        .args(servers.iter().map(|s| s.port.to_string()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start tls_keepalive_client.py");
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let mut args = vec![];
+    for server in &servers {
+        args.extend([s("--watch-port"), server.port.to_string()]);
+    }
+    let probe = Probe::start(&args);
+    assert!(
+        probe.log().contains("2 connection(s) already open"),
+        "{}",
+        probe.log()
+    );
+    writeln!(client.stdin.take().unwrap()).unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "done");
+    assert!(client.wait().unwrap().success());
+    let m = probe.settle(|m| m.count(SERVER, &[]) >= 10);
+    let dump = m.dump("h");
+    for service in ["uvicorn", "node"] {
+        let ok = [
+            ("service_name", service),
+            ("http_request_method", "GET"),
+            ("http_response_status_code", "200"),
+            ("http_route", "/ok"),
+        ];
+        assert_eq!(m.count(SERVER, &ok), 5, "{dump}");
+    }
+    assert_eq!(m.count(SERVER, &[]), 10, "{dump}");
+    assert_eq!(
+        m.sum("homelab_probe_parse_errors_total", &[]),
+        0.0,
+        "{dump}"
+    );
+}
+
+#[test]
 fn apache_mod_ssl_first_request_of_every_connection() {
     if !live_or_skip(
         "Apache mod_ssl live test",

@@ -508,6 +508,8 @@ impl Server {
                     "--log-level",
                     "warning",
                 ])
+                // Idle keep-alive connections outlive a probe's start.
+                .args(["--timeout-keep-alive", "60"])
                 .args(["--port", &port.to_string(), "--ssl-keyfile"])
                 .arg(dir.join("key.pem"))
                 .arg("--ssl-certfile")
