@@ -77,11 +77,13 @@ struct {
 	__type(value, __u64);
 } hl_tgid_bits SEC(".maps");
 
-/* Thread inside SSL_read/SSL_write: pid_tgid -> call arguments. */
+/* Thread inside SSL_read/SSL_write (or a handshake or peek, which only bind the SSL* to
+ * the socket it reads): pid_tgid -> call arguments. */
 struct hl_ssl_call {
 	__u64 ssl;
 	__u64 buf;
 	__u64 len_ptr; /* SSL_*_ex: where the byte count is stored; 0 otherwise */
+	__u64 bind_only; /* SSL_do_handshake, SSL_peek: no plaintext to report */
 };
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -125,6 +127,19 @@ struct {
 	__type(key, struct hl_go_key);
 	__type(value, __u64);
 } hl_go_handshakes SEC(".maps");
+
+/* Memory BIOs (asyncio, Node, anything that feeds libssl itself): no syscall happens inside
+ * SSL_read/SSL_write. pid_tgid -> the fd of a watched connection not yet bound to an SSL*
+ * from which this thread last read bytes starting with a TLS record header, outside any SSL
+ * call: ciphertext it is about to hand to libssl. Taken (deleted) by the first SSL* bound
+ * through it; dropped when a libssl user's thread next reads anything else. See
+ * docs/probe.md, "TLS through memory BIOs". */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __s32);
+} hl_ssl_last_read SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -333,11 +348,11 @@ static __always_inline void bind_tls(__u64 tls_conn, __u32 tgid, long fd, struct
 }
 
 /* The tracked connection of (current process, fd), or 0. TLS connections are marked here:
- * a socket read or written by a thread inside SSL_read/SSL_write, or by a goroutine inside
- * Go's (*tls.Conn).Read/Write, carries ciphertext (only looked for in processes that called
- * into those). Go makes its syscalls with the goroutine's g still in R14. */
+ * a socket read or written by a thread inside an SSL call, or by a goroutine inside Go's
+ * (*tls.Conn).Read/Write, carries ciphertext (only looked for in processes that called into
+ * those). Go makes its syscalls with the goroutine's g still in R14. */
 static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags, long fd,
-						   struct pt_regs *regs)
+						   struct pt_regs *regs, __u8 dir)
 {
 	__u64 key = conn_key(tgid, fd);
 	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
@@ -348,6 +363,8 @@ static __always_inline struct hl_conn *lookup_conn(__u32 tgid, __u32 tgid_flags,
 		struct hl_ssl_call *call = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
 		if (call)
 			bind_tls(call->ssl, tgid, fd, conn);
+		else if (dir == HL_DIR_READ && conn->tls)
+			bpf_map_delete_elem(&hl_ssl_last_read, &pid_tgid);
 	}
 	if (tgid_flags & HL_TGID_GO_TLS) {
 		struct hl_go_key gk = { .g = regs->r14, .tgid = tgid };
@@ -450,13 +467,15 @@ static __always_inline void capture_iov(struct hl_event *ev, const struct iovec 
 /* A read or write syscall that returned data: who made it, on which fd. */
 struct data_call {
 	__u32 tgid;
+	__u32 tgid_flags;
 	long fd;
 	struct pt_regs *regs;
 };
 
 /* The watched plain-text connection a successful read or write moved data on,
  * else NULL; fills `call` on the way. */
-static __always_inline struct hl_conn *watched_data_call(long ret, struct data_call *call)
+static __always_inline struct hl_conn *watched_data_call(long ret, __u8 dir,
+							 struct data_call *call)
 {
 	if (ret <= 0)
 		return NULL;
@@ -468,7 +487,8 @@ static __always_inline struct hl_conn *watched_data_call(long ret, struct data_c
 		return NULL;
 	call->regs = user_regs();
 	call->fd = call->regs->di;
-	struct hl_conn *conn = lookup_conn(call->tgid, *tflags, call->fd, call->regs);
+	call->tgid_flags = *tflags;
+	struct hl_conn *conn = lookup_conn(call->tgid, *tflags, call->fd, call->regs, dir);
 	if (!conn || conn->tls)
 		return NULL;
 	return conn;
@@ -488,22 +508,40 @@ static __always_inline bool is_peek(struct pt_regs *regs, enum hl_flags_arg arg)
 	return false;
 }
 
+/* A read of a connection not bound to an SSL*, captured in `ev`: a TLS record's head is
+ * remembered for the memory BIO binding (in any process: the process may not have called
+ * into libssl since the probe started); anything else a libssl user reads ends that memory. */
+static __always_inline void note_read(struct data_call *call, struct hl_event *ev)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u8 *h = ev->data;
+	if (ev->hdr.head_len >= 3 && h[0] >= 0x14 && h[0] <= 0x17 && h[1] == 3 && h[2] <= 4) {
+		__s32 fd = call->fd;
+		bpf_map_update_elem(&hl_ssl_last_read, &pid_tgid, &fd, BPF_ANY);
+	} else if (call->tgid_flags & HL_TGID_SSL) {
+		bpf_map_delete_elem(&hl_ssl_last_read, &pid_tgid);
+	}
+}
+
 static __always_inline int on_buf(long ret, __u8 dir, enum hl_flags_arg flags)
 {
 	struct data_call call;
-	struct hl_conn *conn = watched_data_call(ret, &call);
+	struct hl_conn *conn = watched_data_call(ret, dir, &call);
 	if (!conn || is_peek(call.regs, flags))
 		return 0;
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
-	if (ev)
-		capture_buf(ev, (const void *)call.regs->si, ret);
+	if (!ev)
+		return 0;
+	capture_buf(ev, (const void *)call.regs->si, ret);
+	if (dir == HL_DIR_READ)
+		note_read(&call, ev);
 	return 0;
 }
 
 static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 {
 	struct data_call call;
-	struct hl_conn *conn = watched_data_call(ret, &call);
+	struct hl_conn *conn = watched_data_call(ret, dir, &call);
 	if (!conn || (msg && is_peek(call.regs, HL_FLAGS_ARG3)))
 		return 0;
 	struct pt_regs *regs = call.regs;
@@ -519,8 +557,11 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 		cnt = regs->dx;
 	}
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
-	if (ev)
-		capture_iov(ev, iov, cnt, ret);
+	if (!ev)
+		return 0;
+	capture_iov(ev, iov, cnt, ret);
+	if (dir == HL_DIR_READ)
+		note_read(&call, ev);
 	return 0;
 }
 
@@ -555,7 +596,7 @@ int hl_exit_sendfile64(struct hl_sys_exit *ctx)
 {
 	long ret = ctx->ret;
 	struct data_call call;
-	struct hl_conn *conn = watched_data_call(ret, &call);
+	struct hl_conn *conn = watched_data_call(ret, HL_DIR_WRITE, &call);
 	if (!conn)
 		return 0;
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
@@ -592,8 +633,12 @@ int hl_enter_close(struct hl_sys_enter *ctx)
 
 /* ---- TLS plaintext: libssl uprobes ---- */
 
-static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 len_ptr)
+static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 len_ptr, bool bind_only)
 {
+	/* Loaded once, up front: clang would otherwise merge the loads of different paths
+	 * into one at a computed context offset, which the verifier refuses. */
+	__u64 ssl = ctx->di, buf = ctx->si;
+	asm volatile("" : "+r"(ssl), "+r"(buf));
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__u32 tgid = pid_tgid >> 32;
 	__u32 *tflags = bpf_map_lookup_elem(&hl_tgids, &tgid);
@@ -601,25 +646,26 @@ static __always_inline int ssl_enter(struct pt_regs *ctx, __u64 len_ptr)
 		return 0;
 	if (!(*tflags & HL_TGID_SSL))
 		*tflags |= HL_TGID_SSL; /* only ever set: a lost race just repeats it */
+	if (bind_only) {
+		/* Called from inside SSL_read/SSL_write on the same SSL*: keep that call. */
+		struct hl_ssl_call *outer = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
+		if (outer && outer->ssl == ssl)
+			return 0;
+	}
 	struct hl_ssl_call call = {
-		.ssl = ctx->di,
-		.buf = ctx->si,
+		.ssl = ssl,
+		.buf = buf,
 		.len_ptr = len_ptr,
+		.bind_only = bind_only,
 	};
 	bpf_map_update_elem(&hl_ssl_calls, &pid_tgid, &call, BPF_ANY);
 	return 0;
 }
 
-/* Plaintext of a TLS call that moved `len` bytes at `buf`, on the connection bound to the
- * (tgid, SSL* or *tls.Conn) pair by a syscall made inside that call or an earlier one. */
-static __always_inline void emit_plaintext(__u32 tgid, __u64 tls_conn, __u64 buf, __u64 len,
-					   __u8 dir)
+/* Plaintext of a TLS call that moved `len` bytes at `buf`, on the connection `fd` bound to
+ * its SSL* or *tls.Conn. */
+static __always_inline void emit_plaintext(__u32 tgid, __s32 fd, __u64 buf, __u64 len, __u8 dir)
 {
-	struct hl_ssl_key key = { .ssl = tls_conn, .tgid = tgid };
-	__s32 *fdp = bpf_map_lookup_elem(&hl_ssl_fds, &key);
-	if (!fdp)
-		return;
-	__s32 fd = *fdp;
 	__u64 ckey = conn_key(tgid, fd);
 	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &ckey);
 	if (!conn)
@@ -629,6 +675,29 @@ static __always_inline void emit_plaintext(__u32 tgid, __u64 tls_conn, __u64 buf
 		ev->hdr.flags = HL_F_TLS;
 		capture_buf(ev, (const void *)buf, len);
 	}
+}
+
+/* The fd an SSL* reads and writes, or -1. An SSL* not bound by a syscall made inside one of
+ * its calls (memory BIOs: the application moves the ciphertext itself) is bound here to the
+ * connection this thread last read outside SSL calls, which that read then can no longer
+ * bind to another SSL*. */
+static __always_inline __s32 ssl_fd(struct hl_ssl_key *key, __u64 pid_tgid)
+{
+	__s32 *fdp = bpf_map_lookup_elem(&hl_ssl_fds, key);
+	if (fdp)
+		return *fdp;
+	__s32 *last = bpf_map_lookup_elem(&hl_ssl_last_read, &pid_tgid);
+	if (!last)
+		return -1;
+	__s32 fd = *last;
+	bpf_map_delete_elem(&hl_ssl_last_read, &pid_tgid);
+	__u64 ckey = conn_key(key->tgid, fd);
+	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &ckey);
+	if (!conn)
+		return -1;
+	conn->tls = 1;
+	bpf_map_update_elem(&hl_ssl_fds, key, &fd, BPF_ANY);
+	return fd;
 }
 
 static __always_inline int ssl_exit(struct pt_regs *ctx, __u8 dir, bool ex)
@@ -642,6 +711,8 @@ static __always_inline int ssl_exit(struct pt_regs *ctx, __u8 dir, bool ex)
 		return 0;
 	struct hl_ssl_call call = *callp;
 	bpf_map_delete_elem(&hl_ssl_calls, &pid_tgid);
+	if (call.bind_only)
+		return 0;
 
 	long rc = ctx->ax;
 	__u64 len = 0;
@@ -656,30 +727,53 @@ static __always_inline int ssl_exit(struct pt_regs *ctx, __u8 dir, bool ex)
 	}
 	if (len == 0)
 		return 0;
-	emit_plaintext(tgid, call.ssl, call.buf, len, dir);
+	struct hl_ssl_key key = { .ssl = call.ssl, .tgid = tgid };
+	__s32 fd = ssl_fd(&key, pid_tgid);
+	if (fd >= 0)
+		emit_plaintext(tgid, fd, call.buf, len, dir);
+	return 0;
+}
+
+/* Return of SSL_do_handshake (SSL_accept and SSL_connect call it) or SSL_peek: the socket
+ * reads made inside it have bound the SSL* (a server may read the first request together
+ * with the end of the handshake, and SSL_read then returns it without a syscall); a
+ * handshake that succeeded on a memory BIO binds it like a read would. */
+static __always_inline int ssl_bind_exit(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+		return 0;
+	struct hl_ssl_call *callp = bpf_map_lookup_elem(&hl_ssl_calls, &pid_tgid);
+	if (!callp || !callp->bind_only)
+		return 0; /* nested in SSL_read/SSL_write: theirs to finish */
+	struct hl_ssl_key key = { .ssl = callp->ssl, .tgid = tgid };
+	bpf_map_delete_elem(&hl_ssl_calls, &pid_tgid);
+	if ((int)ctx->ax > 0)
+		ssl_fd(&key, pid_tgid);
 	return 0;
 }
 
 SEC("uprobe/SSL_read")
-int hl_ssl_read(struct pt_regs *ctx) { return ssl_enter(ctx, 0); }
+int hl_ssl_read(struct pt_regs *ctx) { return ssl_enter(ctx, 0, false); }
 
 SEC("uretprobe/SSL_read")
 int hl_ssl_read_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_READ, false); }
 
 SEC("uprobe/SSL_read_ex")
-int hl_ssl_read_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx); }
+int hl_ssl_read_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx, false); }
 
 SEC("uretprobe/SSL_read_ex")
 int hl_ssl_read_ex_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_READ, true); }
 
 SEC("uprobe/SSL_write")
-int hl_ssl_write(struct pt_regs *ctx) { return ssl_enter(ctx, 0); }
+int hl_ssl_write(struct pt_regs *ctx) { return ssl_enter(ctx, 0, false); }
 
 SEC("uretprobe/SSL_write")
 int hl_ssl_write_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_WRITE, false); }
 
 SEC("uprobe/SSL_write_ex")
-int hl_ssl_write_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx); }
+int hl_ssl_write_ex(struct pt_regs *ctx) { return ssl_enter(ctx, ctx->cx, false); }
 
 SEC("uretprobe/SSL_write_ex")
 int hl_ssl_write_ex_ret(struct pt_regs *ctx) { return ssl_exit(ctx, HL_DIR_WRITE, true); }
@@ -727,7 +821,10 @@ static __always_inline int go_tls_ret(struct pt_regs *ctx, __u8 dir)
 	long n = ctx->ax;
 	if (n <= 0)
 		return 0;
-	emit_plaintext(tgid, call.conn, call.buf, n, dir);
+	struct hl_ssl_key sk = { .ssl = call.conn, .tgid = tgid };
+	__s32 *fdp = bpf_map_lookup_elem(&hl_ssl_fds, &sk);
+	if (fdp)
+		emit_plaintext(tgid, *fdp, call.buf, n, dir);
 	return 0;
 }
 
@@ -760,5 +857,24 @@ int hl_go_tls_handshake_ret(struct pt_regs *ctx)
 {
 	struct hl_go_key key = { .g = ctx->r14, .tgid = bpf_get_current_pid_tgid() >> 32 };
 	bpf_map_delete_elem(&hl_go_handshakes, &key);
+	return 0;
+}
+
+/* SSL_peek, SSL_peek_ex and SSL_do_handshake share these two. */
+SEC("uprobe/SSL_bind")
+int hl_ssl_bind(struct pt_regs *ctx) { return ssl_enter(ctx, 0, true); }
+
+SEC("uretprobe/SSL_bind")
+int hl_ssl_bind_ret(struct pt_regs *ctx) { return ssl_bind_exit(ctx); }
+
+/* A freed SSL*'s address is soon reused by a new connection's: forget its fd. */
+SEC("uprobe/SSL_free")
+int hl_ssl_free(struct pt_regs *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&hl_tgids, &tgid))
+		return 0;
+	struct hl_ssl_key key = { .ssl = ctx->di, .tgid = tgid };
+	bpf_map_delete_elem(&hl_ssl_fds, &key);
 	return 0;
 }

@@ -32,7 +32,8 @@ pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("hl_enter_close", "syscalls", "sys_enter_close"),
 ];
 
-/// libssl uprobes: (program name, symbol, is return probe).
+/// libssl uprobes: (program name, symbol, is return probe). A program can be attached to
+/// several symbols.
 pub const SSL_UPROBES: &[(&str, &str, bool)] = &[
     ("hl_ssl_read", "SSL_read", false),
     ("hl_ssl_read_ret", "SSL_read", true),
@@ -42,6 +43,14 @@ pub const SSL_UPROBES: &[(&str, &str, bool)] = &[
     ("hl_ssl_write_ret", "SSL_write", true),
     ("hl_ssl_write_ex", "SSL_write_ex", false),
     ("hl_ssl_write_ex_ret", "SSL_write_ex", true),
+    // Bind the SSL* to the socket read inside, report no plaintext.
+    ("hl_ssl_bind", "SSL_do_handshake", false),
+    ("hl_ssl_bind_ret", "SSL_do_handshake", true),
+    ("hl_ssl_bind", "SSL_peek", false),
+    ("hl_ssl_bind_ret", "SSL_peek", true),
+    ("hl_ssl_bind", "SSL_peek_ex", false),
+    ("hl_ssl_bind_ret", "SSL_peek_ex", true),
+    ("hl_ssl_free", "SSL_free", false),
 ];
 
 /// Go crypto/tls uprobes: (entry program, program for each RET, Go function).

@@ -100,6 +100,9 @@ pub struct FileConfig {
     /// Go executables to attach the crypto/tls uprobes to, besides those found running.
     #[serde(default)]
     pub go_binaries: Vec<String>,
+    /// Executables with OpenSSL linked in statically (Node.js is found by itself).
+    #[serde(default)]
+    pub ssl_binaries: Vec<String>,
     /// Docker's data-root (default /var/lib/docker).
     pub docker_root: Option<PathBuf>,
     /// Podman's storage graphroot (default /var/lib/containers/storage).
@@ -120,6 +123,7 @@ pub struct Settings {
     pub tls: bool,
     pub libssl: Vec<String>,
     pub go_binaries: Vec<String>,
+    pub ssl_binaries: Vec<String>,
     pub runtimes: crate::services::Runtimes,
     /// None: no spans (the default).
     pub traces: Option<Traces>,
@@ -355,6 +359,7 @@ pub struct Overrides {
     pub no_tls: bool,
     pub libssl: Vec<String>,
     pub go_binaries: Vec<String>,
+    pub ssl_binaries: Vec<String>,
     pub docker_root: Option<PathBuf>,
     pub podman_storage: Option<PathBuf>,
     /// `--otlp-endpoint`: turns span export on.
@@ -376,6 +381,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             tls: None,
             libssl: vec![],
             go_binaries: vec![],
+            ssl_binaries: vec![],
             docker_root: None,
             podman_storage: None,
             watch: vec![],
@@ -464,6 +470,8 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
     libssl.extend(o.libssl.iter().cloned());
     let mut go_binaries = cfg.go_binaries;
     go_binaries.extend(o.go_binaries.iter().cloned());
+    let mut ssl_binaries = cfg.ssl_binaries;
+    ssl_binaries.extend(o.ssl_binaries.iter().cloned());
     let traces = match (cfg.traces, &o.otlp_endpoint) {
         (None, None) => None,
         (t, flag) => {
@@ -495,6 +503,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         tls: !o.no_tls && cfg.tls.unwrap_or(true),
         libssl,
         go_binaries,
+        ssl_binaries,
         runtimes: crate::services::Runtimes {
             docker_root: o
                 .docker_root
@@ -556,6 +565,24 @@ container = "immich_server"
             e.contains("probe.toml:1:") && e.contains("go_binaries"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ssl_binaries_from_the_file_and_the_flags_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probe.toml");
+        let text = "ssl_binaries = [\"/opt/app/node\"]\n[[watch]]\nports = [443]\n";
+        std::fs::write(&path, text).unwrap();
+        let flags = Overrides {
+            ssl_binaries: vec!["/srv/bin/server".into()],
+            ..Overrides::default()
+        };
+        let settings = load(Some(&path), &flags).unwrap();
+        assert_eq!(settings.ssl_binaries, ["/opt/app/node", "/srv/bin/server"]);
+        let e = parse_file("p.toml", "ssl_binaries = \"/opt/app/node\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:1:16: ssl_binaries:"), "{e}");
     }
 
     #[test]

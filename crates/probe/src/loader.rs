@@ -48,6 +48,8 @@ pub struct LoadOptions<'a> {
     pub tls: bool,
     pub libssl: &'a [String],
     pub go_binaries: &'a [String],
+    /// Executables with OpenSSL linked in statically, besides the Node.js ones found.
+    pub ssl_binaries: &'a [String],
 }
 
 const CAP_DAC_READ_SEARCH: u32 = 2;
@@ -243,7 +245,7 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
     }
 
     let tls = if opts.tls {
-        Tls::load(&mut ebpf, opts.libssl).map(|mut tls| {
+        Tls::load(&mut ebpf, opts.libssl, opts.ssl_binaries).map(|mut tls| {
             tls.attach_new(&mut ebpf);
             tls
         })
@@ -323,19 +325,58 @@ pub fn libssl_candidates(configured: &[String]) -> Vec<String> {
     found.into_iter().collect()
 }
 
+/// File names of executables that link OpenSSL statically and export its symbols: Node.js
+/// (a distribution's node linked against libssl.so has no SSL_read of its own and is
+/// skipped quietly: its libssl is attached).
+const STATIC_OPENSSL_EXES: &[&str] = &["node", "nodejs"];
+
+/// Executables with their own OpenSSL: configured ones, those of running processes whose
+/// file name is in [`STATIC_OPENSSL_EXES`], and those names in the usual directories.
+pub fn static_openssl_candidates(configured: &[String]) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    let mut add = |p: &Path| {
+        if let Ok(real) = fs::canonicalize(p) {
+            found.insert(real.to_string_lossy().to_string());
+        }
+    };
+    for p in configured {
+        add(Path::new(p));
+    }
+    let named = |p: &Path| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| STATIC_OPENSSL_EXES.contains(&n))
+    };
+    for pid in crate::procfs::pids() {
+        if let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) {
+            if named(&exe) {
+                add(Path::new(&format!("/proc/{pid}/exe")));
+            }
+        }
+    }
+    for dir in ["/usr/bin", "/usr/local/bin"] {
+        for exe in STATIC_OPENSSL_EXES {
+            add(&Path::new(dir).join(exe));
+        }
+    }
+    found.into_iter().collect()
+}
+
 /// The libssl uprobes. TLS is optional, so failures are warnings. Libraries that show up
 /// later (a service started after the probe, a new Nix store path) are attached by
 /// [`Tls::attach_new`], called periodically.
 pub struct Tls {
     configured: Vec<String>,
+    configured_binaries: Vec<String>,
     pub attached: BTreeSet<String>,
     failed: BTreeSet<String>,
 }
 
 impl Tls {
     /// Loads the uprobe programs; None when they cannot be loaded.
-    pub fn load(ebpf: &mut Ebpf, configured: &[String]) -> Option<Tls> {
-        for &(name, _, _) in abi::SSL_UPROBES {
+    pub fn load(ebpf: &mut Ebpf, configured: &[String], binaries: &[String]) -> Option<Tls> {
+        let names: BTreeSet<&str> = abi::SSL_UPROBES.iter().map(|&(name, _, _)| name).collect();
+        for name in names {
             let prog: &mut UProbe = ebpf.program_mut(name)?.try_into().ok()?;
             if let Err(e) = prog.load() {
                 eprintln!("homelab-probe: warning: TLS disabled, loading {name}: {e}");
@@ -344,15 +385,29 @@ impl Tls {
         }
         Some(Tls {
             configured: configured.to_vec(),
+            configured_binaries: binaries.to_vec(),
             attached: BTreeSet::new(),
             failed: BTreeSet::new(),
         })
     }
 
-    /// Attaches to every libssl not seen yet; returns the newly attached ones.
+    /// Attaches to every libssl (or executable with its own OpenSSL) not seen yet; returns
+    /// the newly attached ones.
     pub fn attach_new(&mut self, ebpf: &mut Ebpf) -> Vec<String> {
         let mut new = vec![];
-        for lib in libssl_candidates(&self.configured) {
+        let libs = libssl_candidates(&self.configured)
+            .into_iter()
+            .map(|l| (l, true));
+        let exes = static_openssl_candidates(&self.configured_binaries)
+            .into_iter()
+            .map(|e| {
+                let configured = self
+                    .configured_binaries
+                    .iter()
+                    .any(|c| fs::canonicalize(c).is_ok_and(|c| c.to_string_lossy() == e));
+                (e, configured)
+            });
+        for (lib, must_have) in libs.chain(exes) {
             if self.attached.contains(&lib) || self.failed.contains(&lib) {
                 continue;
             }
@@ -364,7 +419,12 @@ impl Tls {
                 };
                 match prog.attach(symbol, lib.as_str(), UProbeScope::AllProcesses) {
                     Ok(_) => symbols += 1,
-                    // Old libssl has no SSL_read_ex/SSL_write_ex: the others suffice.
+                    // A node linked against libssl.so: nothing of its own to attach to.
+                    Err(e) if !must_have && symbols == 0 && e.to_string().contains("symbol") => {
+                        break
+                    }
+                    // Old libssl has no SSL_read_ex/SSL_write_ex/SSL_peek_ex: the others
+                    // suffice.
                     Err(e) if symbol.ends_with("_ex") && e.to_string().contains("symbol") => {}
                     Err(e) => {
                         let hint = if !has_cap_sys_admin() {

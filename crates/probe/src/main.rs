@@ -39,14 +39,10 @@ use crate::{
 const AFTER_HELP: &str = "\
 WHAT IT MEASURES
   For each watched connection the probe reads the bytes of every read/write syscall (head
-<<<<<<< HEAD
-  and tail of each, plus the full length), of SSL_read/SSL_write in libssl and of Go's
-  crypto/tls (*Conn).Read/Write (Go 1.17+ executables, stripped or not), rebuilds the
-  HTTP/1.x exchanges and exports on GET /metrics:
-=======
-  and tail of each, plus the full length) and of SSL_read/SSL_write in libssl, rebuilds the
-  HTTP/1.x and HTTP/2 exchanges and exports on GET /metrics:
->>>>>>> http2
+  and tail of each, plus the full length), of SSL_read/SSL_write in libssl (shared, or
+  linked into Node.js and other named executables) and of Go's crypto/tls (*Conn).Read/Write
+  (Go 1.17+ executables, stripped or not), rebuilds the HTTP/1.x and HTTP/2 exchanges and
+  exports on GET /metrics:
     http_server_request_duration_seconds  histogram: service_name, http_request_method,
                                           http_response_status_code, http_route
     http_client_request_duration_seconds  histogram: service_name, http_request_method,
@@ -78,7 +74,8 @@ CONFIG FILE (TOML)
   # instead of ports: unit = \"jellyfin.service\", container = \"immich_server\",
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
-  go_binaries = [paths], docker_root, podman_storage.
+  go_binaries = [paths], ssl_binaries = [paths] (executables with OpenSSL linked in
+  statically), docker_root, podman_storage.
   [traces]
   enabled = true              # default when the section is present
   endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
@@ -101,11 +98,7 @@ EXAMPLES
 /// How often new libssl libraries and Go executables (services started later) are looked for.
 const TLS_RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
-<<<<<<< HEAD
-/// eBPF RED probe for local HTTP/1.x services (syscall tracepoints, TLS uprobes).
-=======
-/// eBPF RED probe for local HTTP/1.x and HTTP/2 services (syscall tracepoints and libssl uprobes).
->>>>>>> http2
+/// eBPF RED probe for local HTTP/1.x and HTTP/2 services (syscall tracepoints, TLS uprobes).
 #[derive(clap::Parser, Debug)]
 #[command(
     name = "homelab-probe",
@@ -158,6 +151,10 @@ struct Args {
     /// running (checked every 30 s). Repeatable.
     #[arg(long = "go-binary", value_name = "PATH")]
     go_binaries: Vec<String>,
+    /// Executable with OpenSSL linked in statically to attach to, besides the Node.js
+    /// executables found in running processes and /usr/bin, /usr/local/bin. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    ssl_binary: Vec<String>,
     /// Docker's data-root, where container names are read [default: /var/lib/docker].
     #[arg(long, value_name = "DIR")]
     docker_root: Option<PathBuf>,
@@ -212,6 +209,7 @@ fn main() -> ExitCode {
         no_tls: args.no_tls,
         libssl: args.libssl.clone(),
         go_binaries: args.go_binaries.clone(),
+        ssl_binaries: args.ssl_binary.clone(),
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
         otlp_endpoint: args.otlp_endpoint.clone(),
@@ -307,6 +305,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         tls: settings.tls,
         libssl: &settings.libssl,
         go_binaries: &settings.go_binaries,
+        ssl_binaries: &settings.ssl_binaries,
     })?;
     let loader::Probe {
         mut ebpf,

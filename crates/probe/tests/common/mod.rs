@@ -196,18 +196,7 @@ impl Nginx {
         };
         let tls_server = match tls_port {
             Some(tp) => {
-                let status = Command::new("openssl")
-                    .args([
-                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    ])
-                    .args(["-subj", "/CN=localhost", "-keyout"])
-                    .arg(dir.path().join("key.pem"))
-                    .arg("-out")
-                    .arg(dir.path().join("cert.pem"))
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "openssl req failed");
+                self_signed(dir.path());
                 format!(
                     "server {{ listen 127.0.0.1:{tp} ssl; ssl_certificate {d}/cert.pem; \
                      ssl_certificate_key {d}/key.pem; location = /ok {{ return 200 \"ok\\n\"; }} \
@@ -269,6 +258,22 @@ http {{
             proc,
         }
     }
+}
+
+/// A self-signed certificate for localhost: `dir`/cert.pem and `dir`/key.pem.
+pub fn self_signed(dir: &Path) {
+    let status = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "openssl req failed");
 }
 
 /// The probe binary, stopped with SIGTERM on drop.
@@ -522,6 +527,82 @@ impl Server {
         })
     }
 
+    /// uvicorn (Python asyncio: TLS through memory BIOs) serving tests/fixtures/asgi_app.py
+    /// over HTTPS.
+    pub fn uvicorn_tls() -> Self {
+        Self::start("uvicorn", |dir, port| {
+            self_signed(dir);
+            let mut cmd = Command::new(which("uvicorn").expect("uvicorn"));
+            cmd.arg("--app-dir")
+                .arg(fixture(""))
+                .args([
+                    "asgi_app:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--log-level",
+                    "warning",
+                ])
+                // Idle keep-alive connections outlive a probe's start.
+                .args(["--timeout-keep-alive", "60"])
+                .args(["--port", &port.to_string(), "--ssl-keyfile"])
+                .arg(dir.join("key.pem"))
+                .arg("--ssl-certfile")
+                .arg(dir.join("cert.pem"));
+            cmd
+        })
+    }
+
+    /// Node.js `https.createServer` (tests/fixtures/https_server.js): Node's own OpenSSL
+    /// (statically linked in NodeSource and upstream builds) over its memory BIOs.
+    pub fn node_https() -> Self {
+        Self::start("node", |dir, port| {
+            self_signed(dir);
+            let mut cmd = Command::new(which("node").expect("node"));
+            cmd.arg(fixture("https_server.js"))
+                .arg(dir.join("key.pem"))
+                .arg(dir.join("cert.pem"))
+                .arg(port.to_string());
+            cmd
+        })
+    }
+
+    /// Apache httpd (event MPM) with mod_ssl serving /ok, a static file; its workers run as
+    /// www-data.
+    pub fn apache_ssl() -> Self {
+        Self::start("apache2", |dir, port| {
+            self_signed(dir);
+            let d = dir.display();
+            let www = dir.join("www");
+            std::fs::create_dir(&www).unwrap();
+            std::fs::write(www.join("ok"), "ok\n").unwrap();
+            // The workers (www-data) read the document root inside the temporary directory.
+            use std::os::unix::fs::PermissionsExt;
+            for p in [dir, www.as_path(), www.join("ok").as_path()] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            let modules = "/usr/lib/apache2/modules";
+            let conf = dir.join("apache2.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "ServerRoot {d}\nDefaultRuntimeDir {d}\nPidFile {d}/apache2.pid\n\
+                     ErrorLog {d}/error.log\nServerName localhost\nListen 127.0.0.1:{port}\n\
+                     LoadModule mpm_event_module {modules}/mod_mpm_event.so\n\
+                     LoadModule authz_core_module {modules}/mod_authz_core.so\n\
+                     LoadModule ssl_module {modules}/mod_ssl.so\n\
+                     User www-data\nGroup www-data\nDocumentRoot {d}/www\n\
+                     <Directory {d}/www>\n  Require all granted\n</Directory>\n\
+                     SSLEngine on\nSSLCertificateFile {d}/cert.pem\n\
+                     SSLCertificateKeyFile {d}/key.pem\n"
+                ),
+            )
+            .unwrap();
+            let mut cmd = Command::new(which("apache2").expect("apache2"));
+            cmd.arg("-f").arg(conf).args(["-DFOREGROUND"]);
+            cmd
+        })
+    }
+
     fn start(what: &str, command: impl FnOnce(&Path, u16) -> Command) -> Self {
         Self::start_on(what, free_port(), command)
     }
@@ -543,10 +624,15 @@ impl Server {
 /// ApacheBench: `n` requests, `c` at a time, each on a new connection unless `keepalive`.
 /// Returns the number of complete requests ab reports (failed ones are not counted).
 pub fn ab(port: u16, n: u32, c: u32, keepalive: bool) -> u64 {
+    ab_url(&format!("http://127.0.0.1:{port}/"), n, c, keepalive)
+}
+
+/// [`ab`] on any URL (https too).
+pub fn ab_url(url: &str, n: u32, c: u32, keepalive: bool) -> u64 {
     let out = Command::new("ab")
         .args(["-q", "-n", &n.to_string(), "-c", &c.to_string()])
         .args(keepalive.then_some("-k"))
-        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(url)
         .output()
         .expect("run ab");
     let text = String::from_utf8_lossy(&out.stdout);
