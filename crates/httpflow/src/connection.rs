@@ -188,6 +188,7 @@ impl Connection {
             method: &p.method,
             target: &p.target,
             start_ns: p.start_ns,
+            traceparent: p.meta.traceparent.as_deref(),
         })
     }
 
