@@ -88,6 +88,11 @@ pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
     })
 }
 
+/// Lowercase hex, as trace and span ids are written in W3C headers and exemplars.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn new_trace_id() -> TraceId {
     loop {
         let id = fastrand::u128(..).to_be_bytes();
