@@ -393,6 +393,7 @@ static __always_inline struct hl_event *data_event(__u32 tgid, long fd, __u64 le
 	ev->hdr.kind = HL_EV_DATA;
 	ev->hdr.dir = dir;
 	ev->hdr.side = conn->side;
+	ev->hdr.tid = (__u32)bpf_get_current_pid_tgid();
 	return ev;
 }
 

@@ -39,6 +39,7 @@ struct hl_event_hdr {
 	__u16 rport;      /* OPEN: remote port, host order */
 	__u16 _pad;
 	__u8 raddr[16];   /* OPEN: remote address (IPv4 in the first 4 bytes) */
+	__u32 tid;        /* DATA: thread that made the read/write (the kernel's pid) */
 };
 
 struct hl_event {
@@ -53,6 +54,7 @@ _Static_assert(sizeof(struct hl_event_hdr) == 64, "hl_event_hdr size");
 _Static_assert(__builtin_offsetof(struct hl_event_hdr, watch_id) == 24, "watch_id offset");
 _Static_assert(__builtin_offsetof(struct hl_event_hdr, kind) == 32, "kind offset");
 _Static_assert(__builtin_offsetof(struct hl_event_hdr, raddr) == 44, "raddr offset");
+_Static_assert(__builtin_offsetof(struct hl_event_hdr, tid) == 60, "tid offset");
 
 /* Value of the connection map, keyed by (tgid << 32 | fd). */
 struct hl_conn {

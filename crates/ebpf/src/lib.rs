@@ -122,6 +122,8 @@ pub struct EventHdr {
     pub rport: u16,
     pub _pad: u16,
     pub raddr: [u8; 16],
+    /// DATA: the thread that made the read/write.
+    pub tid: u32,
 }
 
 /// `struct hl_conn` (value of `hl_conns`, key `tgid << 32 | fd`).
@@ -141,6 +143,7 @@ const _: () = {
     assert!(std::mem::offset_of!(EventHdr, watch_id) == 24);
     assert!(std::mem::offset_of!(EventHdr, kind) == 32);
     assert!(std::mem::offset_of!(EventHdr, raddr) == 44);
+    assert!(std::mem::offset_of!(EventHdr, tid) == 60);
     assert!(std::mem::size_of::<Conn>() == 8);
 };
 

@@ -202,6 +202,7 @@ impl Connection {
             method: &p.method,
             target: &p.target,
             start_ns: p.start_ns,
+            traceparent: p.meta.traceparent.as_deref(),
         });
         let streams = self.http2.iter().flat_map(|h2| h2.in_flight());
         http1.chain(streams)

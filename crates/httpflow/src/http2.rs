@@ -240,6 +240,7 @@ impl Http2 {
             method: &s.method,
             target: &s.target,
             start_ns: s.start_ns,
+            traceparent: s.meta.traceparent.as_deref(),
         })
     }
 

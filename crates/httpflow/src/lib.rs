@@ -161,4 +161,6 @@ pub struct InFlight<'a> {
     pub target: &'a str,
     /// Time of the first request byte.
     pub start_ns: u64,
+    /// Its `traceparent` header, once the request head is complete.
+    pub traceparent: Option<&'a str>,
 }

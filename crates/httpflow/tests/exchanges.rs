@@ -819,12 +819,14 @@ fn span_header_fields_are_kept_and_in_flight_requests_listed() {
             InFlight {
                 method: "GET",
                 target: "/a?secret=1",
-                start_ns: 10
+                start_ns: 10,
+                traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
             },
             InFlight {
                 method: "POST",
                 target: "/b",
-                start_ns: 10
+                start_ns: 10,
+                traceparent: None,
             }
         ]
     );

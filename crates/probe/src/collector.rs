@@ -146,7 +146,9 @@ impl Collector {
                         }
                         self.table.on_event(&ev);
                     }
-                    None => self.metrics.parse_errors.inc(),
+                    None => {
+                        self.metrics.parse_errors.inc();
+                    }
                 }
             }
             while let Ok(reply) = self.live.try_recv() {

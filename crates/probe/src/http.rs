@@ -43,11 +43,16 @@ async fn handle(
     let mut parts = line.split(' ');
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
+    let openmetrics = wants_openmetrics(&buf);
     let (status, ctype, body) = match (method, path) {
         ("GET", "/metrics") => (
             "200 OK",
-            "text/plain; version=0.0.4; charset=utf-8",
-            metrics.render(),
+            if openmetrics {
+                crate::metrics::OPENMETRICS_TYPE
+            } else {
+                crate::metrics::TEXT_TYPE
+            },
+            metrics.render(openmetrics),
         ),
         ("GET", "/requests") => (
             "200 OK",
@@ -76,4 +81,46 @@ async fn handle(
         stream.write_all(&body).await?;
     }
     stream.shutdown().await
+}
+
+/// Whether the request's `Accept` header lists the OpenMetrics text format (Prometheus
+/// sends it first since 2.5; exemplars need it). A weight of 0 refuses it.
+fn wants_openmetrics(head: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(head);
+    head.split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("accept"))
+        .flat_map(|(_, value)| value.split(','))
+        .any(|range| {
+            let mut params = range.split(';').map(str::trim);
+            params
+                .next()
+                .is_some_and(|t| t.eq_ignore_ascii_case("application/openmetrics-text"))
+                && params.all(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f64>().ok())
+                        .is_none_or(|q| q > 0.0)
+                })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_openmetrics;
+
+    #[test]
+    fn openmetrics_only_when_accepted() {
+        let prometheus = b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n\r\n";
+        assert!(wants_openmetrics(prometheus));
+        assert!(!wants_openmetrics(
+            b"GET /metrics HTTP/1.1\r\nAccept: */*\r\n\r\n"
+        ));
+        assert!(!wants_openmetrics(b"GET /metrics HTTP/1.1\r\n\r\n"));
+        assert!(!wants_openmetrics(
+            b"GET / HTTP/1.1\r\naccept: application/openmetrics-text; q=0\r\n\r\n"
+        ));
+        assert!(wants_openmetrics(
+            b"GET / HTTP/1.1\r\naccept: text/plain, Application/OpenMetrics-Text\r\n\r\n"
+        ));
+    }
 }

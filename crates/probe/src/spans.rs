@@ -88,6 +88,17 @@ pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
     })
 }
 
+/// Lowercase hex, as trace and span ids are written in W3C headers and exemplars.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 pub fn new_trace_id() -> TraceId {
     loop {
         let id = fastrand::u128(..).to_be_bytes();
@@ -428,6 +439,11 @@ mod tests {
         assert!(!ids.iter().any(|id| sampled(id, 0.0)));
         let again = ids.iter().filter(|id| sampled(id, 0.25)).count();
         assert_eq!(kept, again);
+    }
+
+    #[test]
+    fn ids_in_lowercase_hex() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

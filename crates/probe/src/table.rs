@@ -3,7 +3,7 @@
 //! evicted when it is full.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::{BuildHasherDefault, Hasher},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     sync::Arc,
@@ -15,14 +15,13 @@ use httpflow::{
     normalize_method, Connection, Direction, Exchange, Limits, RouteMatcher, Segment, Side,
 };
 
-use prometheus::{Histogram, IntGauge};
-
 use crate::{
     export::SpanSink,
     live::LiveRequest,
-    metrics::Metrics,
+    metrics::{self, Histogram, IntGauge, Metrics},
     spans::{
-        hop_ids, new_span_id, new_trace_id, parse_traceparent, sampled, url_path, SpanData, SpanIds,
+        hex, hop_ids, new_span_id, new_trace_id, parse_traceparent, sampled, url_path, SpanData,
+        SpanId, SpanIds, TraceId,
     },
 };
 
@@ -97,6 +96,14 @@ struct ConnState {
     exchanges: u64,
     /// Random per connection; with `exchanges`, the span ids of a client connection.
     salt: u64,
+    /// Server side: the thread that read the request in flight (0: none in flight).
+    reader_tid: u32,
+    /// Server side: ids of the exchange with this ordinal, fixed before it completed
+    /// because an outgoing call of the process became its child.
+    pinned: Option<(u64, SpanIds)>,
+    /// Client side: the server request being served by the thread that wrote the request
+    /// with this ordinal (trace id, span id): the parent of its span.
+    caller: Option<(u64, TraceId, SpanId)>,
 }
 
 /// Hasher of the connection keys (tgid << 32 | fd), looked up several times per event:
@@ -143,6 +150,13 @@ pub struct Table {
     /// Client connections by (local port, remote port): the server end of a local hop
     /// finds its client end here.
     hops: HashMap<(u16, u16), u64>,
+    /// Server connections with a request in flight, by the thread that read the request
+    /// (when spans are on): an outgoing call the thread makes meanwhile is its child.
+    serving: HashMap<u32, Vec<u64>>,
+    /// Processes seen serving requests on shared threads (event loops, goroutines): a
+    /// thread read a request while another it read was in flight, or a request was
+    /// answered by another thread than the one that read it. No in-process parentage.
+    shared_threads: HashSet<u32>,
 }
 
 pub fn conn_key(tgid: u32, fd: i32) -> u64 {
@@ -202,6 +216,8 @@ impl Table {
             out: Vec::new(),
             spans: None,
             hops: HashMap::new(),
+            serving: HashMap::new(),
+            shared_threads: HashSet::new(),
         }
     }
 
@@ -317,6 +333,9 @@ impl Table {
                 from_start: !mid_stream,
                 exchanges: 0,
                 salt: fastrand::u64(..),
+                reader_tid: 0,
+                pinned: None,
+                caller: None,
             },
         );
         self.metrics
@@ -392,8 +411,83 @@ impl Table {
             tail: ev.tail,
             ts_ns: h.ts_ns,
         };
+        let before = c.parser.active_requests();
         c.parser.on_segment(dir, seg, &mut self.out);
+        if self.spans.is_some() {
+            self.follow_threads(key, dir, h.tid, before);
+        }
         self.after_parse(key);
+    }
+
+    /// In-process parentage: which thread serves which request, and the caller of each
+    /// outgoing request (docs/probe.md, "In-process parentage").
+    fn follow_threads(&mut self, key: u64, dir: Direction, tid: u32, before: usize) {
+        let Some(c) = self.conns.get(&key) else {
+            return;
+        };
+        let tgid = (key >> 32) as u32;
+        let now = c.parser.active_requests();
+        match (c.side, dir) {
+            (Side::Server, Direction::Read) if before == 0 && now > 0 => {
+                let serving = self.serving.entry(tid).or_default();
+                if !serving.is_empty() {
+                    self.shared_threads.insert(tgid);
+                }
+                serving.push(key);
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.reader_tid = tid;
+                }
+            }
+            (Side::Server, Direction::Write) if before > 0 && c.reader_tid != tid => {
+                self.shared_threads.insert(tgid);
+            }
+            (Side::Client, Direction::Write) if now > before => {
+                let ordinal = c.exchanges + before as u64;
+                let caller = match self.serving.get(&tid).map(Vec::as_slice) {
+                    Some(&[server]) if !self.shared_threads.contains(&tgid) => self.pin_ids(server),
+                    _ => None,
+                };
+                if let Some(c) = self.conns.get_mut(&key) {
+                    c.caller = caller.map(|ids| (ordinal, ids.trace_id, ids.span_id));
+                }
+            }
+            _ => {}
+        }
+        if let Some(c) = self.conns.get(&key) {
+            if c.side == Side::Server && before > 0 && c.parser.active_requests() == 0 {
+                self.stop_serving(key);
+            }
+        }
+    }
+
+    /// The server connection `key` has no request in flight any more.
+    fn stop_serving(&mut self, key: u64) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        let tid = std::mem::take(&mut c.reader_tid);
+        if let Some(serving) = self.serving.get_mut(&tid) {
+            serving.retain(|k| *k != key);
+            if serving.is_empty() {
+                self.serving.remove(&tid);
+            }
+        }
+    }
+
+    /// Fixes the ids of the request in flight on server connection `key`, so that its
+    /// children can name it before it completes.
+    fn pin_ids(&mut self, key: u64) -> Option<SpanIds> {
+        let c = self.conns.get(&key)?;
+        let ordinal = c.exchanges;
+        if let Some((pinned, ids)) = c.pinned {
+            if pinned == ordinal {
+                return Some(ids);
+            }
+        }
+        let traceparent = c.parser.in_flight().next()?.traceparent.map(str::to_owned);
+        let ids = self.exchange_ids(key, ordinal, traceparent.as_deref())?;
+        self.conns.get_mut(&key)?.pinned = Some((ordinal, ids));
+        Some(ids)
     }
 
     /// Updates the active-requests gauge of a connection and records its exchanges.
@@ -411,7 +505,7 @@ impl Table {
                         .get_or_insert_with(|| {
                             self.metrics.server_active.with_label_values(&[&c.service])
                         })
-                        .add(now - c.active);
+                        .inc_by(now - c.active);
                     c.active = now;
                 }
             }
@@ -427,9 +521,10 @@ impl Table {
         self.out.clear();
     }
 
-    /// The (salt, ordinal) of the client end of a local hop, when the server end `key` and
-    /// its client end were both followed from their start.
-    fn hop_of(&self, key: u64) -> Option<(u64, u64)> {
+    /// The client end of a local hop, when the server end `key` and its client end were
+    /// both followed from their start: its salt and, when the client's request `ordinal`
+    /// has a caller in its process, the caller's trace.
+    fn hop_of(&self, key: u64, ordinal: u64) -> Option<(u64, Option<TraceId>)> {
         let c = self.conns.get(&key)?;
         let peer = c.ends.peer.as_ref()?;
         if c.side != Side::Server || !c.from_start || c.ends.local_port == 0 {
@@ -438,20 +533,92 @@ impl Table {
         let client = self
             .conns
             .get(self.hops.get(&(peer.port, c.ends.local_port))?)?;
-        client.from_start.then_some((client.salt, c.exchanges))
+        let caller = client
+            .caller
+            .filter(|(o, _, _)| *o == ordinal)
+            .map(|(_, trace, _)| trace);
+        client.from_start.then_some((client.salt, caller))
+    }
+
+    /// The ids of exchange `ordinal` of connection `key`, whose request carried
+    /// `traceparent`. Parent: the header's span, else (server end of a local hop) the
+    /// client's span, else (client) the server request its thread was serving.
+    fn exchange_ids(&self, key: u64, ordinal: u64, traceparent: Option<&str>) -> Option<SpanIds> {
+        let c = self.conns.get(&key)?;
+        if let Some((pinned, ids)) = c.pinned {
+            if pinned == ordinal {
+                return Some(ids);
+            }
+        }
+        let header = traceparent.and_then(parse_traceparent);
+        let ids = match c.side {
+            Side::Server => match self.hop_of(key, ordinal) {
+                Some((salt, caller)) => {
+                    let (hop_trace, client_span) = hop_ids(salt, ordinal);
+                    SpanIds {
+                        trace_id: header.map_or(caller.unwrap_or(hop_trace), |p| p.trace_id),
+                        span_id: new_span_id(),
+                        parent: Some(client_span),
+                    }
+                }
+                None => SpanIds {
+                    trace_id: header.map_or_else(new_trace_id, |p| p.trace_id),
+                    span_id: new_span_id(),
+                    parent: header.map(|p| p.parent_id),
+                },
+            },
+            Side::Client => {
+                let own_hop =
+                    (c.from_start && c.ends.local_port != 0).then(|| hop_ids(c.salt, ordinal));
+                let caller = c.caller.filter(|(o, _, _)| *o == ordinal);
+                let span_id = own_hop.map_or_else(new_span_id, |(_, span)| span);
+                match (header, caller) {
+                    (Some(p), _) => SpanIds {
+                        trace_id: p.trace_id,
+                        span_id,
+                        parent: Some(p.parent_id),
+                    },
+                    (None, Some((_, trace_id, parent))) => SpanIds {
+                        trace_id,
+                        span_id,
+                        parent: Some(parent),
+                    },
+                    (None, None) => SpanIds {
+                        trace_id: own_hop.map_or_else(new_trace_id, |(trace, _)| trace),
+                        span_id,
+                        parent: None,
+                    },
+                }
+            }
+        };
+        Some(ids)
+    }
+
+    /// The ids of the span of an answered exchange, when its watch is traced and its trace
+    /// is sampled.
+    fn kept_span(&self, key: u64, ex: &Exchange) -> Option<SpanIds> {
+        let sink = self.spans.as_ref()?;
+        ex.status?;
+        let c = self.conns.get(&key)?;
+        if !self.watches.get(c.watch as usize).is_some_and(|w| w.traces) {
+            return None;
+        }
+        let ids = self.exchange_ids(key, c.exchanges, ex.meta.traceparent.as_deref())?;
+        sampled(&ids.trace_id, sink.sample_ratio).then_some(ids)
     }
 
     fn record(&mut self, key: u64, ex: &Exchange) {
-        let hop = if self.spans.is_some() {
-            self.hop_of(key)
-        } else {
-            None
-        };
+        let span = self.kept_span(key, ex);
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
-        let ordinal = c.exchanges;
         c.exchanges += 1;
+        let exemplar = span.map(|ids| {
+            [
+                ("trace_id", hex(&ids.trace_id)),
+                ("span_id", hex(&ids.span_id)),
+            ]
+        });
         let method = normalize_method(&ex.method);
         let seconds = ex.end_ns.saturating_sub(ex.start_ns) as f64 / 1e9;
         let target = if c.side == Side::Server {
@@ -463,7 +630,7 @@ impl Table {
             last.method == method && last.status == ex.status && last.target == target
         });
         if let Some(last) = cached {
-            last.histogram.observe(seconds);
+            metrics::observe(&last.histogram, seconds, exemplar);
         } else {
             let route = match c.side {
                 Side::Server => self
@@ -493,17 +660,18 @@ impl Table {
             // the service's work, and not a server error either. No span either.
             let Some(status) = ex.status else {
                 match c.side {
-                    Side::Server => self
-                        .metrics
-                        .server_unanswered
-                        .with_label_values(&[&*c.service, method, route])
-                        .inc(),
+                    Side::Server => {
+                        self.metrics
+                            .server_unanswered
+                            .with_label_values(&[&*c.service, method, route])
+                            .inc();
+                    }
                     Side::Client => {
                         let (addr, port) = server_labels();
                         self.metrics
                             .client_unanswered
                             .with_label_values(&[&*c.service, method, &addr, &port])
-                            .inc()
+                            .inc();
                     }
                 }
                 return;
@@ -527,7 +695,7 @@ impl Table {
                     ])
                 }
             };
-            histogram.observe(seconds);
+            metrics::observe(&histogram, seconds, exemplar);
             c.last_series = Some(Series {
                 method,
                 status: ex.status,
@@ -536,42 +704,13 @@ impl Table {
                 histogram,
             });
         }
-        let traced = self.watches.get(c.watch as usize).is_some_and(|w| w.traces);
-        if let (Some(sink), Some(status), true) = (&self.spans, ex.status, traced) {
-            let parent = ex.meta.traceparent.as_deref().and_then(parse_traceparent);
-            let own_hop = (c.side == Side::Client && c.from_start && c.ends.local_port != 0)
-                .then(|| hop_ids(c.salt, ordinal));
-            let (trace_id, span_id, parent_id) = match (hop, own_hop) {
-                // The server end of a local hop: a child of the client's span.
-                (Some((salt, ordinal)), _) => {
-                    let (trace_id, client_span) = hop_ids(salt, ordinal);
-                    let trace_id = parent.map_or(trace_id, |p| p.trace_id);
-                    (trace_id, new_span_id(), Some(client_span))
-                }
-                (None, Some((trace_id, span_id))) => (
-                    parent.map_or(trace_id, |p| p.trace_id),
-                    span_id,
-                    parent.map(|p| p.parent_id),
-                ),
-                (None, None) => (
-                    parent.map_or_else(new_trace_id, |p| p.trace_id),
-                    new_span_id(),
-                    parent.map(|p| p.parent_id),
-                ),
-            };
-            if !sampled(&trace_id, sink.sample_ratio) {
-                return;
-            }
+        if let (Some(sink), Some(status), Some(ids)) = (&self.spans, ex.status, span) {
             let route = match c.side {
                 Side::Server => c.last_series.as_ref().map(|s| s.route.clone()),
                 Side::Client => None,
             };
             sink.submit(SpanData {
-                ids: SpanIds {
-                    trace_id,
-                    span_id,
-                    parent: parent_id,
-                },
+                ids,
                 service: c.service.clone(),
                 side: c.side,
                 tls: c.tls,
@@ -599,6 +738,7 @@ impl Table {
 
     /// Ends a connection: requests it left unanswered are counted apart.
     fn finish(&mut self, key: u64, ts: u64) {
+        self.stop_serving(key);
         let Some(mut c) = self.conns.remove(&key) else {
             return;
         };
@@ -609,7 +749,7 @@ impl Table {
         }
         if c.active != 0 {
             if let Some(g) = &c.active_gauge {
-                g.sub(c.active);
+                g.dec_by(c.active);
             }
             c.active = 0;
         }
@@ -634,10 +774,11 @@ impl Table {
             ages.truncate(n);
         }
         for (_, key) in ages {
+            self.stop_serving(key);
             if let Some(c) = self.conns.remove(&key) {
                 self.forget_hop(key, &c);
                 if let Some(g) = &c.active_gauge {
-                    g.sub(c.active);
+                    g.dec_by(c.active);
                 }
                 self.metrics.evicted_connections.inc();
             }
@@ -662,6 +803,7 @@ impl Table {
                 self.finish(k, ts);
             }
             self.names.remove(&t);
+            self.shared_threads.remove(&t);
         }
         self.metrics
             .tracked_connections
@@ -689,6 +831,17 @@ mod tests {
             Box::new(|pid, _| format!("proc{pid}")),
         );
         (t, m)
+    }
+
+    const SERVER: &str = "http_server_request_duration_seconds";
+
+    /// The value of one series in the classic text rendering.
+    fn rendered(m: &Metrics, series: &str) -> Option<f64> {
+        let text = String::from_utf8(m.render(false)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{series} ")))?;
+        line.rsplit_once(' ')?.1.parse().ok()
     }
 
     fn hdr(kind: u8, tgid: u32, fd: i32, ts: u64) -> EventHdr {
@@ -823,11 +976,11 @@ mod tests {
             );
             assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 0);
         }
-        let h = m
-            .server_duration
-            .with_label_values(&["proc1", "GET", "503", "/users/{id}"]);
-        assert_eq!(h.get_sample_count(), 3);
-        assert!((h.get_sample_sum() - 0.09).abs() < 1e-9);
+        let series = "{http_request_method=\"GET\",http_response_status_code=\"503\",\
+                      http_route=\"/users/{id}\",service_name=\"proc1\"}";
+        let sample = |name: &str| rendered(&m, &format!("{SERVER}_{name}{series}"));
+        assert_eq!(sample("count"), Some(3.0));
+        assert!((sample("sum").unwrap() - 0.09).abs() < 1e-9);
     }
 
     #[test]
@@ -851,7 +1004,7 @@ mod tests {
         });
         let labels = ["proc2", "POST", "10.0.0.1", "80"];
         assert_eq!(m.client_unanswered.with_label_values(&labels).get(), 1);
-        let text = String::from_utf8(m.render()).unwrap();
+        let text = String::from_utf8(m.render(false)).unwrap();
         assert!(!text.contains("http_client_request_duration"), "{text}");
 
         // Server side: two pipelined requests, the server answers the first (its body cut
@@ -866,15 +1019,14 @@ mod tests {
             head: &[],
             tail: &[],
         });
-        let served = m
-            .server_duration
-            .with_label_values(&["proc3", "GET", "200", "/a"]);
-        assert_eq!(served.get_sample_count(), 1);
+        let served = "{http_request_method=\"GET\",http_response_status_code=\"200\",\
+                      http_route=\"/a\",service_name=\"proc3\"}";
+        assert_eq!(rendered(&m, &format!("{SERVER}_count{served}")), Some(1.0));
         let unanswered = m
             .server_unanswered
             .with_label_values(&["proc3", "GET", "/b"]);
         assert_eq!(unanswered.get(), 1);
-        let text = String::from_utf8(m.render()).unwrap();
+        let text = String::from_utf8(m.render(false)).unwrap();
         assert!(!text.contains("status_code=\"0\""), "{text}");
     }
 
@@ -1107,5 +1259,137 @@ traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"
             tail: &[],
         });
         assert!(t.hops.is_empty());
+    }
+
+    /// A read or write made by thread `tid`.
+    #[allow(clippy::too_many_arguments)]
+    fn data_on(
+        t: &mut Table,
+        tid: u32,
+        tgid: u32,
+        fd: i32,
+        side: u8,
+        dir: u8,
+        bytes: &[u8],
+        ts: u64,
+    ) {
+        let mut h = hdr(abi::EV_DATA, tgid, fd, ts);
+        (h.side, h.dir, h.tid) = (side, dir, tid);
+        h.len = bytes.len() as u64;
+        h.head_len = bytes.len() as u16;
+        t.on_event(&Event {
+            hdr: h,
+            head: bytes,
+            tail: &[],
+        });
+    }
+
+    fn local(port: u16) -> Option<Peer> {
+        Some(Peer {
+            address: "127.0.0.1".into(),
+            port,
+        })
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+
+    /// Process `tgid` serves `/front` on `fd` (read by thread `reader`) and calls another
+    /// local server on `fd + 100` from thread `caller`, then answers from thread `reader`.
+    fn serve_with_call(t: &mut Table, tgid: u32, fd: i32, reader: u32, caller: u32, ts: u64) {
+        let (sv, cl) = (abi::SIDE_SERVER, abi::SIDE_CLIENT);
+        let front = b"GET /front HTTP/1.1\r\nHost: x\r\n\r\n";
+        let back = b"GET /back HTTP/1.1\r\nHost: y\r\n\r\n";
+        data_on(t, reader, tgid, fd, sv, abi::DIR_READ, front, ts);
+        data_on(t, caller, tgid, fd + 100, cl, abi::DIR_WRITE, back, ts + 1);
+        data_on(t, caller, tgid, fd + 100, cl, abi::DIR_READ, OK, ts + 2);
+        data_on(t, reader, tgid, fd, sv, abi::DIR_WRITE, OK, ts + 3);
+    }
+
+    fn open_pair(t: &mut Table, tgid: u32, fd: i32) {
+        let server = Ends {
+            peer: local(30000 + fd as u16),
+            local_port: 8080,
+        };
+        t.open(tgid, fd, 0, Side::Server, server, 0, false, None);
+        let client = Ends {
+            peer: local(9000),
+            local_port: 40000 + fd as u16,
+        };
+        t.open(tgid, fd + 100, 0, Side::Client, client, 0, false, None);
+    }
+
+    #[test]
+    fn a_call_made_by_the_serving_thread_is_a_child_of_its_request() {
+        let (mut t, _, mut exporter) = traced(64, 1.0);
+        // Thread-per-request: thread 11 reads /front, calls /back, answers. The /back server
+        // (process 2) is watched too: a local hop.
+        open_pair(&mut t, 1, 3);
+        let hop = Ends {
+            peer: local(40003),
+            local_port: 9000,
+        };
+        t.open(2, 4, 0, Side::Server, hop, 0, false, None);
+        let (sv, cl) = (abi::SIDE_SERVER, abi::SIDE_CLIENT);
+        let front = b"GET /front HTTP/1.1\r\n\
+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n";
+        let back = b"GET /back HTTP/1.1\r\nHost: y\r\n\r\n";
+        data_on(&mut t, 11, 1, 3, sv, abi::DIR_READ, front, 10);
+        data_on(&mut t, 11, 1, 103, cl, abi::DIR_WRITE, back, 11);
+        data_on(&mut t, 21, 2, 4, sv, abi::DIR_READ, back, 12);
+        data_on(&mut t, 21, 2, 4, sv, abi::DIR_WRITE, OK, 13);
+        data_on(&mut t, 11, 1, 103, cl, abi::DIR_READ, OK, 14);
+        data_on(&mut t, 11, 1, 3, sv, abi::DIR_WRITE, OK, 15);
+        let spans: Vec<SpanData> = std::iter::from_fn(|| exporter.try_take()).collect();
+        let find = |side: Side, target: &str| {
+            spans
+                .iter()
+                .find(|s| s.side == side && s.target == target)
+                .unwrap_or_else(|| panic!("{side:?} {target}: {spans:#?}"))
+        };
+        let front = find(Side::Server, "/front");
+        let call = find(Side::Client, "/back");
+        let back = find(Side::Server, "/back");
+        assert_eq!(front.ids.trace_id[..2], [0x0a, 0xf7], "the header's trace");
+        assert_eq!(call.ids.parent, Some(front.ids.span_id));
+        assert_eq!(back.ids.parent, Some(call.ids.span_id), "{spans:#?}");
+        assert!([call, back]
+            .iter()
+            .all(|s| s.ids.trace_id == front.ids.trace_id));
+
+        // Another thread's call (a pool worker) is nobody's child.
+        open_pair(&mut t, 1, 5);
+        serve_with_call(&mut t, 1, 5, 12, 13, 100);
+        let spans: Vec<SpanData> = std::iter::from_fn(|| exporter.try_take()).collect();
+        let call = spans.iter().find(|s| s.side == Side::Client).unwrap();
+        assert_eq!(call.ids.parent, None, "{spans:#?}");
+    }
+
+    #[test]
+    fn no_parent_on_threads_that_serve_several_requests() {
+        let (mut t, _, mut exporter) = traced(64, 1.0);
+        let (sv, cl) = (abi::SIDE_SERVER, abi::SIDE_CLIENT);
+        let req = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+        // An event loop (process 3, thread 31) has /a and /b in flight, then calls out.
+        open_pair(&mut t, 3, 3);
+        open_pair(&mut t, 3, 4);
+        data_on(&mut t, 31, 3, 3, sv, abi::DIR_READ, &req("/a"), 10);
+        data_on(&mut t, 31, 3, 4, sv, abi::DIR_READ, &req("/b"), 11);
+        data_on(&mut t, 31, 3, 103, cl, abi::DIR_WRITE, &req("/x"), 12);
+        data_on(&mut t, 31, 3, 103, cl, abi::DIR_READ, OK, 13);
+        data_on(&mut t, 31, 3, 3, sv, abi::DIR_WRITE, OK, 14);
+        data_on(&mut t, 31, 3, 4, sv, abi::DIR_WRITE, OK, 15);
+        // Later one request at a time: the process is known to share threads, so still no
+        // parent (the call could be a timer's).
+        serve_with_call(&mut t, 3, 3, 31, 31, 100);
+        // Process 4 answers on another thread than the one that read (Go's scheduler):
+        // first its request in flight while the process is not known yet, then a call.
+        open_pair(&mut t, 4, 3);
+        data_on(&mut t, 41, 4, 3, sv, abi::DIR_READ, &req("/m"), 200);
+        data_on(&mut t, 42, 4, 3, sv, abi::DIR_WRITE, OK, 201);
+        serve_with_call(&mut t, 4, 3, 41, 41, 300);
+        let spans: Vec<SpanData> = std::iter::from_fn(|| exporter.try_take()).collect();
+        let calls: Vec<&SpanData> = spans.iter().filter(|s| s.side == Side::Client).collect();
+        assert_eq!(calls.len(), 3, "{spans:#?}");
+        assert!(calls.iter().all(|s| s.ids.parent.is_none()), "{calls:#?}");
     }
 }

@@ -411,3 +411,292 @@ fn an_unreachable_endpoint_counts_dropped_spans() {
         probe.log()
     );
 }
+
+/// Waits until the receiver holds `n` spans (20 s at most), then a little longer, so that
+/// extra spans would show.
+fn wait_spans(receiver: &Receiver, n: usize) -> Vec<Got> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.spans.lock().unwrap().len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    receiver.spans()
+}
+
+fn probe_with_config(dir: &tempfile::TempDir, config: &str) -> Probe {
+    let path = dir.path().join("probe.toml");
+    std::fs::write(&path, config).unwrap();
+    Probe::start(&[
+        "--no-tls".to_string(),
+        "--config".to_string(),
+        path.display().to_string(),
+    ])
+}
+
+fn caller(mode: &str, port: u16, backend: u16) -> Proc {
+    let child = Command::new("python3")
+        .arg(fixture("caller.py"))
+        .args([mode, &port.to_string(), &backend.to_string()])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start python3 caller");
+    let proc = Proc(child);
+    wait_port(port, "python caller");
+    proc
+}
+
+#[test]
+fn in_process_calls_are_children_of_the_request_their_thread_serves() {
+    if !live_or_skip("traces live test", &["curl", "python3"]) {
+        return;
+    }
+    let receiver = Receiver::start();
+    let backend = Backend::start();
+    let b = backend.port;
+    let (threads, event_loop) = (free_port(), free_port());
+    let _threads = caller("threads", threads, b);
+    let _loop = caller("loop", event_loop, b);
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_with_config(
+        &dir,
+        &format!(
+            "[[watch]]\nservice = \"threads\"\nports = [{threads}]\n\
+             [[watch]]\nservice = \"loop\"\nports = [{event_loop}]\n\
+             [[watch]]\nservice = \"backend\"\nports = [{b}]\n\
+             [[watch]]\nservice = \"calls\"\nclient_ports = [{b}]\n\
+             [traces]\nendpoint = \"http://127.0.0.1:{}\"\nbatch_timeout_ms = 200\n",
+            receiver.port
+        ),
+    );
+
+    // Thread per request: one request with a traceparent, then three at once.
+    let traceparent = format!("traceparent: 00-{TRACE}-{PARENT}-01");
+    let url = move |port: u16, path: &str| vec![format!("http://127.0.0.1:{port}{path}")];
+    assert_eq!(curl(&["-H", &traceparent], &url(threads, "/one")), [200]);
+    let at_once = |port: u16, n: usize| {
+        let runs: Vec<_> = (0..n)
+            .map(|i| std::thread::spawn(move || curl(&[], &url(port, &format!("/at-once/{i}")))))
+            .collect();
+        for run in runs {
+            assert_eq!(run.join().unwrap(), [200]);
+        }
+    };
+    at_once(threads, 3);
+    // The event loop: two requests in flight on its one thread when it calls out twice.
+    at_once(event_loop, 2);
+
+    // threads: 4 SERVER + 4 CLIENT (/slow) + 4 backend SERVER; loop: 2 + 2 (/loop) + 2.
+    let spans = wait_spans(&receiver, 18);
+    let dump = format!("{spans:#?}");
+    assert_eq!(spans.len(), 18, "{dump}");
+    let of = |service: &str, kind: SpanKind| -> Vec<&Got> {
+        spans
+            .iter()
+            .filter(|g| g.service == service && g.span.kind == kind as i32)
+            .collect()
+    };
+    let children = |parent: &Got| -> Vec<&Got> {
+        spans
+            .iter()
+            .filter(|g| g.span.parent_span_id == parent.span.span_id)
+            .collect()
+    };
+    let calls = of("calls", SpanKind::Client);
+    let backend_spans = of("backend", SpanKind::Server);
+    let served = of("threads", SpanKind::Server);
+    assert_eq!(served.len(), 4, "{dump}");
+    for request in &served {
+        // request (threads) -> call (calls, client) -> backend (server), one trace.
+        let call = children(request);
+        assert_eq!(call.len(), 1, "{request:#?}\n{dump}");
+        let call = call[0];
+        assert_eq!(call.service, "calls");
+        assert_eq!(call.attr("url.full"), format!("http://127.0.0.1:{b}/slow"));
+        assert_eq!(call.span.trace_id, request.span.trace_id);
+        let answer = children(call);
+        assert_eq!(answer.len(), 1, "{call:#?}\n{dump}");
+        assert_eq!(answer[0].service, "backend");
+        assert_eq!(answer[0].attr("url.path"), "/slow");
+        assert_eq!(answer[0].span.trace_id, request.span.trace_id);
+    }
+    let one = served
+        .iter()
+        .find(|g| g.attr("url.path") == "/one")
+        .unwrap();
+    assert_eq!(hex(&one.span.trace_id), TRACE);
+    assert_eq!(hex(&one.span.parent_span_id), PARENT);
+
+    // The event loop: its calls have no parent, its requests no child; each call is still
+    // the parent of the backend span it caused (a local hop).
+    let loop_served = of("loop", SpanKind::Server);
+    assert_eq!(loop_served.len(), 2, "{dump}");
+    assert!(loop_served.iter().all(|g| children(g).is_empty()), "{dump}");
+    let loop_calls: Vec<&&Got> = calls
+        .iter()
+        .filter(|g| g.attr("url.full").ends_with("/loop"))
+        .collect();
+    assert_eq!(loop_calls.len(), 2, "{dump}");
+    for call in loop_calls {
+        assert!(call.span.parent_span_id.is_empty(), "{call:#?}");
+        assert!(loop_served
+            .iter()
+            .all(|g| g.span.trace_id != call.span.trace_id));
+        let answer = children(call);
+        assert_eq!(answer.len(), 1, "{dump}");
+        assert_eq!(answer[0].attr("url.path"), "/loop");
+    }
+    assert_eq!(backend_spans.len(), 6, "{dump}");
+    drop(probe);
+}
+
+/// Prometheus from the distribution, scraping `target` every second, with exemplar
+/// storage.
+struct Prometheus {
+    port: u16,
+    _proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: probe\n    \
+                 static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--enable-feature=exemplar-storage")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let proc = Proc(child);
+        wait_port(port, "prometheus");
+        Prometheus {
+            port,
+            _proc: proc,
+            _dir: dir,
+        }
+    }
+
+    /// (trace_id, span_id) of the exemplars of `metric` stored in the last 10 minutes.
+    fn exemplars(&self, metric: &str) -> Vec<(String, String)> {
+        let now = unix_now_ns() / 1_000_000_000;
+        let body = http_get(
+            self.port,
+            &format!(
+                "/api/v1/query_exemplars?query={metric}&start={}&end={}",
+                now - 600,
+                now + 60
+            ),
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(v["status"], "success", "{body}");
+        let mut out = vec![];
+        for series in v["data"].as_array().unwrap() {
+            for e in series["exemplars"].as_array().unwrap() {
+                let label = |k: &str| e["labels"][k].as_str().unwrap_or_default().to_string();
+                out.push((label("trace_id"), label("span_id")));
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn prometheus_stores_exemplars_of_the_exported_spans_only() {
+    if !live_or_skip("traces live test", &["curl", "python3", "prometheus"]) {
+        return;
+    }
+    let receiver = Receiver::start();
+    let backend = Backend::start();
+    let p = backend.port;
+    let dir = tempfile::tempdir().unwrap();
+    let probe = probe_with_config(
+        &dir,
+        &format!(
+            "[[watch]]\nservice = \"pyapp\"\nports = [{p}]\n\
+             [[watch]]\nservice = \"caller\"\nclient_ports = [{p}]\n\
+             [traces]\nendpoint = \"http://127.0.0.1:{}\"\nbatch_timeout_ms = 200\n\
+             sample_ratio = 0.5\n",
+            receiver.port
+        ),
+    );
+    let prometheus = Prometheus::start(probe.metrics_port);
+
+    // Sampling keeps a trace when the low half of its id is below half its range: kept and
+    // dropped requests alternate, a dropped one last, so a dropped request that set the
+    // exemplar of its bucket would be the one Prometheus sees.
+    let mut kept = vec![];
+    for i in 0..10u32 {
+        for (low, keep) in [("0000000000000001", true), ("ff00000000000000", false)] {
+            let trace = format!("{i:016x}{low}");
+            let header = format!("traceparent: 00-{trace}-{PARENT}-01");
+            let url = format!("http://127.0.0.1:{p}/status/200");
+            assert_eq!(curl(&["-H", &header], &[url]), [200]);
+            if keep {
+                kept.push(trace);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let spans = wait_spans(&receiver, 20);
+    let dump = format!("{spans:#?}");
+    assert_eq!(
+        spans.len(),
+        20,
+        "a SERVER and a CLIENT span per kept trace: {dump}"
+    );
+    let exported = |kind: SpanKind| -> Vec<(String, String)> {
+        spans
+            .iter()
+            .filter(|g| g.span.kind == kind as i32)
+            .map(|g| (hex(&g.span.trace_id), hex(&g.span.span_id)))
+            .collect()
+    };
+    assert!(
+        exported(SpanKind::Server)
+            .iter()
+            .all(|(t, _)| kept.contains(t)),
+        "{dump}"
+    );
+
+    for (metric, kind) in [(SERVER, SpanKind::Server), (CLIENT, SpanKind::Client)] {
+        let metric = format!("{metric}_bucket");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut stored = prometheus.exemplars(&metric);
+        while stored.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+            stored = prometheus.exemplars(&metric);
+        }
+        assert!(!stored.is_empty(), "no exemplar of {metric} in Prometheus");
+        let spans = exported(kind);
+        for exemplar in &stored {
+            assert!(
+                spans.contains(exemplar),
+                "{metric}: exemplar {exemplar:?} names no exported {kind:?} span: {spans:?}"
+            );
+        }
+    }
+    // Plain scrapers still get the classic text format, without exemplars.
+    let text = http_get(probe.metrics_port, "/metrics");
+    assert!(
+        !text.contains("# EOF") && !text.contains("trace_id"),
+        "{text}"
+    );
+}
