@@ -176,6 +176,15 @@ impl Metrics {
         }
     }
 
+    /// A counter of a room of its own (e.g. the access log), exported with the rest.
+    pub fn counter(&self, name: &str, help: &str) -> IntCounter {
+        let c = IntCounter::new(name, help).expect("valid counter");
+        self.registry
+            .register(Box::new(c.clone()))
+            .expect("unique metric");
+        c
+    }
+
     pub fn render(&self) -> Vec<u8> {
         let mut buf = Vec::new();
         TextEncoder::new()

@@ -18,6 +18,7 @@ use httpflow::{
 use prometheus::{Histogram, IntGauge};
 
 use crate::{
+    access_log::{self, AccessLog},
     export::SpanSink,
     live::LiveRequest,
     metrics::Metrics,
@@ -140,6 +141,7 @@ pub struct Table {
     out: Vec<Exchange>,
     /// Span export (None: off).
     spans: Option<SpanSink>,
+    access_log: Option<AccessLog>,
     /// Client connections by (local port, remote port): the server end of a local hop
     /// finds its client end here.
     hops: HashMap<(u16, u16), u64>,
@@ -201,6 +203,7 @@ impl Table {
             metrics,
             out: Vec::new(),
             spans: None,
+            access_log: None,
             hops: HashMap::new(),
         }
     }
@@ -208,6 +211,12 @@ impl Table {
     /// Turns each answered request into a span.
     pub fn with_spans(mut self, sink: SpanSink) -> Self {
         self.spans = Some(sink);
+        self
+    }
+
+    /// Writes a line of each answered request to the access log.
+    pub fn with_access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
         self
     }
 
@@ -537,7 +546,8 @@ impl Table {
             });
         }
         let traced = self.watches.get(c.watch as usize).is_some_and(|w| w.traces);
-        if let (Some(sink), Some(status), true) = (&self.spans, ex.status, traced) {
+        let mut exported = None;
+        if let (Some(sink), Some(_), true) = (&self.spans, ex.status, traced) {
             let parent = ex.meta.traceparent.as_deref().and_then(parse_traceparent);
             let own_hop = (c.side == Side::Client && c.from_start && c.ends.local_port != 0)
                 .then(|| hop_ids(c.salt, ordinal));
@@ -559,9 +569,13 @@ impl Table {
                     parent.map(|p| p.parent_id),
                 ),
             };
-            if !sampled(&trace_id, sink.sample_ratio) {
-                return;
+            if sampled(&trace_id, sink.sample_ratio) {
+                exported = Some((trace_id, span_id, parent_id));
             }
+        }
+        if let (Some(sink), Some((trace_id, span_id, parent_id)), Some(status)) =
+            (&self.spans, exported, ex.status)
+        {
             let route = match c.side {
                 Side::Server => c.last_series.as_ref().map(|s| s.route.clone()),
                 Side::Client => None,
@@ -584,6 +598,23 @@ impl Table {
                 peer: c.ends.peer.clone(),
                 local_port: c.ends.local_port,
                 meta: ex.meta.clone(),
+            });
+        }
+        if let (Some(log), Some(status)) = (&mut self.access_log, ex.status) {
+            log.record(&access_log::Entry {
+                service: &c.service,
+                side: c.side,
+                method,
+                route: match c.side {
+                    Side::Server => c.last_series.as_ref().map(|s| s.route.as_str()),
+                    Side::Client => None,
+                },
+                path: url_path(&ex.target),
+                status,
+                start_ns: ex.start_ns,
+                end_ns: ex.end_ns,
+                peer: c.ends.peer.as_ref(),
+                trace_id: exported.as_ref().map(|(t, _, _)| t),
             });
         }
     }
