@@ -861,6 +861,72 @@ mod tests {
         assert!((h.get_sample_sum() - 0.09).abs() < 1e-9);
     }
 
+    /// Answered requests only, each with its route (also when the series is reused) and its
+    /// path without the query string.
+    #[test]
+    fn answered_requests_become_access_log_lines() {
+        let (t, m) = table(100);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let (log, writer) = AccessLog::new(100, &m, std::fs::File::create(&path).unwrap());
+        let writer = std::thread::spawn(writer);
+        let mut t = t.with_access_log(log);
+        let peer = Peer {
+            address: "10.0.0.9".into(),
+            port: 51000,
+        };
+        let ends = Ends {
+            peer: Some(peer),
+            local_port: 80,
+        };
+        t.open(3, 6, 0, Side::Server, ends, 0, false, None);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for (i, target) in ["/users/7?token=x", "/users/7"].iter().enumerate() {
+            let ts = 1_000_000 * (i as u64 + 1);
+            let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            data(
+                &mut t,
+                3,
+                6,
+                abi::SIDE_SERVER,
+                abi::DIR_READ,
+                req.as_bytes(),
+                ts,
+            );
+            data(
+                &mut t,
+                3,
+                6,
+                abi::SIDE_SERVER,
+                abi::DIR_WRITE,
+                resp,
+                ts + 2_500,
+            );
+        }
+        let unanswered = b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n";
+        data(
+            &mut t,
+            3,
+            6,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            unanswered,
+            9_000_000,
+        );
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 3, 6, 9_500_000),
+            head: &[],
+            tail: &[],
+        });
+        drop(t);
+        writer.join().unwrap();
+        let line = r#"{"service":"proc3","side":"server","method":"GET","route":"/users/{id}","path":"/users/7","status":200,"duration_ms":0.002,"peer":"10.0.0.9:51000"}"#;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{line}\n{line}\n")
+        );
+    }
+
     #[test]
     fn unanswered_requests_are_counted_apart_from_statuses() {
         let (mut t, m) = table(100);
