@@ -77,7 +77,8 @@
         port = ports.cadvisor;
       };
       probe = {
-        inherit (cfg.probe) enable tls;
+        inherit (cfg.probe) enable tls traces;
+        access_log = cfg.probe.accessLog;
         listen_address = loopback;
         port = ports.probe;
       };

@@ -105,9 +105,9 @@
               description = "Route templates for the `http_route` label.";
             };
             options.traces = mkOption {
-              type = types.bool;
-              default = false;
-              description = "Trace spans of these requests, sent by the probe to Alloy's OTLP HTTP receiver (none without Alloy and Tempo, or `ship_to.otlp_grpc` on an agent).";
+              type = types.nullOr types.bool;
+              default = null;
+              description = "Trace spans of these requests, sent by the probe to Alloy's OTLP HTTP receiver. `null` follows `probe.traces`; `true` needs Alloy and Tempo (or `ship_to.otlp_grpc` on an agent).";
             };
           }
         );
@@ -405,6 +405,25 @@ in {
           libssl, with uprobes on `SSL_read`/`SSL_write`. The kernel's uprobe
           PMU requires CAP_SYS_ADMIN for them, so this grants the probe
           CAP_SYS_ADMIN; off, the probe runs with `--no-tls`.
+        '';
+      };
+      traces = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = ''
+          Trace spans of every RED-watched service (a service's `red.traces`
+          overrides it). `null`: on when this host has a trace destination
+          (Alloy, and Tempo or `ship_to.otlp_grpc` on an agent), else off;
+          `true` without one is an error.
+        '';
+      };
+      accessLog = mkOption {
+        type = types.nullOr types.bool;
+        default = null;
+        description = ''
+          One JSON line per answered request in the probe's journal (and in
+          Loki through Alloy): service, method, route, path without query,
+          status, duration, client. `null`: on when logs are shipped to Loki.
         '';
       };
       package = mkOption {

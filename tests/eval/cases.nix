@@ -706,6 +706,37 @@ in {
       (check "tempo disabled in the config" c.services.homelab-observability.generatedConfig.tempo.enable false)
     ];
 
+  # Spans asked for where there is nowhere to send them: configgen names the key.
+  traces-without-tempo = refusedByConfiggen "exporters.probe.traces: spans need a trace destination" (evalHost [
+    enable
+    {
+      services.homelab-observability.tempo.enable = false;
+      services.homelab-observability.probe.traces = true;
+    }
+  ]);
+
+  # The probe's switches reach configgen's config; unset, they stay unset (configgen decides).
+  probe-traces-and-access-log = let
+    on = evalHost [enable];
+    off = evalHost [
+      enable
+      {
+        services.homelab-observability.probe.traces = false;
+        services.homelab-observability.probe.accessLog = false;
+        services.homelab-observability.services.app.red = {
+          ports = [8080];
+          traces = true;
+        };
+      }
+    ];
+  in
+    rendering off [
+      (check "traces unset by default" on.services.homelab-observability.generatedConfig.exporters.probe.traces null)
+      (check "access log unset by default" on.services.homelab-observability.generatedConfig.exporters.probe.access_log null)
+      (check "traces off" off.services.homelab-observability.generatedConfig.exporters.probe.traces false)
+      (check "access log off" off.services.homelab-observability.generatedConfig.exporters.probe.access_log false)
+    ];
+
   node-without-systemd-collector = let
     c = evalHost [
       enable
@@ -1027,7 +1058,7 @@ in {
     }
   ]);
 
-  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red = {\"client_ports\":[],\"container\":null,\"ports\":[],\"routes\":[],\"traces\":false,\"unit\":null}: say what to watch: ports, unit, container or client_ports" "services[0].red" (evalHost [
+  red-without-ports = refusedLikeConfiggen "services.homelab-observability.services.app.red = {\"client_ports\":[],\"container\":null,\"ports\":[],\"routes\":[],\"traces\":null,\"unit\":null}: say what to watch: ports, unit, container or client_ports" "services[0].red" (evalHost [
     enable
     {services.homelab-observability.services.app.red.ports = [];}
   ]);

@@ -20,7 +20,6 @@
             "/Items/{id}"
             "/Videos/{id}/stream"
           ];
-          traces = true;
         };
         logs.unit = "jellyfin.service";
       };

@@ -15,8 +15,12 @@ pub struct Query {
     pub panel: String,
     /// Uid of the datasource the query goes to.
     pub datasource: String,
-    /// As written in the dashboard, Grafana variables included.
+    /// As written in the dashboard, Grafana variables included: PromQL or
+    /// LogQL (`expr`), TraceQL (`query` of a Tempo target), or empty for a
+    /// query without text (Tempo's service map).
     pub expr: String,
+    /// The target's `queryType`, if any (Tempo: `traceql`, `serviceMap`).
+    pub query_type: Option<String>,
 }
 
 fn panels(dashboard: &Value) -> Vec<&Value> {
@@ -55,7 +59,8 @@ pub fn queries(dashboard: &Value) -> Vec<Query> {
                 dashboard: title.clone(),
                 panel: text(&panel["title"]),
                 datasource: text(ds),
-                expr: text(&target["expr"]),
+                expr: text(target.get("expr").unwrap_or(&target["query"])),
+                query_type: target["queryType"].as_str().map(str::to_string),
             });
         }
     }
@@ -74,6 +79,7 @@ pub fn queries(dashboard: &Value) -> Vec<Query> {
             panel: format!("variable {}", text(&var["name"])),
             datasource: text(&var["datasource"]["uid"]),
             expr,
+            query_type: None,
         });
     }
     out

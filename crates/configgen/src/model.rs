@@ -225,9 +225,9 @@ pub struct RedWatch {
     /// Route templates for the `http_route` label, e.g. "/api/items/{id}".
     pub routes: Vec<String>,
     /// Trace spans of these requests, sent by the probe to Alloy's OTLP HTTP receiver
-    /// (which forwards them to Tempo). Without Alloy and a trace destination (Tempo, or
-    /// host.ship_to.otlp_grpc on an agent) there is no receiver, and no spans.
-    pub traces: bool,
+    /// (which forwards them to Tempo). Unset: exporters.probe.traces decides. `true`
+    /// needs a trace destination (Alloy, and Tempo or host.ship_to.otlp_grpc on an agent).
+    pub traces: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -362,6 +362,14 @@ pub struct Probe {
     /// libssl (uprobes on SSL_read/SSL_write). The kernel's uprobe PMU needs
     /// CAP_SYS_ADMIN for them, close to root, so it is off unless asked.
     pub tls: bool,
+    /// Trace spans of every service's RED watch (`services[].red.traces` overrides it per
+    /// service). Unset: on when this host has a trace destination (Alloy, and Tempo or
+    /// host.ship_to.otlp_grpc on an agent), else off. `true` without one is an error.
+    pub traces: Option<bool>,
+    /// One JSON line per answered request on the probe's stdout (the journal, and Loki
+    /// through Alloy): service, method, route, path without query, status, duration,
+    /// client. Unset: on when this host ships logs to Loki.
+    pub access_log: Option<bool>,
 }
 
 impl Default for Probe {
@@ -371,6 +379,8 @@ impl Default for Probe {
             listen_address: loopback(),
             port: 9464,
             tls: false,
+            traces: None,
+            access_log: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use crate::diagnostic::ConfigIssue;
-use crate::model::{BasicAuth, Config, HttpCheck, Role, Service, TlsConfig};
+use crate::model::{BasicAuth, Config, HttpCheck, RedWatch, Role, Service, TlsConfig};
 
 pub mod containers;
 pub use containers::DiscoveredJob;
@@ -24,6 +24,21 @@ pub use containers::DiscoveredJob;
 /// gRPC, Tempo's memberlist): never beyond loopback, whatever the config says
 /// about the listeners agents reach.
 pub const INTERNAL_ADDRESS: &str = "127.0.0.1";
+
+/// Whether spans have somewhere to go from this host: Alloy runs (the probe sends to its
+/// OTLP receiver) and forwards them to the local Tempo (server) or to
+/// `host.ship_to.otlp_grpc` (agent).
+pub fn has_trace_destination(cfg: &Config) -> bool {
+    cfg.alloy.enable
+        && match cfg.host.role {
+            Role::Server => cfg.tempo.enable,
+            Role::Agent => cfg
+                .host
+                .ship_to
+                .as_ref()
+                .is_some_and(|s| s.otlp_grpc.is_some()),
+        }
+}
 
 pub mod job {
     pub const PROMETHEUS: &str = "prometheus";
@@ -279,6 +294,27 @@ impl<'a> Plan<'a> {
     /// it is not a server-only daemon.
     pub fn runs(&self, daemon: &str) -> bool {
         self.daemons.contains(&daemon)
+    }
+
+    /// Whether the probe sends spans of this RED watch: its own `traces`, else
+    /// `exporters.probe.traces`, else on; and only where spans have a destination.
+    pub fn traced(&self, red: &RedWatch) -> bool {
+        has_trace_destination(self.cfg)
+            && red
+                .traces
+                .or(self.cfg.exporters.probe.traces)
+                .unwrap_or(true)
+    }
+
+    /// Whether the probe prints its access log: `exporters.probe.access_log`, else on
+    /// where Alloy takes the journal to a Loki (the local one, or `ship_to` on an agent).
+    pub fn access_log(&self) -> bool {
+        let ships_logs = self.runs(job::ALLOY)
+            && match self.cfg.host.role {
+                Role::Server => self.runs(job::LOKI),
+                Role::Agent => self.cfg.host.ship_to.is_some(),
+            };
+        self.cfg.exporters.probe.access_log.unwrap_or(ships_logs)
     }
 
     /// The labels every series and log stream of this host carries outside

@@ -318,6 +318,16 @@ fn rows() -> Vec<Row> {
         ),
         row("exporters.probe.port", "/exporters/probe/port", json!(9465)),
         row("exporters.probe.tls", "/exporters/probe/tls", json!(true)),
+        row(
+            "exporters.probe.traces",
+            "/exporters/probe/traces",
+            json!(false),
+        ),
+        row(
+            "exporters.probe.access_log",
+            "/exporters/probe/access_log",
+            json!(false),
+        ),
         // [prometheus]
         row(
             "prometheus.listen_address",

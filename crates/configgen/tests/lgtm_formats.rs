@@ -1132,3 +1132,145 @@ fn dashboard_log_queries_select_labels_alloy_writes() {
         );
     }
 }
+
+/// Tempo is not packaged for Debian, so the TraceQL of the dashboards is read
+/// by `config_checkers::traceql` (the documented grammar), not sent to a Tempo.
+#[test]
+fn every_traceql_query_is_valid() {
+    let tree = render(&example());
+    let (mut traceql, mut service_maps) = (0, 0);
+    for (path, d) in dashboards(&tree) {
+        let mut values = builtins();
+        values.extend(config_checkers::dashboard_queries::all_values(&d));
+        for q in config_checkers::dashboard_queries::queries(&d)
+            .into_iter()
+            .filter(|q| q.datasource == "tempo")
+        {
+            match q.query_type.as_deref() {
+                Some("traceql") => {
+                    let expr =
+                        config_checkers::dashboard_queries::substitute(&q.expr, &values).unwrap();
+                    config_checkers::traceql::check(&expr)
+                        .unwrap_or_else(|e| panic!("{path} / {}: {e}\n  {expr}", q.panel));
+                    traceql += 1;
+                }
+                // Grafana builds it from the datasource's serviceMap.datasourceUid.
+                Some("serviceMap") => {
+                    assert!(q.expr.is_empty(), "{path} / {}", q.panel);
+                    service_maps += 1;
+                }
+                other => panic!("{path} / {}: Tempo query type {other:?}", q.panel),
+            }
+        }
+    }
+    assert_eq!((traceql, service_maps), (1, 1));
+}
+
+fn services_dashboard(cfg: &Config) -> serde_json::Value {
+    let tree = render(cfg);
+    let file: grafana::Datasources = yaml(&tree, "grafana/provisioning/datasources/homelab.yaml");
+    let uids: Vec<&str> = file.datasources.iter().map(|d| d.uid.as_str()).collect();
+    let (_, d) = dashboards(&tree)
+        .into_iter()
+        .find(|(p, _)| p.ends_with("/services.json"))
+        .unwrap();
+    let problems = config_checkers::dashboard_queries::check(&d, &uids);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    d
+}
+
+fn panel_titles(d: &serde_json::Value) -> Vec<String> {
+    d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Tempo and Loki are optional: their panels are there with them and gone
+/// without them, never left with a datasource that is not provisioned.
+#[test]
+fn services_dashboard_trace_and_log_panels_follow_tempo_and_loki() {
+    let trace_panels = [
+        "Traces",
+        "Service map",
+        "Calls between services",
+        "Call duration p95 (server side)",
+        "Latest traces",
+    ];
+    let log_panels = ["Access log", "Latest requests (probe access log)"];
+    for (tempo, loki) in [(true, true), (true, false), (false, true), (false, false)] {
+        let mut cfg = example();
+        cfg.tempo.enable = tempo;
+        cfg.loki.enable = loki;
+        let d = services_dashboard(&cfg);
+        let titles = panel_titles(&d);
+        for t in trace_panels {
+            assert_eq!(
+                titles.iter().any(|x| x == t),
+                tempo,
+                "{t} with tempo={tempo}"
+            );
+        }
+        for t in log_panels {
+            assert_eq!(titles.iter().any(|x| x == t), loki, "{t} with loki={loki}");
+        }
+        let latency = d["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["title"] == "Latency percentiles")
+            .unwrap();
+        for target in latency["targets"].as_array().unwrap() {
+            assert_eq!(target["exemplar"], tempo, "exemplars with tempo={tempo}");
+        }
+    }
+}
+
+/// The access-log table reads the probe's journal lines: its stream selector
+/// names the probe's unit, its line filter keeps a line in the probe's format
+/// (crates/probe/src/access_log.rs) and drops the probe's other messages, and
+/// its columns are the fields of that line.
+#[test]
+fn access_log_panel_reads_the_probes_lines() {
+    let d = services_dashboard(&example());
+    let panel = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Latest requests (probe access log)")
+        .unwrap();
+    let mut values = builtins();
+    values.extend(config_checkers::dashboard_queries::all_values(&d));
+    let expr = config_checkers::dashboard_queries::substitute(
+        panel["targets"][0]["expr"].as_str().unwrap(),
+        &values,
+    )
+    .unwrap();
+    assert!(
+        expr.starts_with(r#"{unit="homelab-probe.service"}"#),
+        "{expr}"
+    );
+    let line = r#"{"service":"api","side":"server","method":"GET","route":"/items/{id}","path":"/items/7","status":200,"duration_ms":12.345,"peer":"[::1]:5000","trace_id":"abababababababababababababababab"}"#;
+    let filters = config_checkers::logql::line_filters(&expr).unwrap();
+    assert!(!filters.is_empty());
+    assert!(filters.iter().all(|f| f.keeps(line)), "{expr}");
+    let warning = "homelab-probe: warning: unit web.service matches no cgroup";
+    assert!(!filters.iter().all(|f| f.keeps(warning)), "{expr}");
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+    let organize = &panel["transformations"][1]["options"]["includeByName"];
+    let columns: Vec<&String> = organize
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "Time")
+        .collect();
+    assert_eq!(columns.len(), fields.len(), "{columns:?}");
+    for c in columns {
+        assert!(
+            fields.contains_key(c),
+            "column {c} is not a field of the line"
+        );
+    }
+}

@@ -110,6 +110,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub watch: Vec<toml::Spanned<Watch>>,
     pub traces: Option<toml::Spanned<TracesConfig>>,
+    /// One JSON line per answered request on stdout (default false).
+    pub access_log: Option<bool>,
+    /// Access log lines per second at most; more are counted, not written (default 100).
+    pub access_log_max_per_second: Option<toml::Spanned<u32>>,
 }
 
 /// Effective settings.
@@ -127,7 +131,11 @@ pub struct Settings {
     pub runtimes: crate::services::Runtimes,
     /// None: no spans (the default).
     pub traces: Option<Traces>,
+    /// Lines per second at most of the access log; None: no access log (the default).
+    pub access_log: Option<u32>,
 }
+
+pub const DEFAULT_ACCESS_LOG_MAX_PER_SECOND: u32 = 100;
 
 /// A config error located in its file: `FILE:LINE:COL: field.path: what is wrong`.
 #[derive(Debug)]
@@ -197,6 +205,18 @@ pub fn parse_file(file: &str, text: &str) -> Result<FileConfig, ConfigError> {
                 col,
                 path: "metrics_listen".into(),
                 message,
+            });
+        }
+    }
+    if let Some(rate) = &cfg.access_log_max_per_second {
+        if *rate.get_ref() == 0 {
+            let (line, col) = line_col(text, rate.span().start);
+            return Err(ConfigError {
+                file: file.to_string(),
+                line,
+                col,
+                path: "access_log_max_per_second".into(),
+                message: "must be at least 1".into(),
             });
         }
     }
@@ -364,6 +384,9 @@ pub struct Overrides {
     pub podman_storage: Option<PathBuf>,
     /// `--otlp-endpoint`: turns span export on.
     pub otlp_endpoint: Option<String>,
+    /// `--access-log`: turns the access log on.
+    pub access_log: bool,
+    pub access_log_max_per_second: Option<u32>,
 }
 
 pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
@@ -386,6 +409,8 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             podman_storage: None,
             watch: vec![],
             traces: None,
+            access_log: None,
+            access_log_max_per_second: None,
         },
     };
     let mut watches: Vec<Watch> = cfg.watch.into_iter().map(|w| w.into_inner()).collect();
@@ -485,8 +510,17 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             })?
         }
     };
+    if o.access_log_max_per_second == Some(0) {
+        anyhow::bail!("--access-log-max-per-second: must be at least 1");
+    }
+    let access_log = (o.access_log || cfg.access_log.unwrap_or(false)).then(|| {
+        o.access_log_max_per_second
+            .or(cfg.access_log_max_per_second.map(|r| r.into_inner()))
+            .unwrap_or(DEFAULT_ACCESS_LOG_MAX_PER_SECOND)
+    });
     Ok(Settings {
         traces,
+        access_log,
         metrics_listen,
         watches,
         max_connections: o
@@ -642,8 +676,56 @@ container = "immich_server"
         assert_eq!(settings.metrics_listen.to_string(), "127.0.0.1:9464");
         let traces = settings.traces.expect("jellyfin has traces = true");
         assert_eq!(traces.url, "http://127.0.0.1:4318/v1/traces");
-        assert!(has(|w| w.traces == Some(false)));
         assert!(has(|w| w.traces.is_none() && !w.ports.is_empty()));
+        assert_eq!(settings.access_log, Some(DEFAULT_ACCESS_LOG_MAX_PER_SECOND));
+    }
+
+    #[test]
+    fn access_log_is_off_by_default_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("probe.toml");
+        let load_text = |text: &str, o: &Overrides| {
+            std::fs::write(&file, text).unwrap();
+            load(Some(&file), o)
+        };
+        let watch = "[[watch]]\nports = [80]\n";
+        let off = load_text(watch, &Overrides::default()).unwrap();
+        assert_eq!(off.access_log, None);
+        let on = load_text(
+            &format!("access_log = true\n{watch}"),
+            &Overrides::default(),
+        );
+        assert_eq!(on.unwrap().access_log, Some(100));
+        let flags = Overrides {
+            access_log: true,
+            access_log_max_per_second: Some(7),
+            ..Default::default()
+        };
+        let rate = "access_log_max_per_second = 50\n";
+        assert_eq!(load_text(watch, &flags).unwrap().access_log, Some(7));
+        assert_eq!(
+            load_text(
+                &format!("{rate}{watch}"),
+                &Overrides {
+                    access_log: true,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .access_log,
+            Some(50)
+        );
+        let e = parse_file("p.toml", "\naccess_log_max_per_second = 0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:2:29: access_log_max_per_second: must be at least 1"
+        );
+        let zero = Overrides {
+            access_log_max_per_second: Some(0),
+            ..flags
+        };
+        let e = load_text(watch, &zero).unwrap_err().to_string();
+        assert_eq!(e, "--access-log-max-per-second: must be at least 1");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! from eBPF syscall tracepoints, and libssl and Go crypto/tls uprobes; no kprobes, no code
 //! change in the services.
 
+mod access_log;
 mod collector;
 mod config;
 mod export;
@@ -31,6 +32,7 @@ use homelab_ebpf as abi;
 use httpflow::Side;
 
 use crate::{
+    access_log::AccessLog,
     collector::{CgroupSelector, Collector},
     config::{Overrides, Settings},
     table::{Ends, Table, WatchInfo},
@@ -65,6 +67,14 @@ TRACES (off unless --otlp-endpoint or [traces] is given)
   server/client addresses, user agent; no other header value). An incoming W3C traceparent
   header continues its trace. Spans dropped (queue full, export failed) are counted.
 
+ACCESS LOG (off unless --access-log or access_log = true)
+  One JSON line per answered request on stdout, e.g.
+    {\"service\":\"api\",\"side\":\"server\",\"method\":\"GET\",\"route\":\"/items/{id}\",\"path\":\"/items/7\",
+     \"status\":200,\"duration_ms\":12.345,\"peer\":\"127.0.0.1:51234\",\"trace_id\":\"4bf9...\"}
+  (no query string; peer: the client of a served request, the server of an outgoing call;
+  trace_id when a span was exported). At most --access-log-max-per-second lines a second;
+  the rest are counted in homelab_probe_access_log_suppressed_total.
+
 CONFIG FILE (TOML)
   metrics_listen = \"127.0.0.1:9464\"
   [[watch]]
@@ -75,7 +85,7 @@ CONFIG FILE (TOML)
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
   go_binaries = [paths], ssl_binaries = [paths] (executables with OpenSSL linked in
-  statically), docker_root, podman_storage.
+  statically), docker_root, podman_storage, access_log, access_log_max_per_second.
   [traces]
   enabled = true              # default when the section is present
   endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
@@ -165,6 +175,14 @@ struct Args {
     /// (`/v1/traces` is appended to a URL without a path). Overrides [traces] endpoint.
     #[arg(long, value_name = "URL")]
     otlp_endpoint: Option<String>,
+    /// Print one JSON line per answered request on stdout: service, side, method, route,
+    /// path without query, status, duration_ms, peer, trace_id (when a span was exported).
+    #[arg(long)]
+    access_log: bool,
+    /// Access log lines per second at most; more are counted in
+    /// homelab_probe_access_log_suppressed_total [default: 100].
+    #[arg(long, value_name = "N")]
+    access_log_max_per_second: Option<u32>,
     /// Print every kernel event on stderr (debugging).
     #[arg(long)]
     log_events: bool,
@@ -213,6 +231,8 @@ fn main() -> ExitCode {
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
         otlp_endpoint: args.otlp_endpoint.clone(),
+        access_log: args.access_log,
+        access_log_max_per_second: args.access_log_max_per_second,
     };
     let settings = match config::load(args.config.as_deref(), &overrides) {
         Ok(s) => s,
@@ -339,6 +359,14 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         let (sink, task) = export::channel(traces, metrics.clone())?;
         table = table.with_spans(sink);
         exporter = Some(task);
+    }
+    if let Some(max_per_second) = settings.access_log {
+        let (log, writer) = AccessLog::new(max_per_second, &metrics, std::io::stdout());
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(writer)
+            .context("starting the access log writer")?;
+        table = table.with_access_log(log);
     }
     let (live_tx, live_rx) = std::sync::mpsc::channel();
     let mut collector = Collector {

@@ -87,6 +87,8 @@ pub struct Metrics {
     pub spans_exported: IntCounter,
     /// reason: queue_full, export_failed
     pub spans_dropped: IntCounterVec,
+    pub access_log_lines: IntCounter,
+    pub access_log_suppressed: IntCounter,
 }
 
 impl Metrics {
@@ -191,7 +193,20 @@ impl Metrics {
         for reason in ["queue_full", "export_failed"] {
             spans_dropped.with_label_values(&[reason]);
         }
+        let access_log_lines = single(
+            r,
+            "homelab_probe_access_log_lines",
+            "Access log lines written (one per answered request).",
+        );
+        let access_log_suppressed = single(
+            r,
+            "homelab_probe_access_log_suppressed",
+            "Answered requests left out of the access log: over its lines-per-second limit, \
+             or its writer behind.",
+        );
         Metrics {
+            access_log_lines,
+            access_log_suppressed,
             spans_exported,
             spans_dropped,
             registry,

@@ -16,6 +16,7 @@ use httpflow::{
 };
 
 use crate::{
+    access_log::{self, AccessLog},
     export::SpanSink,
     live::LiveRequest,
     metrics::{self, Histogram, IntGauge, Metrics},
@@ -147,6 +148,7 @@ pub struct Table {
     out: Vec<Exchange>,
     /// Span export (None: off).
     spans: Option<SpanSink>,
+    access_log: Option<AccessLog>,
     /// Client connections by (local port, remote port): the server end of a local hop
     /// finds its client end here.
     hops: HashMap<(u16, u16), u64>,
@@ -215,6 +217,7 @@ impl Table {
             metrics,
             out: Vec::new(),
             spans: None,
+            access_log: None,
             hops: HashMap::new(),
             serving: HashMap::new(),
             shared_threads: HashSet::new(),
@@ -224,6 +227,12 @@ impl Table {
     /// Turns each answered request into a span.
     pub fn with_spans(mut self, sink: SpanSink) -> Self {
         self.spans = Some(sink);
+        self
+    }
+
+    /// Writes a line of each answered request to the access log.
+    pub fn with_access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
         self
     }
 
@@ -704,6 +713,7 @@ impl Table {
                 histogram,
             });
         }
+        let trace_id = span.as_ref().map(|ids| ids.trace_id);
         if let (Some(sink), Some(status), Some(ids)) = (&self.spans, ex.status, span) {
             let route = match c.side {
                 Side::Server => c.last_series.as_ref().map(|s| s.route.clone()),
@@ -723,6 +733,23 @@ impl Table {
                 peer: c.ends.peer.clone(),
                 local_port: c.ends.local_port,
                 meta: ex.meta.clone(),
+            });
+        }
+        if let (Some(log), Some(status)) = (&mut self.access_log, ex.status) {
+            log.record(&access_log::Entry {
+                service: &c.service,
+                side: c.side,
+                method,
+                route: match c.side {
+                    Side::Server => c.last_series.as_ref().map(|s| s.route.as_str()),
+                    Side::Client => None,
+                },
+                path: url_path(&ex.target),
+                status,
+                start_ns: ex.start_ns,
+                end_ns: ex.end_ns,
+                peer: c.ends.peer.as_ref(),
+                trace_id: trace_id.as_ref(),
             });
         }
     }
@@ -981,6 +1008,72 @@ mod tests {
         let sample = |name: &str| rendered(&m, &format!("{SERVER}_{name}{series}"));
         assert_eq!(sample("count"), Some(3.0));
         assert!((sample("sum").unwrap() - 0.09).abs() < 1e-9);
+    }
+
+    /// Answered requests only, each with its route (also when the series is reused) and its
+    /// path without the query string.
+    #[test]
+    fn answered_requests_become_access_log_lines() {
+        let (t, m) = table(100);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        let (log, writer) = AccessLog::new(100, &m, std::fs::File::create(&path).unwrap());
+        let writer = std::thread::spawn(writer);
+        let mut t = t.with_access_log(log);
+        let peer = Peer {
+            address: "10.0.0.9".into(),
+            port: 51000,
+        };
+        let ends = Ends {
+            peer: Some(peer),
+            local_port: 80,
+        };
+        t.open(3, 6, 0, Side::Server, ends, 0, false, None);
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for (i, target) in ["/users/7?token=x", "/users/7"].iter().enumerate() {
+            let ts = 1_000_000 * (i as u64 + 1);
+            let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            data(
+                &mut t,
+                3,
+                6,
+                abi::SIDE_SERVER,
+                abi::DIR_READ,
+                req.as_bytes(),
+                ts,
+            );
+            data(
+                &mut t,
+                3,
+                6,
+                abi::SIDE_SERVER,
+                abi::DIR_WRITE,
+                resp,
+                ts + 2_500,
+            );
+        }
+        let unanswered = b"GET /never HTTP/1.1\r\nHost: x\r\n\r\n";
+        data(
+            &mut t,
+            3,
+            6,
+            abi::SIDE_SERVER,
+            abi::DIR_READ,
+            unanswered,
+            9_000_000,
+        );
+        t.on_event(&Event {
+            hdr: hdr(abi::EV_CLOSE, 3, 6, 9_500_000),
+            head: &[],
+            tail: &[],
+        });
+        drop(t);
+        writer.join().unwrap();
+        let line = r#"{"service":"proc3","side":"server","method":"GET","route":"/users/{id}","path":"/users/7","status":200,"duration_ms":0.002,"peer":"10.0.0.9:51000"}"#;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{line}\n{line}\n")
+        );
     }
 
     #[test]

@@ -708,3 +708,166 @@ fn watches_that_match_nothing_say_so() {
     );
     assert_eq!(m.0.iter().filter(|(n, _, _)| n == gauge).count(), 2);
 }
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The access log lines printed so far, parsed, once `n` are there (10 s at most).
+fn access_lines(probe: &Probe, n: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = probe.stdout();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            // Once more after a pause: lines beyond `n` would be too many.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            return probe
+                .stdout()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn access_log_prints_one_exact_line_per_answered_request() {
+    if !live_or_skip("access log live test", &["curl", "python3"]) {
+        return;
+    }
+    let backend = Backend::start();
+    let p = backend.port;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("probe.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "access_log = true\n[[watch]]\nservice = \"pyapp\"\nports = [{p}]\n\
+             routes = [\"/status/{{code}}\"]\n[[watch]]\nclient_ports = [{p}]\n"
+        ),
+    )
+    .unwrap();
+    // Spans go nowhere (a closed port): the trace ids are still assigned and logged.
+    let otlp = format!("http://127.0.0.1:{}", free_port());
+    let probe = Probe::start(&[
+        s("--config"),
+        config.display().to_string(),
+        s("--otlp-endpoint"),
+        otlp,
+    ]);
+
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("traceparent: 00-{trace_id}-00f067aa0ba902b7-01");
+    assert_eq!(
+        curl(
+            &["-H", &traceparent],
+            &urls(p, &["/status/404?token=secret", "/slow?ms=150"])
+        ),
+        [404, 200]
+    );
+    assert_eq!(curl(&["-d", "a=1"], &urls(p, &["/echo"])), [201]);
+
+    let lines = access_lines(&probe, 6);
+    let side = |name: &str| -> Vec<&serde_json::Value> {
+        lines.iter().filter(|l| l["side"] == name).collect()
+    };
+    let (server, client) = (side("server"), side("client"));
+    assert_eq!((server.len(), client.len()), (3, 3), "{lines:#?}");
+
+    // Fields that vary from run to run, checked apart, then the rest exactly.
+    let fixed = |l: &serde_json::Value| {
+        let mut l = l.clone();
+        let o = l.as_object_mut().unwrap();
+        let peer = o.remove("peer").unwrap();
+        let ms = o.remove("duration_ms").unwrap().as_f64().unwrap();
+        o.remove("trace_id");
+        (l, peer.as_str().unwrap().to_string(), ms)
+    };
+    let expected_server = [
+        serde_json::json!({"service": "pyapp", "side": "server", "method": "GET", "route": "/status/{code}", "path": "/status/404", "status": 404}),
+        serde_json::json!({"service": "pyapp", "side": "server", "method": "GET", "route": "/slow", "path": "/slow", "status": 200}),
+        serde_json::json!({"service": "pyapp", "side": "server", "method": "POST", "route": "/echo", "path": "/echo", "status": 201}),
+    ];
+    for (line, expected) in server.iter().zip(&expected_server) {
+        let (rest, peer, ms) = fixed(line);
+        assert_eq!(&rest, expected, "{line}");
+        let (addr, port) = peer.rsplit_once(':').unwrap();
+        assert_eq!(addr, "127.0.0.1", "{line}");
+        assert_ne!(port.parse::<u16>().unwrap(), p, "the client's port: {line}");
+        assert!(ms > 0.0, "{line}");
+    }
+    // The server slept 150 ms; the curl client saw at least as long.
+    assert!(fixed(server[1]).2 >= 150.0, "{}", server[1]);
+    for (line, expected) in client.iter().zip(&expected_server) {
+        let (rest, peer, ms) = fixed(line);
+        let mut expected = expected.clone();
+        let o = expected.as_object_mut().unwrap();
+        o.insert("service".into(), "curl".into());
+        o.insert("side".into(), "client".into());
+        o.remove("route");
+        assert_eq!(rest, expected, "{line}");
+        assert_eq!(peer, format!("127.0.0.1:{p}"), "{line}");
+        assert!(ms > 0.0, "{line}");
+    }
+    assert!(fixed(client[1]).2 >= 150.0, "{}", client[1]);
+    // The traceparent continues its trace on both ends; without one a new trace starts.
+    for l in [server[0], server[1], client[0], client[1]] {
+        assert_eq!(l["trace_id"], trace_id, "{l}");
+    }
+    for l in [server[2], client[2]] {
+        let id = l["trace_id"].as_str().unwrap();
+        assert!(id.len() == 32 && id != trace_id, "{l}");
+    }
+    print!("{}", probe.stdout());
+    let m = probe.scrape();
+    assert_eq!(m.sum("homelab_probe_access_log_lines_total", &[]), 6.0);
+    assert_eq!(m.sum("homelab_probe_access_log_suppressed_total", &[]), 0.0);
+}
+
+#[test]
+fn access_log_writes_at_most_its_lines_per_second() {
+    if !live_or_skip("access log limit live test", &["curl", "python3"]) {
+        return;
+    }
+    let backend = Backend::start();
+    let p = backend.port;
+    let probe = Probe::start(&[
+        s("--watch-port"),
+        p.to_string(),
+        s("--access-log"),
+        s("--access-log-max-per-second"),
+        s("3"),
+    ]);
+    let paths = vec!["/x"; 10];
+    let before = monotonic_ns();
+    assert_eq!(curl(&[], &urls(p, &paths)), [200; 10]);
+    let after = monotonic_ns();
+    // Each second of request end times (the probe's monotonic clock) gets 3 lines at most.
+    let seconds = after / 1_000_000_000 - before / 1_000_000_000 + 1;
+    let m = probe.settle(|m| {
+        m.sum("homelab_probe_access_log_lines_total", &[])
+            + m.sum("homelab_probe_access_log_suppressed_total", &[])
+            >= 10.0
+    });
+    let written = m.sum("homelab_probe_access_log_lines_total", &[]);
+    let suppressed = m.sum("homelab_probe_access_log_suppressed_total", &[]);
+    assert_eq!(written + suppressed, 10.0);
+    assert!(
+        written >= 3.0 && written <= 3.0 * seconds as f64,
+        "{written} in {seconds} s"
+    );
+    let lines = access_lines(&probe, written as usize);
+    assert_eq!(lines.len() as f64, written);
+    println!("10 requests in {seconds} s of end times: {written} lines, {suppressed} suppressed");
+}

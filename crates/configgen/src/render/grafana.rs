@@ -89,9 +89,12 @@ fn datasources(cfg: &Config, provisioned: &[Datasource]) -> Value {
         "prometheusType": "Prometheus",
     });
     if has(TEMPO) {
-        // Tempo's metrics-generator attaches the trace id to span-metric exemplars.
-        prometheus["exemplarTraceIdDestinations"] =
-            json!([{ "name": "traceID", "datasourceUid": TEMPO.uid }]);
+        // Exemplar labels holding a trace id: Tempo's metrics-generator writes `traceID` on
+        // span metrics, homelab-probe `trace_id` on its duration histograms.
+        prometheus["exemplarTraceIdDestinations"] = json!([
+            { "name": "traceID", "datasourceUid": TEMPO.uid },
+            { "name": "trace_id", "datasourceUid": TEMPO.uid },
+        ]);
     }
     list.push(datasource(
         "Prometheus",

@@ -13,6 +13,8 @@ struct ProbeToml<'a> {
     watch: Vec<Watch<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     traces: Option<Traces>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    access_log: bool,
 }
 
 /// `[traces]`: where the probe sends spans (Alloy's OTLP HTTP receiver).
@@ -54,7 +56,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
     let any_traced = cfg
         .services
         .iter()
-        .any(|s| s.red.as_ref().is_some_and(|r| r.traces));
+        .any(|s| s.red.as_ref().is_some_and(|r| plan.traced(r)));
     let traces = if any_traced {
         super::alloy::otlp_http_receiver(plan)?.map(|endpoint| Traces {
             enabled: true,
@@ -73,7 +75,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
             unit: None,
             container: None,
             routes: &red.routes,
-            traces: (traces.is_some() && !red.traces).then_some(false),
+            traces: (traces.is_some() && !plan.traced(red)).then_some(false),
         };
         if !red.ports.is_empty() {
             watch.push(Watch {
@@ -104,6 +106,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         metrics_listen: join_host_port(&probe.listen_address, probe.port),
         watch,
         traces,
+        access_log: plan.access_log(),
     };
     let body = toml::to_string(&doc).context("serializing probe.toml")?;
     tree.add("probe/probe.toml", yaml::header(plan) + &body)
@@ -181,15 +184,15 @@ mod tests {
     }
 
     #[test]
-    fn traces_of_some_services_go_to_alloys_otlp_http_receiver() {
+    fn every_watch_is_traced_by_default_unless_it_says_otherwise() {
         let v = rendered(
             r#"
             [[services]]
             name = "api"
-            red = { ports = [8080], traces = true }
+            red = { ports = [8080] }
             [[services]]
             name = "db-client"
-            red = { client_ports = [5432] }
+            red = { client_ports = [5432], traces = false }
             "#,
         );
         let expected: toml::Value = toml::from_str(
@@ -209,20 +212,56 @@ mod tests {
         .unwrap();
         assert_eq!(v["traces"], expected["traces"]);
         assert_eq!(v["watch"], expected["watch"]);
+    }
 
-        let untraced = rendered("[[services]]\nname = \"a\"\nred = { ports = [80] }\n");
-        assert!(untraced.get("traces").is_none());
-        assert!(untraced["watch"][0].get("traces").is_none());
+    #[test]
+    fn the_global_switch_off_leaves_only_the_services_that_ask() {
+        let v = rendered(
+            r#"
+            exporters.probe.traces = false
+            [[services]]
+            name = "api"
+            red = { ports = [8080], traces = true }
+            [[services]]
+            name = "web"
+            red = { ports = [80] }
+            "#,
+        );
+        assert_eq!(v["traces"]["enabled"].as_bool(), Some(true));
+        assert!(v["watch"][0].get("traces").is_none());
+        assert_eq!(v["watch"][1]["traces"].as_bool(), Some(false));
+
+        let off = rendered(
+            "exporters.probe.traces = false\n[[services]]\nname = \"a\"\nred = { ports = [80] }\n",
+        );
+        assert!(off.get("traces").is_none());
+        assert!(off["watch"][0].get("traces").is_none());
     }
 
     #[test]
     fn without_a_trace_store_there_are_no_spans() {
         for off in ["[alloy]\nenable = false", "[tempo]\nenable = false"] {
             let v = rendered(&format!(
-                "{off}\n[[services]]\nname = \"api\"\nred = {{ ports = [80], traces = true }}\n"
+                "{off}\n[[services]]\nname = \"api\"\nred = {{ ports = [80] }}\n"
             ));
             assert!(v.get("traces").is_none(), "{off}");
             assert!(v["watch"][0].get("traces").is_none(), "{off}");
         }
+    }
+
+    #[test]
+    fn the_access_log_is_on_where_logs_reach_loki() {
+        let on = rendered("[[services]]\nname = \"a\"\nred = { ports = [80] }\n");
+        assert_eq!(on["access_log"].as_bool(), Some(true));
+        for off in [
+            "[loki]\nenable = false",
+            "[alloy]\nenable = false",
+            "[exporters.probe]\naccess_log = false",
+        ] {
+            let v = rendered(off);
+            assert!(v.get("access_log").is_none(), "{off}");
+        }
+        let forced = rendered("[loki]\nenable = false\n[exporters.probe]\naccess_log = true");
+        assert_eq!(forced["access_log"].as_bool(), Some(true));
     }
 }

@@ -26,6 +26,7 @@ pub fn validate(cfg: &Config) -> Vec<ConfigIssue> {
     let mut c = Checker::default();
     c.host_section(&cfg.host);
     c.services(&cfg.services);
+    c.traces(cfg);
     c.network(&cfg.network);
     c.prometheus(&cfg.prometheus);
     c.scrape_jobs(cfg);
@@ -68,6 +69,29 @@ impl Checker {
                 }
             }
             (Role::Server, None) => {}
+        }
+    }
+
+    /// `traces = true` (globally or for a service) needs somewhere to send the spans.
+    fn traces(&mut self, cfg: &Config) {
+        if crate::plan::has_trace_destination(cfg) {
+            return;
+        }
+        let why = match cfg.host.role {
+            Role::Server => {
+                "spans need a trace destination: Tempo (tempo.enable) and Alloy (alloy.enable)"
+            }
+            Role::Agent => {
+                "spans need a trace destination: host.ship_to.otlp_grpc and Alloy (alloy.enable)"
+            }
+        };
+        if cfg.exporters.probe.traces == Some(true) {
+            self.issue("exporters.probe.traces", why);
+        }
+        for (i, s) in cfg.services.iter().enumerate() {
+            if s.red.as_ref().is_some_and(|r| r.traces == Some(true)) {
+                self.issue(format!("services[{i}].red.traces"), why);
+            }
         }
     }
 

@@ -281,6 +281,8 @@ pub struct Probe {
     pub metrics_port: u16,
     pub proc: Proc,
     pub log: PathBuf,
+    /// Its stdout (the access log).
+    pub out: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -289,11 +291,13 @@ impl Probe {
         let metrics_port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("probe.log");
+        let out = dir.path().join("stdout.log");
         let child = Command::new(PROBE)
             .args(args)
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics_port}"))
             .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start homelab-probe");
@@ -319,12 +323,18 @@ impl Probe {
             metrics_port,
             proc,
             log,
+            out,
             _dir: dir,
         }
     }
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the probe printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     pub fn scrape(&self) -> Samples {

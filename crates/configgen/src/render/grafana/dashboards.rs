@@ -100,6 +100,7 @@ pub fn render(cfg: &Config, provisioned: &[Datasource]) -> Result<Vec<(String, S
     env.add_global("jobs", minijinja::Value::from_serialize(jobs()));
     env.add_global("refresh", "1m");
     env.add_global("log_jobs_regex", log_jobs_regex(cfg)?);
+    env.add_global("probe_unit", crate::render::systemd::PROBE_UNIT);
     // Priority 0-3 (emerg to error), as Alloy spells them.
     env.add_global("journal_error_levels", alloy::JOURNAL_LEVELS[..4].join("|"));
     env.add_global(
