@@ -101,6 +101,11 @@ pub struct FileConfig {
     pub docker_root: Option<PathBuf>,
     /// Podman's storage graphroot (default /var/lib/containers/storage).
     pub podman_storage: Option<PathBuf>,
+    /// Watch the containers labelled `homelab.red=true` (crate::discovery).
+    pub discover_containers: Option<bool>,
+    /// Engine API sockets listing those containers (Podman's; a Docker daemon's is skipped).
+    #[serde(default)]
+    pub container_sockets: Vec<PathBuf>,
     #[serde(default)]
     pub watch: Vec<toml::Spanned<Watch>>,
     pub traces: Option<toml::Spanned<TracesConfig>>,
@@ -117,6 +122,8 @@ pub struct Settings {
     pub tls: bool,
     pub libssl: Vec<String>,
     pub runtimes: crate::services::Runtimes,
+    /// Where labelled containers are looked for; None: not looked for.
+    pub discovery: Option<crate::discovery::Sources>,
     /// None: no spans (the default).
     pub traces: Option<Traces>,
 }
@@ -352,6 +359,8 @@ pub struct Overrides {
     pub libssl: Vec<String>,
     pub docker_root: Option<PathBuf>,
     pub podman_storage: Option<PathBuf>,
+    pub discover_containers: bool,
+    pub container_sockets: Vec<PathBuf>,
     /// `--otlp-endpoint`: turns span export on.
     pub otlp_endpoint: Option<String>,
 }
@@ -372,6 +381,8 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             libssl: vec![],
             docker_root: None,
             podman_storage: None,
+            discover_containers: None,
+            container_sockets: vec![],
             watch: vec![],
             traces: None,
         },
@@ -441,10 +452,12 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
     }
     // A config file may legitimately list no service (configgen renders an empty list):
     // the probe then only serves its own metrics. Without any config it is a usage error.
-    if watches.is_empty() && file.is_none() {
+    let discover = o.discover_containers || cfg.discover_containers.unwrap_or(false);
+    if watches.is_empty() && file.is_none() && !discover {
         anyhow::bail!(
             "nothing to watch: give --watch-port, --watch-client-port, --watch-unit, \
-             --watch-container or a --config file with [[watch]] entries"
+             --watch-container, --discover-containers or a --config file with [[watch]] \
+             entries"
         );
     }
     let listen = o
@@ -469,8 +482,27 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             })?
         }
     };
+    let runtimes = crate::services::Runtimes {
+        docker_root: o
+            .docker_root
+            .clone()
+            .or(cfg.docker_root)
+            .unwrap_or_else(|| crate::services::DOCKER_ROOT.into()),
+        podman_storage: o
+            .podman_storage
+            .clone()
+            .or(cfg.podman_storage)
+            .unwrap_or_else(|| crate::services::PODMAN_STORAGE.into()),
+    };
+    let mut sockets = cfg.container_sockets;
+    sockets.extend(o.container_sockets.iter().cloned());
+    let discovery = discover.then(|| crate::discovery::Sources {
+        runtimes: runtimes.clone(),
+        sockets,
+    });
     Ok(Settings {
         traces,
+        discovery,
         metrics_listen,
         watches,
         max_connections: o
@@ -486,18 +518,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         ring_buffer_kib: o.ring_buffer_kib.or(cfg.ring_buffer_kib).unwrap_or(4096),
         tls: !o.no_tls && cfg.tls.unwrap_or(true),
         libssl,
-        runtimes: crate::services::Runtimes {
-            docker_root: o
-                .docker_root
-                .clone()
-                .or(cfg.docker_root)
-                .unwrap_or_else(|| crate::services::DOCKER_ROOT.into()),
-            podman_storage: o
-                .podman_storage
-                .clone()
-                .or(cfg.podman_storage)
-                .unwrap_or_else(|| crate::services::PODMAN_STORAGE.into()),
-        },
+        runtimes,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod collector;
 mod config;
+mod discovery;
 mod export;
 mod http;
 mod live;
@@ -28,7 +29,7 @@ use homelab_ebpf as abi;
 use httpflow::Side;
 
 use crate::{
-    collector::{CgroupSelector, Collector},
+    collector::{CgroupSelector, Collector, Labelled},
     config::{Overrides, Settings},
     table::{Ends, Table, WatchInfo},
 };
@@ -70,6 +71,18 @@ CONFIG FILE (TOML)
   # or client_ports = [5432] (outgoing connections of any process to that port)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
   docker_root, podman_storage.
+  discover_containers = true  # also watch the containers labelled homelab.red=true
+  container_sockets = [\"/run/user/1001/podman/podman.sock\"]   # Podman's, for their labels
+
+CONTAINERS BY LABEL (--discover-containers; looked up every 5 s)
+  homelab.red=true             watch every TCP connection of the container
+  homelab.red.ports=8080,8443  only connections accepted on these container ports
+  homelab.red.routes=/a/{id},/b  http_route templates
+  homelab.service=NAME         service_name (default: the container name)
+  homelab.enable=false         never watched
+  Docker's labels are read from DATA-ROOT/containers/*/config.v2.json; Podman keeps them
+  only in its database, so they are asked of its API sockets (GET /containers/json, read
+  only). A socket that is Docker's own docker.sock is never queried.
   [traces]
   enabled = true              # default when the section is present
   endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
@@ -147,6 +160,13 @@ struct Args {
     /// Podman's storage root [default: /var/lib/containers/storage].
     #[arg(long, value_name = "DIR")]
     podman_storage: Option<PathBuf>,
+    /// Also watch the containers labelled homelab.red=true (see CONTAINERS BY LABEL).
+    #[arg(long)]
+    discover_containers: bool,
+    /// Podman API socket whose containers' labels are read, e.g.
+    /// /run/user/1001/podman/podman.sock. Repeatable.
+    #[arg(long = "container-socket", value_name = "PATH")]
+    container_sockets: Vec<PathBuf>,
     /// Export spans over OTLP/HTTP (protobuf) to this receiver, e.g. http://127.0.0.1:4318
     /// (`/v1/traces` is appended to a URL without a path). Overrides [traces] endpoint.
     #[arg(long, value_name = "URL")]
@@ -196,6 +216,8 @@ fn main() -> ExitCode {
         libssl: args.libssl.clone(),
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
+        discover_containers: args.discover_containers,
+        container_sockets: args.container_sockets.clone(),
         otlp_endpoint: args.otlp_endpoint.clone(),
     };
     let settings = match config::load(args.config.as_deref(), &overrides) {
@@ -244,7 +266,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(settings.metrics_listen))
         .with_context(|| format!("cannot listen on {}", settings.metrics_listen))?;
-    if settings.watches.is_empty() {
+    if settings.watches.is_empty() && settings.discovery.is_none() {
         return serve_only(rt, listener, &settings);
     }
 
@@ -270,7 +292,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let probe = loader::load(&loader::LoadOptions {
         server_ports: &as_list(&server_ports),
         client_ports: &as_list(&client_ports),
-        cgroups: !cgroup_watches.is_empty(),
+        cgroups: !cgroup_watches.is_empty() || settings.discovery.is_some(),
         ring_buffer_kib: settings.ring_buffer_kib,
         tls: settings.tls,
         libssl: &settings.libssl,
@@ -289,6 +311,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             service: w.service.clone(),
             routes: w.routes.clone(),
             traces: w.traces.unwrap_or(true),
+            ports: vec![],
         })
         .collect();
     let mut table = Table::new(
@@ -308,6 +331,18 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         exporter = Some(task);
     }
     let (live_tx, live_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut finder_thread = None;
+    let labelled = match settings.discovery.clone() {
+        Some(sources) => {
+            let mut finder = discovery::Finder::new(sources);
+            let first = finder.find();
+            let (tx, rx) = std::sync::mpsc::channel();
+            finder_thread = Some(finder.spawn(stop.clone(), tx)?);
+            Some(Labelled::new(first, rx))
+        }
+        None => None,
+    };
     let mut collector = Collector {
         live: live_rx,
         maps,
@@ -318,6 +353,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         cgroup_root: procfs::cgroup2_mount().map(PathBuf::from),
         runtimes: settings.runtimes.clone(),
         log_events,
+        labelled,
     };
     let cgroups = collector.sync_cgroups();
     let seeded = seed::existing_connections(&seed::Selectors {
@@ -329,6 +365,9 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let now = collector::monotonic_ns();
     let mut seeded_tgids = vec![];
     for s in &seeded {
+        if !collector.table.accepts(s.watch, s.side, s.local_port) {
+            continue;
+        }
         let key = table::conn_key(s.tgid, s.fd);
         let side = if s.side == Side::Client {
             abi::SIDE_CLIENT
@@ -363,8 +402,13 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         );
     }
     eprintln!(
-        "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
+        "homelab-probe: {} watch rule(s){}, {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
         settings.watches.len(),
+        if settings.discovery.is_some() {
+            " and labelled containers"
+        } else {
+            ""
+        },
         seeded.len(),
         match tls.as_ref().map(|t| &t.attached) {
             Some(libs) if !libs.is_empty() => libs.iter().cloned().collect::<Vec<_>>().join(", "),
@@ -373,7 +417,6 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         settings.metrics_listen
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -402,6 +445,9 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         server.abort();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(finder) = finder_thread {
+            let _ = tokio::task::spawn_blocking(move || finder.join()).await;
+        }
         // The table (the queue's sender) is gone: the exporter sends what is left.
         if let Some(exporter) = exporter {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exporter).await;
