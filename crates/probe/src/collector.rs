@@ -73,8 +73,8 @@ pub struct Labelled {
     pub current: Vec<Discovered>,
     /// Container id -> watch id; a container keeps its watch while it lives.
     watch_ids: HashMap<String, u32>,
-    /// Container ids whose cgroup was found at the last look-up.
-    found: std::collections::HashSet<String>,
+    /// Container id -> name of those whose cgroup was found at the last look-up.
+    found: HashMap<String, String>,
 }
 
 impl Labelled {
@@ -86,7 +86,7 @@ impl Labelled {
             updates,
             current,
             watch_ids: HashMap::new(),
-            found: Default::default(),
+            found: HashMap::new(),
         }
     }
 }
@@ -167,7 +167,7 @@ impl Collector {
         while let Ok(list) = labelled.updates.try_recv() {
             labelled.current = list;
         }
-        let mut found = std::collections::HashSet::new();
+        let mut found = HashMap::new();
         for c in &labelled.current {
             let ids = match &self.cgroup_root {
                 Some(root) => services::cgroup_ids(root, &|dir| dir.contains(c.id.as_str())),
@@ -188,7 +188,7 @@ impl Collector {
                     ports: c.watch.ports.clone(),
                 })
             });
-            if !labelled.found.contains(&c.id) {
+            if !labelled.found.contains_key(&c.id) {
                 let ports = if c.watch.ports.is_empty() {
                     "every port".to_string()
                 } else {
@@ -199,14 +199,20 @@ impl Collector {
                     c.name, c.watch.service
                 );
             }
-            found.insert(c.id.clone());
+            found.insert(c.id.clone(), c.name.clone());
             for id in ids {
                 wanted.insert(id, watch);
             }
         }
-        for gone in labelled.found.difference(&found) {
-            if let Some(c) = labelled.current.iter().find(|c| &c.id == gone) {
-                eprintln!("homelab-probe: container {} stopped", c.name);
+        for (id, name) in &labelled.found {
+            if !found.contains_key(id) {
+                eprintln!(
+                    "homelab-probe: container {name} is no longer watched (stopped or unlabelled)"
+                );
+                self.metrics
+                    .watch_matched_cgroups
+                    .with_label_values(&["container", name])
+                    .set(0);
             }
         }
         labelled.found = found;

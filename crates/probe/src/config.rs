@@ -659,6 +659,43 @@ container = "immich_server"
     }
 
     #[test]
+    fn container_discovery_from_the_file_or_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("probe.toml");
+        std::fs::write(
+            &file,
+            "discover_containers = true\ncontainer_sockets = [\"/run/user/1001/podman/podman.sock\"]\nwatch = []\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            container_sockets: vec!["/run/podman/podman.sock".into()],
+            docker_root: Some("/srv/docker".into()),
+            ..Default::default()
+        };
+        let sources = load(Some(&file), &flags).unwrap().discovery.unwrap();
+        assert_eq!(
+            sources.sockets,
+            [
+                PathBuf::from("/run/user/1001/podman/podman.sock"),
+                PathBuf::from("/run/podman/podman.sock")
+            ]
+        );
+        assert_eq!(sources.runtimes.docker_root, PathBuf::from("/srv/docker"));
+        let off = dir.path().join("off.toml");
+        std::fs::write(&off, "watch = []\n").unwrap();
+        assert!(load(Some(&off), &Overrides::default())
+            .unwrap()
+            .discovery
+            .is_none());
+        // The flag alone is something to watch.
+        let only = Overrides {
+            discover_containers: true,
+            ..Default::default()
+        };
+        assert!(load(None, &only).unwrap().discovery.is_some());
+    }
+
+    #[test]
     fn listen_accepts_host_names() {
         let a = parse_listen("localhost:9464").unwrap();
         assert!(a.ip().is_loopback(), "{a}");

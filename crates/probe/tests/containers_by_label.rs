@@ -218,6 +218,22 @@ fn docker_containers_labelled_red_are_watched_without_a_watch_rule() {
     let dump = m.dump("http_");
     assert_eq!(m.count(SERVER, &[plain_svc]), 2, "{dump}");
     assert_eq!(m.count(SERVER, &[]), 5, "{dump}");
+
+    // The label taken away again: no longer watched at the next look.
+    write_docker_config(docker.path(), &plain_id, &plain_name, &plain_labels);
+    wait_for(&probe, "the unlabelled container", |m| {
+        m.sum(MATCHED, &[("kind", "container"), ("name", &plain_name)]) == 0.0
+    });
+    assert!(
+        probe
+            .log()
+            .contains(&format!("container {plain_name} is no longer watched")),
+        "{}",
+        probe.log()
+    );
+    assert_eq!(curl(&[], &urls(plain.port, &["/ok"])), [200]);
+    let m = probe.settle(|_| true);
+    assert_eq!(m.count(SERVER, &[]), 5, "{}", m.dump("http_"));
 }
 
 #[test]
