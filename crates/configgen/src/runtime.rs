@@ -324,22 +324,7 @@ fn prometheus(plan: &Plan) -> Daemon {
         secrets: prometheus_secrets(cfg),
         capabilities: Vec::new(),
         reloads_on_sighup: true,
-        unit: UnitNeeds {
-            // docker_sd connects to Docker's socket, root:docker 0660. (A
-            // group that does not exist would stop the unit: none for Podman's.)
-            groups: if plan.discovered_jobs().is_empty()
-                || !cfg
-                    .alloy
-                    .container_sockets
-                    .iter()
-                    .any(|s| crate::plan::containers::is_docker_socket(s))
-            {
-                Vec::new()
-            } else {
-                vec!["docker"]
-            },
-            ..Default::default()
-        },
+        unit: UnitNeeds::default(),
         container: ContainerNeeds {
             user: NOBODY,
             memory_limit: "1g",
@@ -919,17 +904,6 @@ mod tests {
                 assert_eq!(l.address, "127.0.0.1", "{} {}", d.name, l.purpose);
             }
         }
-    }
-
-    #[test]
-    fn prometheus_joins_the_docker_group_to_discover_docker_containers() {
-        let groups = |toml: &str| find(&daemons_of(toml), "prometheus").unit.groups.clone();
-        assert_eq!(groups(""), ["docker"]);
-        assert!(groups("discovery.containers = false").is_empty());
-        assert!(
-            groups("alloy.container_sockets = \"/run/podman/podman.sock\"").is_empty(),
-            "no docker group on a Podman host"
-        );
     }
 
     #[test]
