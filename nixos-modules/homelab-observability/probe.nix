@@ -12,6 +12,23 @@
   flags,
   ...
 }: let
+  # The Podman API sockets the probe asks for containers' labels (homelab.red),
+  # as configgen decides it (`containers::probe_sockets`): with container
+  # discovery on, every socket not named docker.sock (Docker's labels are read
+  # on disk).
+  alloy = model.alloy or {};
+  written =
+    if alloy ? container_sockets
+    then alloy.container_sockets
+    else alloy.container_socket or "/var/run/docker.sock";
+  sockets =
+    if written == null || written == false
+    then []
+    else lib.toList written;
+  podmanSockets =
+    lib.optionals (model.discovery.containers or true)
+    (builtins.filter (s: baseNameOf s != "docker.sock") sockets);
+  usesSockets = podmanSockets != [];
   capabilities =
     [
       "CAP_BPF" # load the BPF programs and maps
@@ -20,7 +37,10 @@
       "CAP_SYS_PTRACE" # readlink of other users' /proc/<pid>/fd: connections open before the probe started
     ]
     # libssl uprobes: the uprobe PMU refuses CAP_PERFMON alone
-    ++ lib.optional model.exporters.probe.tls "CAP_SYS_ADMIN";
+    ++ lib.optional model.exporters.probe.tls "CAP_SYS_ADMIN"
+    # Podman's sockets are 0660 (root's, or the rootless user's); the probe
+    # runs as a dynamic user
+    ++ lib.optional usesSockets "CAP_DAC_OVERRIDE";
 in
   lib.mkIf on.probe {
     systemd.services.homelab-probe = {
@@ -44,7 +64,11 @@ in
         NoNewPrivileges = true;
 
         ProtectSystem = "strict";
-        ProtectHome = true;
+        # Rootless users' Podman sockets are under /run/user.
+        ProtectHome =
+          if usesSockets
+          then "read-only"
+          else true;
         PrivateTmp = true;
         PrivateDevices = true;
         # Not PrivateUsers: capabilities inside a user namespace do not count
@@ -60,11 +84,13 @@ in
         # watched units match what BPF sees (not "private"/"strict").
         ProtectControlGroups = true;
         # Its only sockets: the metrics listener (tokio's signal pipe is a
-        # socketpair(), which this does not restrict).
-        RestrictAddressFamilies = [
-          "AF_INET"
-          "AF_INET6"
-        ];
+        # socketpair(), which this does not restrict), and Podman's API sockets.
+        RestrictAddressFamilies =
+          [
+            "AF_INET"
+            "AF_INET6"
+          ]
+          ++ lib.optional usesSockets "AF_UNIX";
         RestrictNamespaces = true;
         RestrictRealtime = true;
         RestrictSUIDSGID = true;

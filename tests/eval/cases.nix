@@ -487,6 +487,49 @@ in {
       ])
     ];
 
+  # Podman keeps containers' labels in its database only: the probe asks the
+  # socket (homelab.red) and its unit may reach it; on a Docker host it reads
+  # them on disk and its unit is unchanged.
+  podman-host = let
+    c = evalHost [
+      enable
+      {virtualisation.podman.enable = true;}
+    ];
+    probe = (unit c "homelab-probe").serviceConfig;
+  in
+    rendering c [
+      (check "alloy reads podman's socket" c.services.homelab-observability.generatedConfig.alloy.container_socket "/run/podman/podman.sock")
+      (check "the probe may connect to podman's 0660 socket" probe.CapabilityBoundingSet [
+        "CAP_BPF"
+        "CAP_PERFMON"
+        "CAP_DAC_READ_SEARCH"
+        "CAP_SYS_PTRACE"
+        "CAP_DAC_OVERRIDE"
+      ])
+      (check "the probe may open unix sockets" probe.RestrictAddressFamilies [
+        "AF_INET"
+        "AF_INET6"
+        "AF_UNIX"
+      ])
+      (check "rootless users' sockets are under /run/user" probe.ProtectHome "read-only")
+    ];
+
+  docker-host-probe = let
+    c = evalHost [
+      enable
+      {virtualisation.docker.enable = true;}
+    ];
+    probe = (unit c "homelab-probe").serviceConfig;
+  in
+    rendering c [
+      (check "docker's labels are on disk: no socket for the probe" probe.RestrictAddressFamilies [
+        "AF_INET"
+        "AF_INET6"
+      ])
+      (check "no home for the probe" probe.ProtectHome true)
+      (holds "no CAP_DAC_OVERRIDE" (!lib.elem "CAP_DAC_OVERRIDE" probe.CapabilityBoundingSet))
+    ];
+
   discovery-off = let
     c = evalHost [
       enable

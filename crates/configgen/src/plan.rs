@@ -268,17 +268,19 @@ impl<'a> Plan<'a> {
             issues: Vec::new(),
         };
         builder.build();
-        // Only Prometheus reads container sockets; an agent's Alloy does not.
-        let discovered_jobs =
-            if cfg.discovery.containers && builder.daemons.contains(&job::PROMETHEUS) {
-                let blackbox = builder
-                    .daemons
-                    .contains(&job::BLACKBOX_EXPORTER)
-                    .then(|| builder.blackbox_address());
-                containers::jobs(&cfg.alloy.container_sockets, blackbox.as_deref())
-            } else {
-                Vec::new()
-            };
+        // The server's Prometheus reads the container sockets; on an agent,
+        // Alloy runs the same jobs and remote-writes what they scrape.
+        let scraper = builder.daemons.contains(&job::PROMETHEUS)
+            || (cfg.host.role == Role::Agent && builder.daemons.contains(&job::ALLOY));
+        let discovered_jobs = if cfg.discovery.containers && scraper {
+            let blackbox = builder
+                .daemons
+                .contains(&job::BLACKBOX_EXPORTER)
+                .then(|| builder.blackbox_address());
+            containers::jobs(&cfg.alloy.container_sockets, blackbox.as_deref())
+        } else {
+            Vec::new()
+        };
         Plan {
             cfg,
             daemons: builder.daemons,
@@ -339,8 +341,9 @@ impl<'a> Plan<'a> {
         &self.scrape_jobs
     }
 
-    /// Jobs whose targets Prometheus discovers on the container sockets
-    /// (`discovery.containers`); rendered after [`Self::scrape_jobs`].
+    /// Jobs whose targets are discovered on the container sockets
+    /// (`discovery.containers`): by Prometheus on a server, by Alloy on an
+    /// agent; rendered after [`Self::scrape_jobs`].
     pub fn discovered_jobs(&self) -> &[DiscoveredJob] {
         &self.discovered_jobs
     }

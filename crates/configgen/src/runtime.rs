@@ -852,11 +852,26 @@ pub fn probe_args(plan: &Plan) -> Option<Vec<String>> {
     Some(args)
 }
 
-/// The capabilities of the probe's unit: CAP_SYS_ADMIN only with TLS.
+/// Only for Podman API sockets the probe asks for containers' labels
+/// (`homelab.red`): they are 0660, owned by root or by the rootless user, and
+/// the probe runs as a dynamic user. Talking to a Podman socket is control
+/// over that user's containers; docs/probe.md weighs it.
+pub const PROBE_SOCKET_CAPABILITY: &str = "DAC_OVERRIDE";
+
+/// Whether the probe connects to Podman API sockets (containers' labels).
+pub fn probe_uses_sockets(plan: &Plan) -> bool {
+    crate::plan::containers::probe_sockets(plan.cfg).is_some_and(|s| !s.is_empty())
+}
+
+/// The capabilities of the probe's unit: CAP_SYS_ADMIN only with TLS,
+/// CAP_DAC_OVERRIDE only with Podman sockets to ask.
 pub fn probe_capabilities(plan: &Plan) -> Vec<&'static str> {
     let mut caps = PROBE_CAPABILITIES.to_vec();
     if plan.cfg.exporters.probe.tls {
         caps.push(PROBE_TLS_CAPABILITY);
+    }
+    if probe_uses_sockets(plan) {
+        caps.push(PROBE_SOCKET_CAPABILITY);
     }
     caps
 }
@@ -1026,6 +1041,13 @@ mod tests {
         let on: Config = toml::from_str("[exporters.probe]\ntls = true\n").unwrap();
         let plan = Plan::new(&on);
         assert!(!probe_args(&plan).unwrap().contains(&"--no-tls".into()));
+        let podman: Config =
+            toml::from_str("alloy.container_sockets = \"/run/user/1001/podman/podman.sock\"\n")
+                .unwrap();
+        assert_eq!(
+            probe_capabilities(&Plan::new(&podman)).last(),
+            Some(&PROBE_SOCKET_CAPABILITY)
+        );
         assert_eq!(
             probe_capabilities(&plan).last(),
             Some(&PROBE_TLS_CAPABILITY)

@@ -15,7 +15,13 @@ use std::{
 
 use homelab_ebpf::{self as abi, Event};
 
-use crate::{loader, metrics::Metrics, procfs, services, table::Table};
+use crate::{
+    discovery::Discovered,
+    loader,
+    metrics::Metrics,
+    procfs, services,
+    table::{Table, WatchInfo},
+};
 
 /// A watch that selects processes by cgroup.
 #[derive(Debug, Clone)]
@@ -57,6 +63,32 @@ pub struct Collector {
     pub log_events: bool,
     /// Questions of the `/requests` endpoint.
     pub live: std::sync::mpsc::Receiver<crate::live::Query>,
+    /// Containers labelled to be watched (None: not looked for).
+    pub labelled: Option<Labelled>,
+}
+
+/// The containers the discovery thread found, and the watch each one was given.
+pub struct Labelled {
+    pub updates: std::sync::mpsc::Receiver<Vec<Discovered>>,
+    pub current: Vec<Discovered>,
+    /// Container id -> watch id; a container keeps its watch while it lives.
+    watch_ids: HashMap<String, u32>,
+    /// Container id -> name of those whose cgroup was found at the last look-up.
+    found: HashMap<String, String>,
+}
+
+impl Labelled {
+    pub fn new(
+        current: Vec<Discovered>,
+        updates: std::sync::mpsc::Receiver<Vec<Discovered>>,
+    ) -> Self {
+        Labelled {
+            updates,
+            current,
+            watch_ids: HashMap::new(),
+            found: HashMap::new(),
+        }
+    }
 }
 
 /// Poll timeout: the kernel side wakes the reader only past a fill threshold, so a short
@@ -111,6 +143,7 @@ impl Collector {
                 wanted.insert(id, *watch);
             }
         }
+        self.sync_labelled(&mut wanted);
         let present: Vec<u64> = self.maps.cgroups.keys().filter_map(Result::ok).collect();
         for id in present {
             if !wanted.contains_key(&id) {
@@ -123,6 +156,66 @@ impl Collector {
             }
         }
         wanted
+    }
+
+    /// Adds the cgroups of the labelled containers to `wanted`, each container under its
+    /// own watch (created at its first sight).
+    fn sync_labelled(&mut self, wanted: &mut HashMap<u64, u32>) {
+        let Some(labelled) = self.labelled.as_mut() else {
+            return;
+        };
+        while let Ok(list) = labelled.updates.try_recv() {
+            labelled.current = list;
+        }
+        let mut found = HashMap::new();
+        for c in &labelled.current {
+            let ids = match &self.cgroup_root {
+                Some(root) => services::cgroup_ids(root, &|dir| dir.contains(c.id.as_str())),
+                None => vec![],
+            };
+            self.metrics
+                .watch_matched_cgroups
+                .with_label_values(&["container", &c.name])
+                .set(ids.len() as i64);
+            if ids.is_empty() {
+                continue; // not running (yet)
+            }
+            let watch = *labelled.watch_ids.entry(c.id.clone()).or_insert_with(|| {
+                self.table.add_watch(WatchInfo {
+                    service: Some(c.watch.service.clone()),
+                    routes: c.watch.routes.clone(),
+                    traces: true,
+                    ports: c.watch.ports.clone(),
+                })
+            });
+            if !labelled.found.contains_key(&c.id) {
+                let ports = if c.watch.ports.is_empty() {
+                    "every port".to_string()
+                } else {
+                    format!("ports {:?}", c.watch.ports)
+                };
+                eprintln!(
+                    "homelab-probe: container {} (labelled homelab.red) watched as {}, {ports}",
+                    c.name, c.watch.service
+                );
+            }
+            found.insert(c.id.clone(), c.name.clone());
+            for id in ids {
+                wanted.insert(id, watch);
+            }
+        }
+        for (id, name) in &labelled.found {
+            if !found.contains_key(id) {
+                eprintln!(
+                    "homelab-probe: container {name} is no longer watched (stopped or unlabelled)"
+                );
+                self.metrics
+                    .watch_matched_cgroups
+                    .with_label_values(&["container", name])
+                    .set(0);
+            }
+        }
+        labelled.found = found;
     }
 
     pub fn run(mut self, stop: Arc<AtomicBool>) {
@@ -150,6 +243,9 @@ impl Collector {
                         self.metrics.parse_errors.inc();
                     }
                 }
+            }
+            for key in self.table.take_refused() {
+                let _ = self.maps.conns.remove(&key);
             }
             while let Ok(reply) = self.live.try_recv() {
                 let _ = reply.send(self.table.in_flight(monotonic_ns()));
@@ -184,7 +280,7 @@ impl Collector {
                 let _ = self.maps.conns.remove(&k);
             }
         }
-        if !self.cgroup_watches.is_empty() {
+        if !self.cgroup_watches.is_empty() || self.labelled.is_some() {
             self.sync_cgroups();
         }
     }

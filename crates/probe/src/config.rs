@@ -107,6 +107,11 @@ pub struct FileConfig {
     pub docker_root: Option<PathBuf>,
     /// Podman's storage graphroot (default /var/lib/containers/storage).
     pub podman_storage: Option<PathBuf>,
+    /// Watch the containers labelled `homelab.red=true` (crate::discovery).
+    pub discover_containers: Option<bool>,
+    /// Engine API sockets listing those containers (Podman's; a Docker daemon's is skipped).
+    #[serde(default)]
+    pub container_sockets: Vec<PathBuf>,
     #[serde(default)]
     pub watch: Vec<toml::Spanned<Watch>>,
     pub traces: Option<toml::Spanned<TracesConfig>>,
@@ -129,6 +134,8 @@ pub struct Settings {
     pub go_binaries: Vec<String>,
     pub ssl_binaries: Vec<String>,
     pub runtimes: crate::services::Runtimes,
+    /// Where labelled containers are looked for; None: not looked for.
+    pub discovery: Option<crate::discovery::Sources>,
     /// None: no spans (the default).
     pub traces: Option<Traces>,
     /// Lines per second at most of the access log; None: no access log (the default).
@@ -382,6 +389,8 @@ pub struct Overrides {
     pub ssl_binaries: Vec<String>,
     pub docker_root: Option<PathBuf>,
     pub podman_storage: Option<PathBuf>,
+    pub discover_containers: bool,
+    pub container_sockets: Vec<PathBuf>,
     /// `--otlp-endpoint`: turns span export on.
     pub otlp_endpoint: Option<String>,
     /// `--access-log`: turns the access log on.
@@ -407,6 +416,8 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             ssl_binaries: vec![],
             docker_root: None,
             podman_storage: None,
+            discover_containers: None,
+            container_sockets: vec![],
             watch: vec![],
             traces: None,
             access_log: None,
@@ -478,10 +489,12 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
     }
     // A config file may legitimately list no service (configgen renders an empty list):
     // the probe then only serves its own metrics. Without any config it is a usage error.
-    if watches.is_empty() && file.is_none() {
+    let discover = o.discover_containers || cfg.discover_containers.unwrap_or(false);
+    if watches.is_empty() && file.is_none() && !discover {
         anyhow::bail!(
             "nothing to watch: give --watch-port, --watch-client-port, --watch-unit, \
-             --watch-container or a --config file with [[watch]] entries"
+             --watch-container, --discover-containers or a --config file with [[watch]] \
+             entries"
         );
     }
     let listen = o
@@ -518,9 +531,28 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
             .or(cfg.access_log_max_per_second.map(|r| r.into_inner()))
             .unwrap_or(DEFAULT_ACCESS_LOG_MAX_PER_SECOND)
     });
+    let runtimes = crate::services::Runtimes {
+        docker_root: o
+            .docker_root
+            .clone()
+            .or(cfg.docker_root)
+            .unwrap_or_else(|| crate::services::DOCKER_ROOT.into()),
+        podman_storage: o
+            .podman_storage
+            .clone()
+            .or(cfg.podman_storage)
+            .unwrap_or_else(|| crate::services::PODMAN_STORAGE.into()),
+    };
+    let mut sockets = cfg.container_sockets;
+    sockets.extend(o.container_sockets.iter().cloned());
+    let discovery = discover.then(|| crate::discovery::Sources {
+        runtimes: runtimes.clone(),
+        sockets,
+    });
     Ok(Settings {
         traces,
         access_log,
+        discovery,
         metrics_listen,
         watches,
         max_connections: o
@@ -538,18 +570,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         libssl,
         go_binaries,
         ssl_binaries,
-        runtimes: crate::services::Runtimes {
-            docker_root: o
-                .docker_root
-                .clone()
-                .or(cfg.docker_root)
-                .unwrap_or_else(|| crate::services::DOCKER_ROOT.into()),
-            podman_storage: o
-                .podman_storage
-                .clone()
-                .or(cfg.podman_storage)
-                .unwrap_or_else(|| crate::services::PODMAN_STORAGE.into()),
-        },
+        runtimes,
     })
 }
 
@@ -776,6 +797,43 @@ container = "immich_server"
         std::fs::write(&file, "[[watch]]\nunit = \"jellyfin\"\n").unwrap();
         let s = load(Some(&file), &Overrides::default()).unwrap();
         assert_eq!(s.watches[0].unit.as_deref(), Some("jellyfin.service"));
+    }
+
+    #[test]
+    fn container_discovery_from_the_file_or_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("probe.toml");
+        std::fs::write(
+            &file,
+            "discover_containers = true\ncontainer_sockets = [\"/run/user/1001/podman/podman.sock\"]\nwatch = []\n",
+        )
+        .unwrap();
+        let flags = Overrides {
+            container_sockets: vec!["/run/podman/podman.sock".into()],
+            docker_root: Some("/srv/docker".into()),
+            ..Default::default()
+        };
+        let sources = load(Some(&file), &flags).unwrap().discovery.unwrap();
+        assert_eq!(
+            sources.sockets,
+            [
+                PathBuf::from("/run/user/1001/podman/podman.sock"),
+                PathBuf::from("/run/podman/podman.sock")
+            ]
+        );
+        assert_eq!(sources.runtimes.docker_root, PathBuf::from("/srv/docker"));
+        let off = dir.path().join("off.toml");
+        std::fs::write(&off, "watch = []\n").unwrap();
+        assert!(load(Some(&off), &Overrides::default())
+            .unwrap()
+            .discovery
+            .is_none());
+        // The flag alone is something to watch.
+        let only = Overrides {
+            discover_containers: true,
+            ..Default::default()
+        };
+        assert!(load(None, &only).unwrap().discovery.is_some());
     }
 
     #[test]

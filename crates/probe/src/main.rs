@@ -5,6 +5,7 @@
 mod access_log;
 mod collector;
 mod config;
+mod discovery;
 mod export;
 mod gobin;
 mod gotls;
@@ -33,7 +34,7 @@ use httpflow::Side;
 
 use crate::{
     access_log::AccessLog,
-    collector::{CgroupSelector, Collector},
+    collector::{CgroupSelector, Collector, Labelled},
     config::{Overrides, Settings},
     table::{Ends, Table, WatchInfo},
 };
@@ -86,6 +87,18 @@ CONFIG FILE (TOML)
   Optional: max_connections, max_routes_per_service, ring_buffer_kib, tls, libssl = [paths],
   go_binaries = [paths], ssl_binaries = [paths] (executables with OpenSSL linked in
   statically), docker_root, podman_storage, access_log, access_log_max_per_second.
+  discover_containers = true  # also watch the containers labelled homelab.red=true
+  container_sockets = [\"/run/user/1001/podman/podman.sock\"]   # Podman's, for their labels
+
+CONTAINERS BY LABEL (--discover-containers; looked up every 5 s)
+  homelab.red=true             watch every TCP connection of the container
+  homelab.red.ports=8080,8443  only connections accepted on these container ports
+  homelab.red.routes=/a/{id},/b  http_route templates
+  homelab.service=NAME         service_name (default: the container name)
+  homelab.enable=false         never watched
+  Docker's labels are read from DATA-ROOT/containers/*/config.v2.json; Podman keeps them
+  only in its database, so they are asked of its API sockets (GET /containers/json, read
+  only). A socket that is Docker's own docker.sock is never queried.
   [traces]
   enabled = true              # default when the section is present
   endpoint = \"http://127.0.0.1:4318\"   # OTLP/HTTP receiver (/v1/traces is appended)
@@ -171,6 +184,13 @@ struct Args {
     /// Podman's storage root [default: /var/lib/containers/storage].
     #[arg(long, value_name = "DIR")]
     podman_storage: Option<PathBuf>,
+    /// Also watch the containers labelled homelab.red=true (see CONTAINERS BY LABEL).
+    #[arg(long)]
+    discover_containers: bool,
+    /// Podman API socket whose containers' labels are read, e.g.
+    /// /run/user/1001/podman/podman.sock. Repeatable.
+    #[arg(long = "container-socket", value_name = "PATH")]
+    container_sockets: Vec<PathBuf>,
     /// Export spans over OTLP/HTTP (protobuf) to this receiver, e.g. http://127.0.0.1:4318
     /// (`/v1/traces` is appended to a URL without a path). Overrides [traces] endpoint.
     #[arg(long, value_name = "URL")]
@@ -230,6 +250,8 @@ fn main() -> ExitCode {
         ssl_binaries: args.ssl_binary.clone(),
         docker_root: args.docker_root.clone(),
         podman_storage: args.podman_storage.clone(),
+        discover_containers: args.discover_containers,
+        container_sockets: args.container_sockets.clone(),
         otlp_endpoint: args.otlp_endpoint.clone(),
         access_log: args.access_log,
         access_log_max_per_second: args.access_log_max_per_second,
@@ -294,7 +316,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(settings.metrics_listen))
         .with_context(|| format!("cannot listen on {}", settings.metrics_listen))?;
-    if settings.watches.is_empty() {
+    if settings.watches.is_empty() && settings.discovery.is_none() {
         return serve_only(rt, listener, &settings);
     }
 
@@ -320,7 +342,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let probe = loader::load(&loader::LoadOptions {
         server_ports: &as_list(&server_ports),
         client_ports: &as_list(&client_ports),
-        cgroups: !cgroup_watches.is_empty(),
+        cgroups: !cgroup_watches.is_empty() || settings.discovery.is_some(),
         ring_buffer_kib: settings.ring_buffer_kib,
         tls: settings.tls,
         libssl: &settings.libssl,
@@ -342,6 +364,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             service: w.service.clone(),
             routes: w.routes.clone(),
             traces: w.traces.unwrap_or(true),
+            ports: vec![],
         })
         .collect();
     let mut table = Table::new(
@@ -369,6 +392,18 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         table = table.with_access_log(log);
     }
     let (live_tx, live_rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut finder_thread = None;
+    let labelled = match settings.discovery.clone() {
+        Some(sources) => {
+            let mut finder = discovery::Finder::new(sources);
+            let first = finder.find();
+            let (tx, rx) = std::sync::mpsc::channel();
+            finder_thread = Some(finder.spawn(stop.clone(), tx)?);
+            Some(Labelled::new(first, rx))
+        }
+        None => None,
+    };
     let mut collector = Collector {
         live: live_rx,
         maps,
@@ -379,6 +414,7 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         cgroup_root: procfs::cgroup2_mount().map(PathBuf::from),
         runtimes: settings.runtimes.clone(),
         log_events,
+        labelled,
     };
     let cgroups = collector.sync_cgroups();
     let seeded = seed::existing_connections(&seed::Selectors {
@@ -390,6 +426,9 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
     let now = collector::monotonic_ns();
     let mut seeded_tgids = vec![];
     for s in &seeded {
+        if !collector.table.accepts(s.watch, s.side, s.local_port) {
+            continue;
+        }
         let key = table::conn_key(s.tgid, s.fd);
         let side = if s.side == Side::Client {
             abi::SIDE_CLIENT
@@ -424,14 +463,18 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         );
     }
     eprintln!(
-        "homelab-probe: {} watch rule(s), {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
+        "homelab-probe: {} watch rule(s){}, {} connection(s) already open, TLS via {}; metrics on http://{}/metrics",
         settings.watches.len(),
+        if settings.discovery.is_some() {
+            " and labelled containers"
+        } else {
+            ""
+        },
         seeded.len(),
         tls_sources(tls.as_ref(), go_tls.as_ref()),
         settings.metrics_listen
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
     let thread = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -465,6 +508,9 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         server.abort();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        if let Some(finder) = finder_thread {
+            let _ = tokio::task::spawn_blocking(move || finder.join()).await;
+        }
         // The table (the queue's sender) is gone: the exporter sends what is left.
         if let Some(exporter) = exporter {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), exporter).await;

@@ -33,6 +33,14 @@ pub struct WatchInfo {
     pub routes: Vec<String>,
     /// Spans of this watch's requests (when span export is on).
     pub traces: bool,
+    /// For a cgroup watch: only the connections accepted on these local ports (empty: all).
+    pub ports: Vec<u16>,
+}
+
+impl WatchInfo {
+    fn accepts(&self, side: Side, local_port: u16) -> bool {
+        self.ports.is_empty() || (side == Side::Server && self.ports.contains(&local_port))
+    }
 }
 
 /// The other end of a connection: the server of a client connection (server_address,
@@ -159,6 +167,9 @@ pub struct Table {
     /// thread read a request while another it read was in flight, or a request was
     /// answered by another thread than the one that read it. No in-process parentage.
     shared_threads: HashSet<u32>,
+    /// Connections the kernel reported that their watch's ports leave out: the collector
+    /// removes them from the kernel's map.
+    refused: Vec<u64>,
 }
 
 pub fn conn_key(tgid: u32, fd: i32) -> u64 {
@@ -221,7 +232,32 @@ impl Table {
             hops: HashMap::new(),
             serving: HashMap::new(),
             shared_threads: HashSet::new(),
+            refused: Vec::new(),
         }
+    }
+
+    /// A watch added while running (a discovered container); returns its id.
+    pub fn add_watch(&mut self, watch: WatchInfo) -> u32 {
+        self.watches.push(watch);
+        (self.watches.len() - 1) as u32
+    }
+
+    /// Whether a connection of `watch` on this side and local port is followed.
+    pub fn accepts(&self, watch: u32, side: Side, local_port: u16) -> bool {
+        self.watches
+            .get(watch as usize)
+            .is_none_or(|w| w.accepts(side, local_port))
+    }
+
+    /// The keys of the connections refused since the last call.
+    pub fn take_refused(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.refused)
+    }
+
+    fn port_filtered(&self, watch: u32) -> bool {
+        self.watches
+            .get(watch as usize)
+            .is_some_and(|w| !w.ports.is_empty())
     }
 
     /// Turns each answered request into a span.
@@ -359,6 +395,10 @@ impl Table {
         match h.kind {
             abi::EV_OPEN => {
                 let side = side_of(h.side);
+                if !self.accepts(h.watch_id, side, h.lport) {
+                    self.refused.push(key);
+                    return;
+                }
                 let ends = Ends {
                     peer: Some(peer_of(h)),
                     local_port: h.lport,
@@ -371,6 +411,10 @@ impl Table {
             }
             abi::EV_DATA => {
                 if !self.conns.contains_key(&key) {
+                    if self.port_filtered(h.watch_id) {
+                        // Refused at its open, or its local port is unknown.
+                        return;
+                    }
                     // The open was missed (ring full, or before start): follow from here.
                     let side = side_of(h.side);
                     let ends = Ends::default();
@@ -849,6 +893,7 @@ mod tests {
             service: None,
             routes: vec![],
             traces: true,
+            ports: vec![],
         }];
         let t = Table::new(
             watches,
@@ -906,6 +951,49 @@ mod tests {
         assert!(!t.contains(7, 3));
         assert_eq!(m.tracked_connections.get(), 1);
         assert_eq!(m.events.get(), 3);
+    }
+
+    #[test]
+    fn a_watch_with_ports_follows_only_connections_accepted_on_them() {
+        let (mut t, _) = table(100);
+        let id = t.add_watch(WatchInfo {
+            service: Some("web".into()),
+            routes: vec![],
+            traces: true,
+            ports: vec![8080],
+        });
+        assert_eq!(id, 1);
+        let open = |fd, side, lport| {
+            let mut h = hdr(abi::EV_OPEN, 9, fd, 1);
+            (h.watch_id, h.side, h.lport) = (id, side, lport);
+            h
+        };
+        for h in [
+            open(3, abi::SIDE_SERVER, 8080),
+            open(4, abi::SIDE_SERVER, 9090),
+            open(5, abi::SIDE_CLIENT, 8080),
+        ] {
+            t.on_event(&Event {
+                hdr: h,
+                head: &[],
+                tail: &[],
+            });
+        }
+        assert!(t.contains(9, 3));
+        assert!(!t.contains(9, 4) && !t.contains(9, 5));
+        assert_eq!(t.take_refused(), vec![conn_key(9, 4), conn_key(9, 5)]);
+        let mut d = hdr(abi::EV_DATA, 9, 4, 2);
+        (d.watch_id, d.len) = (id, 3);
+        t.on_event(&Event {
+            hdr: d,
+            head: b"GET",
+            tail: &[],
+        });
+        assert!(
+            !t.contains(9, 4),
+            "data of a refused connection is not followed"
+        );
+        assert!(t.take_refused().is_empty());
     }
 
     #[test]

@@ -424,53 +424,6 @@ fn tls_plaintext_through_libssl_uprobes() {
     assert_eq!(m.count(CLIENT, &client), 4, "{dump}");
 }
 
-/// A process moved into a cgroup v2 directory for the test, moved back on drop.
-struct InCgroup {
-    dir: std::path::PathBuf,
-    root: std::path::PathBuf,
-    pid: u32,
-}
-
-impl InCgroup {
-    /// None (after saying SKIPPED) when there is no writable cgroup v2 hierarchy.
-    fn enter(relative: &str, pid: u32) -> Option<InCgroup> {
-        let Some(root) = cgroup2_mount() else {
-            skipped("cgroup test: no cgroup v2 hierarchy mounted");
-            return None;
-        };
-        let dir = root.join(relative);
-        if let Err(e) = std::fs::create_dir_all(&dir) {
-            skipped(&format!(
-                "cgroup test: cannot create {} ({e})",
-                dir.display()
-            ));
-            return None;
-        }
-        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
-        Some(InCgroup { dir, root, pid })
-    }
-}
-
-impl Drop for InCgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.root.join("cgroup.procs"), self.pid.to_string());
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let _ = std::fs::remove_dir(&self.dir);
-        if let Some(parent) = self.dir.parent() {
-            let _ = std::fs::remove_dir(parent); // fails while another test uses it
-        }
-    }
-}
-
-fn cgroup2_mount() -> Option<std::path::PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|line| {
-        let (pre, post) = line.split_once(" - ")?;
-        (post.split_whitespace().next()? == "cgroup2")
-            .then(|| pre.split_whitespace().nth(4).map(std::path::PathBuf::from))?
-    })
-}
-
 #[test]
 fn systemd_unit_watch_follows_the_cgroup_and_names_the_service() {
     if !live_or_skip("unit (cgroup) live test", &["curl", "python3"]) {

@@ -28,6 +28,36 @@ pub mod container_label {
     pub const METRICS_PORT: &str = "homelab.metrics.port";
     /// Path of the metrics endpoint (default `/metrics`).
     pub const METRICS_PATH: &str = "homelab.metrics.path";
+    /// `true`: the eBPF probe watches the container's TCP connections (RED metrics).
+    pub const RED: &str = "homelab.red";
+    /// Container ports whose accepted connections the probe watches (default: all).
+    pub const RED_PORTS: &str = "homelab.red.ports";
+    /// Route templates for the probe's `http_route`, comma-separated.
+    pub const RED_ROUTES: &str = "homelab.red.routes";
+}
+
+/// What the eBPF probe is told to discover: None when container discovery is off (or
+/// no socket is configured), else the sockets it asks for labels. Docker keeps a
+/// container's labels on disk, where the probe reads them; Podman only in its database,
+/// so its sockets are the ones the probe queries (every socket not named `docker.sock`).
+pub fn probe_sockets(cfg: &crate::model::Config) -> Option<Vec<&str>> {
+    let sockets = &cfg.alloy.container_sockets;
+    if !cfg.discovery.containers || sockets.is_empty() {
+        return None;
+    }
+    Some(
+        sockets
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !is_docker_socket(s))
+            .collect(),
+    )
+}
+
+/// A Docker daemon's socket (`docker.sock`, root:docker 0660), as opposed to
+/// Podman's (`podman.sock`, 0660 owned by root or the rootless user).
+pub fn is_docker_socket(path: &str) -> bool {
+    path.rsplit('/').next() == Some("docker.sock")
 }
 
 /// Job names of the discovered jobs. The probe job's series carry
@@ -310,13 +340,33 @@ mod tests {
         assert_eq!(jobs_of(""), [PROBE_JOB, METRICS_JOB]);
         assert!(jobs_of("discovery.containers = false").is_empty());
         assert!(jobs_of("alloy.container_sockets = false").is_empty());
-        assert!(jobs_of(
-            r#"host = { role = "agent", ship_to = { prometheus_remote_write = "http://m/", loki_push = "http://m/" } }"#
-        )
-        .is_empty());
+        let agent = r#"host = { role = "agent", ship_to = { prometheus_remote_write = "http://m/", loki_push = "http://m/" } }"#;
+        assert_eq!(jobs_of(agent), [PROBE_JOB, METRICS_JOB], "Alloy runs them");
+        assert!(jobs_of(&format!("{agent}\nalloy.enable = false")).is_empty());
         assert_eq!(
             jobs_of("exporters.blackbox = { enable = false, port = 9115 }"),
             [METRICS_JOB]
+        );
+    }
+
+    #[test]
+    fn the_probe_asks_only_podman_sockets_for_labels() {
+        let sockets = |toml: &str| {
+            let cfg: crate::model::Config = toml::from_str(toml).unwrap();
+            probe_sockets(&cfg).map(|s| s.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(sockets(""), Some(vec![]), "Docker's labels are on disk");
+        assert_eq!(sockets("discovery.containers = false"), None);
+        assert_eq!(sockets("alloy.container_sockets = false"), None);
+        assert_eq!(
+            sockets(
+                r#"alloy.container_sockets = ["/var/run/docker.sock", "/run/podman/podman.sock", "/run/user/1001/podman/podman.sock", "/run/user/1002/podman/podman.sock"]"#
+            ),
+            Some(vec![
+                "/run/podman/podman.sock".to_string(),
+                "/run/user/1001/podman/podman.sock".into(),
+                "/run/user/1002/podman/podman.sock".into(),
+            ])
         );
     }
 

@@ -5,7 +5,8 @@
 //!   optional log files, all pushed to Loki (local on a server, `ship_to` on an agent);
 //! - traces.alloy: an OTLP receiver (gRPC and HTTP) forwarding traces to Tempo;
 //! - metrics.alloy (agents only): runs the plan's scrape jobs (local exporters
-//!   and service checks) and remote-writes to the server's Prometheus.
+//!   and service checks) and its container jobs (probes and metrics by the
+//!   containers' `homelab.*` labels), and remote-writes to the server's Prometheus.
 //!
 //! Alloy loads every `*.alloy` file of its config directory as one module, so
 //! component names are unique across the files.
@@ -421,6 +422,7 @@ fn metrics(plan: &Plan, remote_write: &str) -> String {
             );
         });
     }
+    discovered(&mut d, plan);
     d.block("prometheus.remote_write", Some("ship"), |b| {
         b.block("endpoint", None, |e| {
             e.attr("url", Value::str(remote_write))
@@ -428,6 +430,87 @@ fn metrics(plan: &Plan, remote_write: &str) -> String {
         b.attr("external_labels", external_labels(plan));
     });
     d.finish()
+}
+
+/// The containers of every socket, probed and scraped by their `homelab.*`
+/// labels: the jobs the server's Prometheus runs with docker_sd, with the same
+/// relabel rules (Alloy's discovery.docker gives the same `__meta_docker_*`
+/// labels). One discovery and one scrape per (job, socket), all under the
+/// job's name.
+fn discovered(d: &mut Doc, plan: &Plan) {
+    let jobs = plan.discovered_jobs();
+    let Some(first) = jobs.first() else {
+        return;
+    };
+    d.comment("Containers of every socket, by their homelab.* labels (docs/discovery.md).");
+    let socket = |i: usize| match i {
+        0 => "metrics_containers".to_string(),
+        i => format!("metrics_containers_{}", i + 1),
+    };
+    for (i, host) in first.docker_hosts.iter().enumerate() {
+        d.block("discovery.docker", Some(&socket(i)), |b| {
+            b.attr("host", Value::str(host))
+        });
+    }
+    for job in jobs {
+        for i in 0..job.docker_hosts.len() {
+            let name = match i {
+                0 => ident(&job.name),
+                i => format!("{}_{}", ident(&job.name), i + 1),
+            };
+            d.block("discovery.relabel", Some(&name), |b| {
+                b.attr(
+                    "targets",
+                    Value::Ref(format!("discovery.docker.{}.targets", socket(i))),
+                );
+                for rule in &job.relabel {
+                    b.block("rule", None, |r| relabel_rule(r, rule));
+                }
+            });
+            d.block("prometheus.scrape", Some(&name), |b| {
+                b.attr(
+                    "targets",
+                    Value::Ref(format!("discovery.relabel.{name}.output")),
+                );
+                b.attr("job_name", Value::str(&job.name));
+                b.attr(
+                    "scrape_interval",
+                    Value::str(&plan.cfg.prometheus.scrape_interval),
+                );
+                if job.metrics_path != "/metrics" {
+                    b.attr("metrics_path", Value::str(&job.metrics_path));
+                }
+                b.attr(
+                    "forward_to",
+                    Value::List(vec![Value::Ref(
+                        "prometheus.remote_write.ship.receiver".into(),
+                    )]),
+                );
+            });
+        }
+    }
+}
+
+/// One Prometheus relabel rule as an Alloy `rule` block (same fields, same defaults).
+fn relabel_rule(r: &mut Doc, rule: &containers::Relabel) {
+    if !rule.source_labels.is_empty() {
+        r.attr(
+            "source_labels",
+            Value::List(rule.source_labels.iter().map(|s| Value::str(s)).collect()),
+        );
+    }
+    let fields = [
+        ("separator", rule.separator),
+        ("regex", rule.regex.as_deref()),
+        ("target_label", rule.target_label.as_deref()),
+        ("replacement", rule.replacement.as_deref()),
+        ("action", rule.action),
+    ];
+    for (key, value) in fields {
+        if let Some(value) = value {
+            r.attr(key, Value::str(value));
+        }
+    }
 }
 
 /// A component label: Alloy labels are identifiers.

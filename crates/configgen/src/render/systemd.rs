@@ -48,7 +48,7 @@ pub fn render(plan: &Plan, tree: &mut Tree) -> Result<()> {
         let caps = runtime::probe_capabilities(plan);
         tree.add(
             format!("systemd/{PROBE_UNIT}"),
-            notice + &probe_unit(&args, &caps),
+            notice + &probe_unit(&args, &caps, runtime::probe_uses_sockets(plan)),
         )?;
     }
     Ok(())
@@ -190,8 +190,14 @@ fn hardening(d: &Daemon) -> String {
 
 /// The probe's unit: the same directives as the NixOS module's probe.nix,
 /// with a fixed binary path instead of a Nix store path.
-fn probe_unit(args: &[String], caps: &[&str]) -> String {
+fn probe_unit(args: &[String], caps: &[&str], sockets: bool) -> String {
     let caps: Vec<String> = caps.iter().map(|c| format!("CAP_{c}")).collect();
+    // Podman API sockets: unix sockets, rootless users' under /run/user.
+    let (home, families) = if sockets {
+        ("read-only", "AF_INET AF_INET6 AF_UNIX")
+    } else {
+        ("yes", "AF_INET AF_INET6")
+    };
     let command: Vec<String> = std::iter::once(runtime::PROBE_BINARY.to_string())
         .chain(args.iter().cloned())
         .collect();
@@ -211,7 +217,7 @@ CapabilityBoundingSet={caps}
 AmbientCapabilities={caps}
 NoNewPrivileges=yes
 ProtectSystem=strict
-ProtectHome=yes
+ProtectHome={home}
 PrivateTmp=yes
 PrivateDevices=yes
 # Not PrivateUsers: capabilities in a user namespace do not count for bpf()
@@ -224,7 +230,7 @@ ProtectKernelLogs=yes
 # Read-only /sys/fs/cgroup in the host's cgroup namespace: the cgroup ids of
 # watched units match what BPF sees.
 ProtectControlGroups=yes
-RestrictAddressFamilies=AF_INET AF_INET6
+RestrictAddressFamilies={families}
 RestrictNamespaces=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
@@ -354,6 +360,21 @@ mod tests {
         assert!(probe.contains(
             "\nCapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_DAC_READ_SEARCH CAP_SYS_PTRACE\n"
         ));
+        assert!(probe.contains("\nProtectHome=yes\nPrivateTmp=yes\n"));
+        assert!(probe.contains("\nRestrictAddressFamilies=AF_INET AF_INET6\n"));
+    }
+
+    #[test]
+    fn a_probe_asking_podman_sockets_for_labels_may_reach_them() {
+        let tree = tree_of(
+            "alloy.container_sockets = [\"/run/user/1001/podman/podman.sock\", \"/run/user/1002/podman/podman.sock\"]\n",
+        );
+        let probe = tree.get("systemd/homelab-probe.service").unwrap();
+        assert!(probe.contains(
+            "\nCapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_DAC_READ_SEARCH CAP_SYS_PTRACE CAP_DAC_OVERRIDE\n"
+        ));
+        assert!(probe.contains("\nProtectHome=read-only\n"));
+        assert!(probe.contains("\nRestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n"));
     }
 
     #[test]
