@@ -120,7 +120,8 @@ impl Proc {
         let pid = self.0.id() as i32;
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        // The probe's exit detaches its uprobes one by one (seconds, more under load).
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.0.try_wait() {
                 return Some(status);
