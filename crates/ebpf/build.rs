@@ -7,7 +7,12 @@
 
 use std::{env, fs, path::PathBuf, process::Command};
 
-const SOURCES: &[&str] = &["bpf/probe.bpf.c", "bpf/probe_abi.h", "bpf/kernel_types.h"];
+const SOURCES: &[&str] = &[
+    "bpf/probe.bpf.c",
+    "bpf/sockhooks.bpf.c",
+    "bpf/probe_abi.h",
+    "bpf/kernel_types.h",
+];
 
 fn main() {
     for src in SOURCES {
@@ -16,11 +21,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
     println!("cargo:rerun-if-env-changed=BPF_CFLAGS");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
-    compile(&out.join("probe.bpf.o"));
+    compile("bpf/probe.bpf.c", &out.join("probe.bpf.o"));
+    compile("bpf/sockhooks.bpf.c", &out.join("sockhooks.bpf.o"));
     write_constants(&out.join("abi_consts.rs"));
 }
 
-fn compile(obj: &std::path::Path) {
+fn compile(src: &str, obj: &std::path::Path) {
     let candidates: Vec<String> = match env::var("BPF_CLANG") {
         Ok(c) => vec![c],
         Err(_) => vec!["clang".into(), "clang-14".into()],
@@ -41,13 +47,13 @@ fn compile(obj: &std::path::Path) {
             ])
             .args(["-Wno-unused-function", "-Ibpf"])
             .args(&extra)
-            .args(["-c", "bpf/probe.bpf.c", "-o"])
+            .args(["-c", src, "-o"])
             .arg(obj)
             .output();
         match result {
             Ok(o) if o.status.success() => return,
             Ok(o) => panic!(
-                "{clang} failed to compile bpf/probe.bpf.c:\n{}",
+                "{clang} failed to compile {src}:\n{}",
                 String::from_utf8_lossy(&o.stderr)
             ),
             Err(e) => last_err = format!("{clang}: {e}"),

@@ -202,21 +202,23 @@ static __always_inline struct pt_regs *user_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
-static __always_inline struct socket *fd_to_socket(long fd)
+/* The sock behind a descriptor of the current process. The task -> files -> fdtable walk
+ * uses plain loads through the task's BTF pointer; the fd array and what follows are read
+ * with bpf_probe_read_kernel: 3 helper calls where reading every field with one took 6. */
+static __always_inline struct sock *fd_to_sock(long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt)
+	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	if (fd < 0 || (__u64)fd >= fdt->max_fds)
 		return 0;
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if (fd < 0 || (__u64)fd >= max)
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	if (!file)
 		return 0;
-	return (struct socket *)BPF_CORE_READ(file, private_data);
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock)
+		return 0;
+	return BPF_CORE_READ(sock, sk);
 }
 
 /* Wake the reader when this record makes the waiting data cross the threshold. A wakeup is
@@ -251,30 +253,41 @@ static __always_inline struct hl_event *scratch(void)
 
 /* ---- connection open: accept (server side), connect (client side) ---- */
 
+/* Unwatched opens return after reading only the port that decides (and the cgroup id);
+ * the socket type, family and addresses are read for watched ones. A unix socket has
+ * ports 0, which are never watched; a cgroup match checks the type and family. */
 static __always_inline int track_open(long fd, __u8 side)
 {
 	if (fd < 0)
 		return 0;
-	struct socket *sock = fd_to_socket(fd);
-	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
-		return 0;
-	struct sock *sk = BPF_CORE_READ(sock, sk);
+	struct sock *sk = fd_to_sock(fd);
 	if (!sk)
 		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
-		return 0;
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	__u16 rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-
-	__u32 *watch = side == HL_SIDE_SERVER ? bpf_map_lookup_elem(&hl_server_ports, &lport)
-					      : bpf_map_lookup_elem(&hl_client_ports, &rport);
+	__u16 lport = 0, rport = 0;
+	__u32 *watch;
+	if (side == HL_SIDE_SERVER) {
+		lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+		watch = bpf_map_lookup_elem(&hl_server_ports, &lport);
+	} else {
+		rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		watch = bpf_map_lookup_elem(&hl_client_ports, &rport);
+	}
 	if (!watch) {
 		__u64 cg = bpf_get_current_cgroup_id();
 		watch = bpf_map_lookup_elem(&hl_cgroups, &cg);
 		if (!watch)
 			return 0;
 	}
+	struct socket *sock = BPF_CORE_READ(sk, sk_socket);
+	if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (side == HL_SIDE_SERVER)
+		rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	else
+		lport = BPF_CORE_READ(sk, __sk_common.skc_num);
 
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 key = conn_key(tgid, fd);

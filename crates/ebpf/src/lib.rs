@@ -15,6 +15,14 @@ static ALIGNED_OBJ: &Aligned<[u8]> = &Aligned {
 /// The BPF ELF object (CO-RE), 8-byte aligned for the ELF parser.
 pub static PROBE_OBJ: &[u8] = &ALIGNED_OBJ.bytes;
 
+static ALIGNED_SOCKHOOKS_OBJ: &Aligned<[u8]> = &Aligned {
+    bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/sockhooks.bpf.o")),
+};
+
+/// Measurement prototype of socket-level hooks (`bpf/sockhooks.bpf.c`): not used by the
+/// probe, loaded by `crates/probe/examples/sockhooks.rs` for `scripts/bench-probe`.
+pub static SOCKHOOKS_OBJ: &[u8] = &ALIGNED_SOCKHOOKS_OBJ.bytes;
+
 /// Tracepoint programs: (program name in the object, category, tracepoint name).
 pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("hl_exit_accept", "syscalls", "sys_exit_accept"),
