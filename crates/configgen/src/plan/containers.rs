@@ -101,7 +101,9 @@ pub fn socket_groups_here(cfg: &crate::model::Config) -> SocketGroups {
 /// the engine may be installed after the stack.
 pub fn check_sockets(cfg: &crate::model::Config) -> Vec<crate::diagnostic::ConfigIssue> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let rerender = "render again once it is there, so that Prometheus and Alloy join its group";
+    let rerender = "render again once it is there, so that Prometheus and Alloy join its group \
+                    (or set alloy.container_sockets = false on a host without containers)";
+    let named = group_ids("/etc/group");
     let mut out = Vec::new();
     for (i, socket) in cfg.alloy.container_sockets.iter().enumerate() {
         let field = format!("alloy.container_sockets[{i}]");
@@ -116,11 +118,29 @@ pub fn check_sockets(cfg: &crate::model::Config) -> Vec<crate::diagnostic::Confi
                 "{socket} is owned by group root, which Prometheus and Alloy are not given: \
                  give the socket a group of its own (SocketGroup= of its .socket unit) and render again"
             ),
+            // systemd resolves even a numeric SupplementaryGroups= entry
+            // and refuses to start the unit (216/GROUP) without a name.
+            Ok(m) if named.as_ref().is_some_and(|n| !n.contains(&m.gid())) => format!(
+                "{socket} is owned by group {}, which has no name in /etc/group: systemd \
+                 will not start Prometheus and Alloy with it; add the group (groupadd -g {} NAME)",
+                m.gid(),
+                m.gid()
+            ),
             Ok(_) => continue,
         };
         out.push(crate::diagnostic::ConfigIssue::new(field, message));
     }
     out
+}
+
+/// The group ids named in a group(5) file; None when it cannot be read.
+fn group_ids(path: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+            .collect(),
+    )
 }
 
 /// Job names of the discovered jobs. The probe job's series carry
