@@ -89,8 +89,9 @@ pub struct ContainerNeeds {
     pub devices: Vec<&'static str>,
     /// Capabilities only the container needs, beyond the daemon's own: group
     /// names are resolved in the image, not on the host, so an image user
-    /// cannot join the host's groups and reads their files through a
-    /// capability instead.
+    /// cannot join the host's groups by name (only by a number known when
+    /// rendering, as for the container sockets) and reads their files
+    /// through a capability instead.
     pub capabilities: Vec<&'static str>,
     /// Memory limit that fits a small server, in Compose's notation.
     pub memory_limit: &'static str,
@@ -189,6 +190,7 @@ pub struct UnitNeeds {
 /// How a daemon reaching the container sockets sees them: each mounted
 /// read-only at its [`containers::in_daemon`] path, and the sockets'
 /// groups (those known on this host) to join.
+#[derive(Default)]
 struct SocketAccess {
     mounts: Vec<HostMount>,
     groups: Vec<u32>,
@@ -346,10 +348,7 @@ fn prometheus(plan: &Plan) -> Daemon {
     }
     // docker_sd reads the container sockets.
     let sockets = if plan.discovered_jobs().is_empty() {
-        SocketAccess {
-            mounts: Vec::new(),
-            groups: Vec::new(),
-        }
+        SocketAccess::default()
     } else {
         socket_access(plan)
     };
