@@ -6,8 +6,9 @@
 //! the few flags NixOS states differently by design (listed below, with the
 //! reason) mean the same; listeners set through options, the data
 //! directories nixpkgs fixes and the secret files the module states in Nix
-//! agree too, and so do Alloy's container-socket mounts. The eBPF probe's unit, the module's own, is compared with
-//! `runtime::probe_args` and `runtime::probe_capabilities` the same way.
+//! agree too, and so do Alloy's container-socket mounts. The eBPF probe's
+//! unit, the module's own, is compared with `runtime::probe_args` and
+//! `runtime::probe_capabilities` the same way.
 //! Needs NIXPKGS_LIB and `nix-instantiate`.
 
 mod common;
