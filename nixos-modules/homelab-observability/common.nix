@@ -13,6 +13,7 @@
   docker,
   podman,
   flags,
+  containerSockets,
   ...
 }: let
   inherit (cfg) ports;
@@ -54,9 +55,17 @@ in {
   # Reading container logs through the docker/podman API socket, and nginx's
   # log files when they are among the shipped ones.
   systemd.services.alloy = lib.mkIf on.alloy {
+    # The rendered config names each socket where configgen's runtime model
+    # mounts it (`containers::in_daemon`): under one directory, named after
+    # the host path. `-`: a missing socket leaves the unit starting.
+    serviceConfig.BindReadOnlyPaths =
+      map (
+        s: "-${s}:/run/homelab-observability/container-sockets/${lib.replaceStrings ["/"] ["_"] (lib.removePrefix "/" s)}"
+      )
+      containerSockets;
     serviceConfig.SupplementaryGroups =
-      lib.optional (model.alloy.container_socket != null && docker) "docker"
-      ++ lib.optional (model.alloy.container_socket != null && podman && !docker) "podman"
+      lib.optional (containerSockets != [] && docker) "docker"
+      ++ lib.optional (containerSockets != [] && podman && !docker) "podman"
       ++ lib.optional (config.services.nginx.enable
         && lib.any (
           files: lib.hasPrefix "/var/log/nginx/" files.path

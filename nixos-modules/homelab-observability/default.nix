@@ -43,6 +43,17 @@
       ;
   };
 
+  # The container sockets of the config configgen renders (`alloy.container_sockets`).
+  alloyModel = model.alloy or {};
+  writtenSockets =
+    if alloyModel ? container_sockets
+    then alloyModel.container_sockets
+    else alloyModel.container_socket or "/var/run/docker.sock";
+  containerSockets =
+    if writtenSockets == null || writtenSockets == false
+    then []
+    else lib.toList writtenSockets;
+
   # Which daemons run, decided by the config configgen renders (typed options
   # and `settings` alike), so that the units and the rendered files agree.
   server = cfg.role == "server";
@@ -110,6 +121,7 @@
       secretKeyFile
       docker
       podman
+      containerSockets
       ;
     flags = import ./flags.nix {inherit config lib cfg model on tree;};
   };

@@ -10,24 +10,16 @@
   model,
   on,
   flags,
+  containerSockets,
   ...
 }: let
   # The Podman API sockets the probe asks for containers' labels (homelab.red),
   # as configgen decides it (`containers::probe_sockets`): with container
   # discovery on, every socket not named docker.sock (Docker's labels are read
   # on disk).
-  alloy = model.alloy or {};
-  written =
-    if alloy ? container_sockets
-    then alloy.container_sockets
-    else alloy.container_socket or "/var/run/docker.sock";
-  sockets =
-    if written == null || written == false
-    then []
-    else lib.toList written;
   podmanSockets =
     lib.optionals (model.discovery.containers or true)
-    (builtins.filter (s: baseNameOf s != "docker.sock") sockets);
+    (builtins.filter (s: baseNameOf s != "docker.sock") containerSockets);
   usesSockets = podmanSockets != [];
   capabilities =
     [

@@ -485,6 +485,9 @@ in {
       (check "alloy may use the docker socket" c.systemd.services.alloy.serviceConfig.SupplementaryGroups [
         "docker"
       ])
+      (check "alloy sees the docker socket where its config names it" c.systemd.services.alloy.serviceConfig.BindReadOnlyPaths [
+        "-/var/run/docker.sock:/run/homelab-observability/container-sockets/var_run_docker.sock"
+      ])
     ];
 
   # Podman keeps containers' labels in its database only: the probe asks the

@@ -14,6 +14,7 @@
 #   listeners; # listeners set through options, not flags (Grafana)
 #   secrets;  # secret files the module hands the daemon in Nix options
 #   capabilities; # the unit's capability bounding set, without CAP_ (the probe)
+#   bindReadOnly; # the unit's BindReadOnlyPaths= (Alloy's container sockets)
 # }, for the units that are enabled.
 {
   lib,
@@ -184,6 +185,7 @@
       argv = ["run" (toString alloy.configPath)] ++ alloy.extraFlags;
       files = filesOf [alloy.configPath];
       dataDir = "/var/lib/alloy";
+      bindReadOnly = config.systemd.services.alloy.serviceConfig.BindReadOnlyPaths or [];
     };
 
     # The module's own unit (probe.nix): ExecStart is escapeShellArgs of the

@@ -111,7 +111,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let keep = user_files(&cfg, &config);
-            let result = configgen::render::render(&cfg)
+            let result = configgen::render::render_here(&cfg)
                 .and_then(|tree| configgen::write::write_tree(&tree, &out, &keep).map(|()| tree));
             match result {
                 Ok(tree) => {
@@ -171,7 +171,9 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             // Only here, on the host that runs the daemons: render never reads secrets.
-            for mut w in parsed.locate(configgen::secret_files::check(&parsed.config)) {
+            let mut warnings = configgen::secret_files::check(&parsed.config);
+            warnings.extend(configgen::plan::containers::check_sockets(&parsed.config));
+            for mut w in parsed.locate(warnings) {
                 w.message = format!("warning: {}", w.message);
                 eprintln!("{w}");
             }
@@ -238,7 +240,7 @@ fn run_apply(
             config_dir.display()
         );
     }
-    let tree = configgen::render::render(cfg)?;
+    let tree = configgen::render::render_here(cfg)?;
     let old = apply::read_tree(&out)?;
     let change = apply::Change::between(&old, &tree);
     let plan = configgen::plan::Plan::new(cfg);

@@ -256,6 +256,9 @@ pub struct Plan<'a> {
     discovered_jobs: Vec<DiscoveredJob>,
     blackbox_modules: BTreeMap<String, BlackboxModule>,
     issues: Vec<ConfigIssue>,
+    /// The groups of the container sockets on the host the daemons run on;
+    /// empty unless given by [`Plan::with_socket_groups`].
+    pub socket_groups: containers::SocketGroups,
 }
 
 impl<'a> Plan<'a> {
@@ -288,7 +291,14 @@ impl<'a> Plan<'a> {
             discovered_jobs,
             blackbox_modules: builder.modules,
             issues: builder.issues,
+            socket_groups: containers::SocketGroups::new(),
         }
+    }
+
+    /// The plan for a host whose container sockets are owned by these groups.
+    pub fn with_socket_groups(mut self, groups: containers::SocketGroups) -> Self {
+        self.socket_groups = groups;
+        self
     }
 
     /// Whether the daemon with this job label (one of [`job`]'s daemons,

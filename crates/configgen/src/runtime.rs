@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::model::{Config, Receiver};
-use crate::plan::{job, join_host_port, scrape_address, Plan, INTERNAL_ADDRESS};
+use crate::plan::{containers, job, join_host_port, scrape_address, Plan, INTERNAL_ADDRESS};
 use crate::render::{grafana as grafana_render, tempo as tempo_render};
 
 /// A container image, pinned to the exact upstream release the rendered
@@ -83,11 +83,15 @@ pub struct ContainerNeeds {
     pub extra_args: Vec<String>,
     pub host_pid: bool,
     pub mounts: Vec<HostMount>,
+    /// Numeric host groups the container's user joins (the container
+    /// sockets' groups): a number is not looked up in the image.
+    pub groups: Vec<u32>,
     pub devices: Vec<&'static str>,
     /// Capabilities only the container needs, beyond the daemon's own: group
     /// names are resolved in the image, not on the host, so an image user
-    /// cannot join the host's groups and reads their files through a
-    /// capability instead.
+    /// cannot join the host's groups by name (only by a number known when
+    /// rendering, as for the container sockets) and reads their files
+    /// through a capability instead.
     pub capabilities: Vec<&'static str>,
     /// Memory limit that fits a small server, in Compose's notation.
     pub memory_limit: &'static str,
@@ -175,9 +179,40 @@ pub struct UnitNeeds {
     /// Reads the host's devices, mount points, network interfaces and clock
     /// state: it must see the real /dev and /home, and may call adjtimex(2).
     pub inspects_host: bool,
-    /// Host groups whose files it reads (the journal, the container socket,
-    /// log files).
-    pub groups: Vec<&'static str>,
+    /// Host groups whose files it reads (the journal, the container sockets,
+    /// log files), by name or number.
+    pub groups: Vec<String>,
+    /// Host paths mounted read-only into the unit's namespace by systemd,
+    /// skipped when the source does not exist.
+    pub mounts: Vec<HostMount>,
+}
+
+/// How a daemon reaching the container sockets sees them: each mounted
+/// read-only at its [`containers::in_daemon`] path, and the sockets'
+/// groups (those known on this host) to join.
+#[derive(Default)]
+struct SocketAccess {
+    mounts: Vec<HostMount>,
+    groups: Vec<u32>,
+}
+
+fn socket_access(plan: &Plan) -> SocketAccess {
+    let sockets = &plan.cfg.alloy.container_sockets;
+    let groups: BTreeSet<u32> = sockets
+        .iter()
+        .filter_map(|s| plan.socket_groups.get(s).copied())
+        .collect();
+    SocketAccess {
+        mounts: sockets
+            .iter()
+            .map(|s| HostMount {
+                source: s.clone(),
+                target: containers::in_daemon(s),
+                read_only: true,
+            })
+            .collect(),
+        groups: groups.into_iter().collect(),
+    }
 }
 
 /// The pinned releases. Every image tag and every version-dependent choice of
@@ -311,6 +346,12 @@ fn prometheus(plan: &Plan) -> Daemon {
         // The links in alerts (generatorURL) point there.
         args.push(format!("--web.external-url={url}"));
     }
+    // docker_sd reads the container sockets.
+    let sockets = if plan.discovered_jobs().is_empty() {
+        SocketAccess::default()
+    } else {
+        socket_access(plan)
+    };
     Daemon {
         name: "prometheus",
         job: job::PROMETHEUS,
@@ -324,9 +365,15 @@ fn prometheus(plan: &Plan) -> Daemon {
         secrets: prometheus_secrets(cfg),
         capabilities: Vec::new(),
         reloads_on_sighup: true,
-        unit: UnitNeeds::default(),
+        unit: UnitNeeds {
+            groups: sockets.groups.iter().map(u32::to_string).collect(),
+            mounts: sockets.mounts.clone(),
+            ..Default::default()
+        },
         container: ContainerNeeds {
             user: NOBODY,
+            mounts: sockets.mounts,
+            groups: sockets.groups,
             memory_limit: "1g",
             healthcheck: wget(&p.listen_address, p.port, "/-/healthy"),
             ..Default::default()
@@ -642,11 +689,10 @@ fn alloy(plan: &Plan) -> Daemon {
         .map(HostMount::same_path)
         .collect();
     // Debian's journal and log-file groups.
-    let mut groups = vec!["systemd-journal", "adm"];
-    mounts.extend(a.container_sockets.iter().map(|s| HostMount::same_path(s)));
-    if !a.container_sockets.is_empty() {
-        groups.push("docker");
-    }
+    let mut groups: Vec<String> = vec!["systemd-journal".into(), "adm".into()];
+    let sockets = socket_access(plan);
+    groups.extend(sockets.groups.iter().map(u32::to_string));
+    mounts.extend(sockets.mounts.iter().cloned());
     let log_dirs: BTreeSet<&str> = a
         .log_files
         .iter()
@@ -688,11 +734,13 @@ fn alloy(plan: &Plan) -> Daemon {
         reloads_on_sighup: true,
         unit: UnitNeeds {
             groups,
+            mounts: sockets.mounts,
             ..Default::default()
         },
         container: ContainerNeeds {
             user: "0:0",
             mounts,
+            groups: sockets.groups,
             // Log files of other users (e.g. www-data:adm 0640), which
             // root without its capabilities cannot read.
             capabilities: vec!["DAC_READ_SEARCH"],

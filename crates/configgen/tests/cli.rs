@@ -220,7 +220,8 @@ fn check_warns_about_a_password_file_with_a_trailing_newline() {
     fs::write(
         &config,
         format!(
-            "[[alerting.receivers]]\ntype = \"email\"\nname = \"mail\"\nto = \"me@example.org\"\n\
+            "alloy.container_sockets = false\n\
+             [[alerting.receivers]]\ntype = \"email\"\nname = \"mail\"\nto = \"me@example.org\"\n\
              from = \"lab@example.org\"\nsmarthost = \"smtp.example.org:587\"\nusername = \"lab\"\n\
              password_file = \"{}\"\n",
             secret.display()
@@ -233,7 +234,7 @@ fn check_warns_about_a_password_file_with_a_trailing_newline() {
     let err = stderr(&result);
     assert!(
         err.contains(&format!(
-            "{config}:8:17: alerting.receivers[0].password_file: warning: "
+            "{config}:9:17: alerting.receivers[0].password_file: warning: "
         )),
         "{err}"
     );
@@ -246,4 +247,85 @@ fn check_warns_about_a_password_file_with_a_trailing_newline() {
 
     fs::remove_file(&secret).unwrap();
     render_to(config, &tmp.path().join("out"), None);
+}
+
+/// `check` warns, at the socket's line, about a container socket that is
+/// missing, that only root's group opens, or whose group has no name (systemd
+/// would not start the unit); a socket with a named group passes. `render`
+/// gives Prometheus that socket's group by number.
+#[test]
+fn check_warns_about_container_sockets_no_daemon_can_open() {
+    use std::os::unix::fs::chown;
+    if !std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+    {
+        eprintln!(
+            "SKIPPED check_warns_about_container_sockets_no_daemon_can_open: needs root to chown"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("podman.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let config = tmp.path().join("sockets.toml");
+    fs::write(
+        &config,
+        format!(
+            "[alloy]\ncontainer_sockets = [\n  \"{}\",\n  \"/nonexistent/docker.sock\",\n]\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let check = || {
+        let result = configgen(&["check", "--config", config], None);
+        assert!(result.status.success(), "{}", stderr(&result));
+        stderr(&result)
+    };
+    let named: u32 = fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("adm:x:")?.split(':').next()?.parse().ok())
+        .expect("Debian's adm group");
+    let unnamed = 4242;
+    assert!(!fs::read_to_string("/etc/group")
+        .unwrap()
+        .contains(&format!(":{unnamed}:")));
+
+    let err = check();
+    assert!(
+        err.contains(&format!(
+            "{config}:4:3: alloy.container_sockets[1]: warning: /nonexistent/docker.sock: No such file"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{config}:3:3: alloy.container_sockets[0]: warning: {} is owned by group root",
+            socket.display()
+        )),
+        "{err}"
+    );
+
+    chown(&socket, None, Some(unnamed)).unwrap();
+    let err = check();
+    assert!(
+        err.contains("is owned by group 4242, which has no name"),
+        "{err}"
+    );
+
+    chown(&socket, None, Some(named)).unwrap();
+    let err = check();
+    assert!(!err.contains("container_sockets[0]"), "{err}");
+    let out = tmp.path().join("out");
+    render_to(config, &out, None);
+    let unit =
+        fs::read_to_string(out.join("systemd/prometheus.service.d/homelab-observability.conf"))
+            .unwrap();
+    assert!(
+        unit.contains(&format!("\nSupplementaryGroups={named}\n")),
+        "{unit}"
+    );
 }

@@ -149,6 +149,53 @@ fn agent_compose_passes_every_compose_implementation() {
     validate(&text, "agent_compose_passes_every_compose_implementation");
 }
 
+/// A Docker socket and a rootless Podman user's, each owned by its group:
+/// Prometheus and Alloy mount both at the one path their configs name, and
+/// join both groups by number (nothing is added to the images' users).
+#[test]
+fn container_sockets_are_mounted_with_their_groups() {
+    let test = "container_sockets_are_mounted_with_their_groups";
+    let (docker, podman) = ("/var/run/docker.sock", "/run/user/1001/podman/podman.sock");
+    let cfg = support::parse(&format!(
+        "alloy.container_sockets = [\"{docker}\", \"{podman}\"]"
+    ));
+    let groups = [(docker.to_string(), 998), (podman.to_string(), 1001)];
+    let tree =
+        configgen::render::render_with_socket_groups(&cfg, groups.into_iter().collect()).unwrap();
+    let text = tree.get(PATH).unwrap();
+    let prometheus_yml = tree.get("prometheus/prometheus.yml").unwrap();
+    let doc = parsed(text);
+    for name in ["prometheus", "alloy"] {
+        let s = &doc["services"][name];
+        assert_eq!(strings(&s["group_add"]), ["998", "1001"], "{name}");
+        for host in [docker, podman] {
+            let inside = configgen::plan::containers::in_daemon(host);
+            let mount = s["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|m| m["source"].as_str() == Some(host))
+                .unwrap_or_else(|| panic!("{name} mounts {host}"));
+            assert_eq!(mount["target"].as_str(), Some(inside.as_str()));
+            assert_eq!(mount["read_only"].as_bool(), Some(true));
+            assert!(prometheus_yml.contains(&format!("unix://{inside}")));
+        }
+        assert_eq!(s["privileged"], Value::Null, "{name}");
+        assert!(!strings(&s["cap_add"]).contains(&"DAC_OVERRIDE"), "{name}");
+    }
+    let readings = validate(text, test);
+    if let Some(v2) = readings.v2 {
+        let groups = &v2["services"]["prometheus"]["group_add"];
+        assert_eq!(groups, &serde_json::json!(["998", "1001"]), "{v2}");
+    }
+    if let Some(podman) = readings.podman {
+        assert_eq!(
+            strings(&podman["services"]["alloy"]["group_add"]),
+            ["998", "1001"]
+        );
+    }
+}
+
 #[test]
 fn a_dollar_in_a_path_reaches_the_daemon_unchanged() {
     let cfg = support::parse("[prometheus]\ndata_dir = \"/srv/$prom\"\n");

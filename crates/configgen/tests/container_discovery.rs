@@ -50,12 +50,26 @@ fn sockets_toml(sockets: &[PathBuf]) -> String {
     format!("alloy.container_sockets = [{}]", sockets.join(", "))
 }
 
+/// The rendered configs name each socket where the deployed daemon sees it
+/// (mounted there by systemd or the container engine; systemd_live tests
+/// that mount). This Prometheus runs unsandboxed, so it is pointed at the
+/// sockets themselves.
+fn without_the_mounts(config: &str, sockets: &[PathBuf]) -> String {
+    sockets.iter().fold(config.to_string(), |text, s| {
+        let s = s.to_str().unwrap();
+        text.replace(&configgen::plan::containers::in_daemon(s), s)
+    })
+}
+
 fn start_prometheus(dir: &Path, sockets: &[PathBuf]) -> Prometheus {
     let cfg = support::parse(&format!(
         "host.name = \"dockerhost\"\n{}",
         sockets_toml(sockets)
     ));
     support::write_tree(&support::render(&cfg), dir);
+    let yml = dir.join("prometheus/prometheus.yml");
+    let text = std::fs::read_to_string(&yml).unwrap();
+    std::fs::write(&yml, without_the_mounts(&text, sockets)).unwrap();
     run_prometheus(dir)
 }
 
@@ -254,7 +268,12 @@ fn promtool_accepts_the_discovery_jobs_and_switching_off_removes_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&yml).unwrap();
-    assert!(text.contains("host: unix:///run/user/1001/podman/podman.sock"));
+    assert!(
+        text.contains(
+            "host: unix:///run/homelab-observability/container-sockets/run_user_1001_podman_podman.sock"
+        ),
+        "where Prometheus' unit mounts the socket"
+    );
 
     let off = support::parse("discovery.containers = false");
     let text = support::render(&off)
@@ -368,13 +387,17 @@ fn an_agents_alloy_probes_and_scrapes_the_same_containers() {
     let podman_sock = dir.path().join("podman.sock");
     let docker = FakeEngine::start(&docker_sock, "docker-24", "1.43");
     let podman = FakeEngine::start(&podman_sock, "podman-4", "1.41");
+    let sockets = [docker_sock, podman_sock];
     let cfg = support::parse(&format!(
         "host = {{ name = \"pi\", role = \"agent\", ship_to = {{ prometheus_remote_write = \"http://nas:9090/api/v1/write\", loki_push = \"http://nas:3100/loki/api/v1/push\" }} }}\n{}",
-        sockets_toml(&[docker_sock, podman_sock])
+        sockets_toml(&sockets)
     ));
     let tree = support::render(&cfg);
     assert!(tree.get("prometheus/prometheus.yml").is_none(), "an agent");
-    let (configs, job_names) = alloy_container_jobs(tree.get("alloy/metrics.alloy").unwrap());
+    let (configs, job_names) = alloy_container_jobs(&without_the_mounts(
+        tree.get("alloy/metrics.alloy").unwrap(),
+        &sockets,
+    ));
     let pools: Vec<&str> = job_names.keys().map(String::as_str).collect();
     assert_eq!(
         pools,

@@ -755,7 +755,7 @@ fn alloy_journal_and_containers_carry_the_documented_labels() {
         "source_labels = [\"__journal_priority_keyword\"]\n    target_label = \"level\"",
         "regex = \"/(.*)\"\n    target_label = \"container\"",
         "__path__ = \"/var/log/nginx/*access.log\"",
-        "host = \"unix:///var/run/docker.sock\"",
+        "host = \"unix:///run/homelab-observability/container-sockets/var_run_docker.sock\"",
         "host = \"nas\",\n    site = \"home\",",
     ] {
         assert!(logs.contains(needle), "{needle:?} not in\n{logs}");

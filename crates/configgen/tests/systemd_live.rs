@@ -7,7 +7,13 @@
 //! - a secret given by LoadCredential= is readable by the daemon's user at
 //!   its own path inside the unit, and not outside it;
 //! - an edited alert rule is applied by a reload (same process), a changed
-//!   flag by a restart (new process, new command line).
+//!   flag by a restart (new process, new command line);
+//! - the default Docker socket, absent here, leaves Prometheus starting;
+//! - a rootless Podman user's socket (0660, a group the prometheus user is
+//!   not in, under a 0700 /run/user/UID) reaches Prometheus' docker_sd
+//!   through the unit's bind mount and the socket's numeric group, which has
+//!   no /etc/group entry. The socket is served by the Engine API stand-in
+//!   of container_discovery (recorded Podman 4 responses).
 //!
 //! Needs root, util-linux's unshare/nsenter/setpriv, iproute2, curl and the
 //! Debian packages (fails under CI=true when one is missing, else skips
@@ -24,6 +30,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use configgen::model::{Config, EmailReceiver, Receiver, Service};
+use support::engine_api::FakeEngine;
 use support::stack::{self, wait_until};
 
 const UNITS: [&str; 4] = [
@@ -284,6 +291,16 @@ fn apply_runs_the_rendered_units_under_a_real_systemd() {
     let mut cfg = config();
     let first = apply(&cfg);
     assert!(first.contains("systemctl daemon-reload\n"), "{first}");
+    assert_eq!(cfg.alloy.container_sockets, ["/var/run/docker.sock"]);
+    let drop_in = pid1.ok(&[
+        "cat",
+        "/etc/systemd/system/prometheus.service.d/homelab-observability.conf",
+    ]);
+    assert!(
+        drop_in.contains("\nBindReadOnlyPaths=-/var/run/docker.sock:")
+            && !drop_in.contains("SupplementaryGroups"),
+        "no Docker here: {drop_in}"
+    );
     for unit in UNITS {
         let state = wait_until(Duration::from_secs(15), || {
             let out = pid1.run(&["systemctl", "is-active", unit]);
@@ -395,4 +412,115 @@ fn apply_runs_the_rendered_units_under_a_real_systemd() {
         }
     });
     assert!(started.is_ok(), "{started:?}\n{}", pid1.status());
+}
+
+/// A rootless user's Podman socket as Podman's user unit makes it.
+const ROOTLESS: &str = "/run/user/1001/podman/podman.sock";
+/// The socket's group, the rootless user's own: not the prometheus user's.
+/// systemd 252 resolves even a numeric SupplementaryGroups= entry through
+/// NSS (216/GROUP without one), so the group is named in a copy of
+/// /etc/group mounted in the namespaces only, as adduser would on a host.
+const SOCKET_GID: u32 = 4242;
+
+#[test]
+fn prometheus_reaches_a_rootless_podman_socket_through_the_unit() {
+    let test = "prometheus_reaches_a_rootless_podman_socket_through_the_unit";
+    if !prerequisites(test) {
+        return;
+    }
+    let pid1 = Pid1::boot();
+    let group = pid1.dir.path().join("group");
+    let mut groups = fs::read_to_string("/etc/group").unwrap();
+    groups.push_str(&format!("rootless-podman:x:{SOCKET_GID}:\n"));
+    fs::write(&group, groups).unwrap();
+    pid1.ok(&["mount", "--bind", group.to_str().unwrap(), "/etc/group"]);
+    pid1.ok(&[
+        "sh",
+        "-c",
+        "mkdir -p /run/user/1001/podman && chown -R 1001:1001 /run/user/1001 && chmod 0700 /run/user/1001",
+    ]);
+    // Served from this process, bound in the namespaces' /run.
+    let socket = format!("/proc/{}/root{ROOTLESS}", pid1.pid);
+    let engine = FakeEngine::start(Path::new(&socket), "podman-4", "1.41");
+    pid1.ok(&[
+        "sh",
+        "-c",
+        &format!("chown 1001:{SOCKET_GID} {ROOTLESS} && chmod 0660 {ROOTLESS}"),
+    ]);
+    let group_of_prometheus = pid1.ok(&["id", "-G", "prometheus"]);
+    assert!(
+        !group_of_prometheus
+            .split_whitespace()
+            .any(|g| g == SOCKET_GID.to_string()),
+        "{group_of_prometheus}"
+    );
+    let as_prometheus = [
+        "setpriv",
+        "--reuid=prometheus",
+        "--regid=prometheus",
+        "--init-groups",
+        "curl",
+        "-sf",
+        "--unix-socket",
+        ROOTLESS,
+        "http://podman/_ping",
+    ];
+    assert!(
+        !pid1.run(&as_prometheus).status.success(),
+        "the prometheus user reaches the socket without the unit"
+    );
+
+    let mut cfg = config();
+    cfg.alloy.container_sockets = vec![ROOTLESS.into()];
+    let config_file = pid1.dir.path().join("homelab.json");
+    fs::write(&config_file, serde_json::to_string(&cfg).unwrap()).unwrap();
+    let configgen = env!("CARGO_BIN_EXE_configgen");
+    pid1.ok(&[
+        configgen,
+        "apply",
+        "--config",
+        config_file.to_str().unwrap(),
+        "--out",
+        &cfg.deploy.config_dir,
+    ]);
+    let drop_in = pid1.ok(&[
+        "cat",
+        "/etc/systemd/system/prometheus.service.d/homelab-observability.conf",
+    ]);
+    assert!(
+        drop_in.contains(&format!("\nSupplementaryGroups={SOCKET_GID}\n")),
+        "{drop_in}"
+    );
+
+    let prometheus = format!("http://127.0.0.1:{}", cfg.prometheus.port);
+    let pools = ["blackbox_http_containers", "container_metrics"];
+    let discovered = wait_until(Duration::from_secs(40), || {
+        let v = pid1.get(&format!("{prometheus}/api/v1/targets?state=active"))?;
+        let found: Vec<String> = v["data"]["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| pools.iter().any(|p| t["scrapePool"] == *p))
+            .map(|t| format!("{} {}", t["scrapePool"], t["labels"]["service"]))
+            .collect();
+        if pools
+            .iter()
+            .all(|p| found.iter().any(|f| f.starts_with(&format!("\"{p}\""))))
+        {
+            Ok(found)
+        } else {
+            Err(format!("{found:?}"))
+        }
+    });
+    assert!(
+        discovered.is_ok(),
+        "{discovered:?}\nengine requests: {:?}\n{}",
+        engine.requests(),
+        pid1.status()
+    );
+    println!("docker_sd targets: {discovered:?}");
+    assert!(engine
+        .requests()
+        .iter()
+        .any(|r| r.contains("/containers/json")));
 }

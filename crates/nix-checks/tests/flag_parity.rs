@@ -6,8 +6,9 @@
 //! the few flags NixOS states differently by design (listed below, with the
 //! reason) mean the same; listeners set through options, the data
 //! directories nixpkgs fixes and the secret files the module states in Nix
-//! agree too. The eBPF probe's unit, the module's own, is compared with
-//! `runtime::probe_args` and `runtime::probe_capabilities` the same way.
+//! agree too, and so do Alloy's container-socket mounts. The eBPF probe's
+//! unit, the module's own, is compared with `runtime::probe_args` and
+//! `runtime::probe_capabilities` the same way.
 //! Needs NIXPKGS_LIB and `nix-instantiate`.
 
 mod common;
@@ -386,6 +387,25 @@ fn nixos_units_run_configgens_flags() {
                             daemon.name
                         ));
                     }
+                }
+            }
+            // Container sockets, mounted where the rendered config names
+            // them (systemd's `-src:dst`, a missing source skipped).
+            if let Some(binds) = unit["bindReadOnly"].as_array() {
+                let unit_binds: Vec<&str> = binds.iter().filter_map(Value::as_str).collect();
+                let model: Vec<String> = daemon
+                    .unit
+                    .mounts
+                    .iter()
+                    .map(|m| format!("-{}:{}", m.source, m.target))
+                    .collect();
+                if model == unit_binds {
+                    tally.equal += model.len();
+                } else {
+                    failures.push(format!(
+                        "{case}: {} BindReadOnlyPaths: configgen {model:?}, the NixOS unit {unit_binds:?}",
+                        daemon.name
+                    ));
                 }
             }
             // Where the unit may write, where nixpkgs fixes it. Prometheus'

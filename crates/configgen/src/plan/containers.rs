@@ -8,6 +8,8 @@
 //! and builds the address the host reaches it at: the published port on
 //! loopback when there is one, else the container's network address.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::{job, label, module};
@@ -60,6 +62,87 @@ pub fn is_docker_socket(path: &str) -> bool {
     path.rsplit('/').next() == Some("docker.sock")
 }
 
+/// Where the daemons that read container sockets (Prometheus, Alloy) find
+/// them: each configured socket is mounted there by PID 1 (systemd's
+/// BindReadOnlyPaths=) or by the container engine (a bind volume), so the
+/// daemon's user need not traverse the socket's parent directories (a
+/// rootless user's /run/user/UID is 0700), and the rendered configs name
+/// one path on every target.
+pub const SOCKET_DIR: &str = "/run/homelab-observability/container-sockets";
+
+/// The path a daemon sees the socket at `host_path` under: the host path
+/// with its `/` turned into `_`, e.g. `run_user_1001_podman_podman.sock`.
+pub fn in_daemon(host_path: &str) -> String {
+    let name = host_path.trim_start_matches('/').replace('/', "_");
+    format!("{SOCKET_DIR}/{name}")
+}
+
+/// The numeric group owning each configured socket on the host that runs
+/// the daemons, by host path. Only that group lets the daemon's user
+/// connect (the sockets are 0660), and a number needs no entry in the
+/// daemon's /etc/group: systemd's SupplementaryGroups= and Compose's
+/// group_add take it as it is, where a missing group name stops the unit.
+pub type SocketGroups = BTreeMap<String, u32>;
+
+/// The groups of the configured sockets that exist here. A socket owned by
+/// group root gives no group: root's group opens far more than a socket.
+pub fn socket_groups_here(cfg: &crate::model::Config) -> SocketGroups {
+    use std::os::unix::fs::MetadataExt;
+    cfg.alloy
+        .container_sockets
+        .iter()
+        .filter_map(|s| Some((s.clone(), std::fs::metadata(s).ok()?.gid())))
+        .filter(|(_, gid)| *gid != 0)
+        .collect()
+}
+
+/// Warnings for `configgen check`, run on the host of the daemons: a
+/// configured socket that is not there, or that no group opens. Not errors:
+/// the engine may be installed after the stack.
+pub fn check_sockets(cfg: &crate::model::Config) -> Vec<crate::diagnostic::ConfigIssue> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let rerender = "render again once it is there, so that Prometheus and Alloy join its group \
+                    (or set alloy.container_sockets = false on a host without containers)";
+    let named = group_ids("/etc/group");
+    let mut out = Vec::new();
+    for (i, socket) in cfg.alloy.container_sockets.iter().enumerate() {
+        let field = format!("alloy.container_sockets[{i}]");
+        let message = match std::fs::metadata(socket) {
+            Err(e) => format!(
+                "{socket}: {e}: its containers are neither discovered nor their logs collected; {rerender}"
+            ),
+            Ok(m) if !m.file_type().is_socket() => {
+                format!("{socket} is not a unix socket; {rerender}")
+            }
+            Ok(m) if m.gid() == 0 => format!(
+                "{socket} is owned by group root, which Prometheus and Alloy are not given: \
+                 give the socket a group of its own (SocketGroup= of its .socket unit) and render again"
+            ),
+            // systemd resolves even a numeric SupplementaryGroups= entry
+            // and refuses to start the unit (216/GROUP) without a name.
+            Ok(m) if named.as_ref().is_some_and(|n| !n.contains(&m.gid())) => format!(
+                "{socket} is owned by group {}, which has no name in /etc/group: systemd \
+                 will not start Prometheus and Alloy with it; add the group (groupadd -g {} NAME)",
+                m.gid(),
+                m.gid()
+            ),
+            Ok(_) => continue,
+        };
+        out.push(crate::diagnostic::ConfigIssue::new(field, message));
+    }
+    out
+}
+
+/// The group ids named in a group(5) file; None when it cannot be read.
+fn group_ids(path: &str) -> Option<std::collections::BTreeSet<u32>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.split(':').nth(2)?.parse().ok())
+            .collect(),
+    )
+}
+
 /// Job names of the discovered jobs. The probe job's series carry
 /// `job="blackbox_http"`; a scraped container's carry its service name.
 pub const PROBE_JOB: &str = "blackbox_http_containers";
@@ -70,7 +153,7 @@ pub const METRICS_JOB: &str = "container_metrics";
 pub struct DiscoveredJob {
     pub name: String,
     pub metrics_path: String,
-    /// Docker API endpoints, e.g. `unix:///var/run/docker.sock`.
+    /// Docker API endpoints, as the daemon sees them ([`in_daemon`]).
     pub docker_hosts: Vec<String>,
     pub relabel: Vec<Relabel>,
 }
@@ -209,7 +292,10 @@ pub fn jobs(sockets: &[String], blackbox: Option<&str>) -> Vec<DiscoveredJob> {
     if sockets.is_empty() {
         return Vec::new();
     }
-    let hosts: Vec<String> = sockets.iter().map(|s| format!("unix://{s}")).collect();
+    let hosts: Vec<String> = sockets
+        .iter()
+        .map(|s| format!("unix://{}", in_daemon(s)))
+        .collect();
     let mut jobs = Vec::new();
     if let Some(blackbox) = blackbox {
         jobs.push(DiscoveredJob {
@@ -378,7 +464,7 @@ mod tests {
         assert_eq!(only_metrics[0].name, METRICS_JOB);
         assert_eq!(
             only_metrics[0].docker_hosts,
-            ["unix:///run/podman/podman.sock"]
+            ["unix:///run/homelab-observability/container-sockets/run_podman_podman.sock"]
         );
     }
 }

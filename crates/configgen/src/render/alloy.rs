@@ -182,7 +182,7 @@ fn logs(plan: &Plan, loki_push: &str) -> String {
         });
     }
     for (i, socket) in sockets.iter().enumerate() {
-        let host = format!("unix://{socket}");
+        let host = format!("unix://{}", containers::in_daemon(socket));
         let name = match i {
             0 => "containers".to_string(),
             i => format!("containers_{}", i + 1),

@@ -45,6 +45,10 @@ struct Service {
     cap_drop: Vec<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     cap_add: Vec<&'static str>,
+    /// Numeric host groups (the container sockets'): numbers are not
+    /// looked up in the image's /etc/group.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    group_add: Vec<String>,
     security_opt: Vec<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     devices: Vec<String>,
@@ -171,6 +175,7 @@ fn service(daemon: &Daemon, config_dir: &str, needs_init: bool) -> Service {
     s.cap_add = daemon.capabilities.clone();
     s.cap_add.extend(c.capabilities.iter().copied());
     s.devices = c.devices.iter().map(|d| format!("{d}:{d}")).collect();
+    s.group_add = c.groups.iter().map(u32::to_string).collect();
 
     let inside = |path: &str| path.starts_with(&format!("{config_dir}/"));
     if daemon.config_files.iter().any(|f| inside(f)) {

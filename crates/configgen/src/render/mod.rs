@@ -56,20 +56,39 @@ fn generated_notice(plan: &Plan) -> String {
     )
 }
 
-/// Render every file of the stack for an already validated config.
+/// Render every file of the stack for an already validated config, for a
+/// host where no container socket exists (yet): the units then ask for no
+/// socket group.
 pub fn render(cfg: &Config) -> Result<Tree> {
-    let plan = Plan::new(cfg);
+    render_plan(&Plan::new(cfg))
+}
+
+/// Render for the host this runs on: the container sockets' groups are read
+/// here (`configgen render` and `apply` run on the host they configure).
+pub fn render_here(cfg: &Config) -> Result<Tree> {
+    render_with_socket_groups(cfg, crate::plan::containers::socket_groups_here(cfg))
+}
+
+/// Render for a host whose container sockets are owned by these groups.
+pub fn render_with_socket_groups(
+    cfg: &Config,
+    groups: crate::plan::containers::SocketGroups,
+) -> Result<Tree> {
+    render_plan(&Plan::new(cfg).with_socket_groups(groups))
+}
+
+fn render_plan(plan: &Plan) -> Result<Tree> {
     let mut tree = Tree::default();
-    prometheus::render(&plan, &mut tree)?;
-    rules::render(&plan, &mut tree)?;
-    alertmanager::render(&plan, &mut tree)?;
-    blackbox::render(&plan, &mut tree)?;
-    probe::render(&plan, &mut tree)?;
-    loki::render(&plan, &mut tree)?;
-    alloy::render(&plan, &mut tree)?;
-    tempo::render(&plan, &mut tree)?;
-    grafana::render(&plan, &mut tree)?;
-    compose::render(&plan, &mut tree)?;
-    systemd::render(&plan, &mut tree)?;
+    prometheus::render(plan, &mut tree)?;
+    rules::render(plan, &mut tree)?;
+    alertmanager::render(plan, &mut tree)?;
+    blackbox::render(plan, &mut tree)?;
+    probe::render(plan, &mut tree)?;
+    loki::render(plan, &mut tree)?;
+    alloy::render(plan, &mut tree)?;
+    tempo::render(plan, &mut tree)?;
+    grafana::render(plan, &mut tree)?;
+    compose::render(plan, &mut tree)?;
+    systemd::render(plan, &mut tree)?;
     Ok(tree)
 }

@@ -70,6 +70,20 @@ fn service_section(d: &Daemon) -> String {
     if !d.unit.groups.is_empty() {
         let _ = writeln!(s, "SupplementaryGroups={}", d.unit.groups.join(" "));
     }
+    for m in &d.unit.mounts {
+        // `-`: a socket missing on this host (no Docker) leaves the unit
+        // starting without it. PID 1 makes the mount, so the daemon's user
+        // needs no way through the socket's parent directories.
+        let _ = writeln!(
+            s,
+            "BindReadOnlyPaths={}",
+            quote_if_needed(format!(
+                "-{}:{}",
+                escape_specifiers(&m.source),
+                escape_specifiers(&m.target)
+            ))
+        );
+    }
     for (k, v) in &d.env {
         let _ = writeln!(s, "Environment={}", list_item(&format!("{k}={v}")));
     }
@@ -375,6 +389,53 @@ mod tests {
         ));
         assert!(probe.contains("\nProtectHome=read-only\n"));
         assert!(probe.contains("\nRestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n"));
+    }
+
+    #[test]
+    fn container_sockets_are_bound_at_one_path_with_their_numeric_groups() {
+        let cfg: Config = toml::from_str(
+            "alloy.container_sockets = [\"/var/run/docker.sock\", \"/run/user/1001/podman/podman.sock\"]\n",
+        )
+        .unwrap();
+        let groups = [
+            ("/var/run/docker.sock".to_string(), 998),
+            ("/run/user/1001/podman/podman.sock".to_string(), 1001),
+        ];
+        let plan = Plan::new(&cfg).with_socket_groups(groups.into_iter().collect());
+        let mut tree = Tree::default();
+        render(&plan, &mut tree).unwrap();
+        let binds = "BindReadOnlyPaths=-/var/run/docker.sock:/run/homelab-observability/container-sockets/var_run_docker.sock\n\
+                     BindReadOnlyPaths=-/run/user/1001/podman/podman.sock:/run/homelab-observability/container-sockets/run_user_1001_podman_podman.sock\n";
+        let prom = tree
+            .get("systemd/prometheus.service.d/homelab-observability.conf")
+            .unwrap();
+        assert!(prom.contains("\nSupplementaryGroups=998 1001\n"), "{prom}");
+        assert!(prom.contains(binds), "{prom}");
+        let alloy = tree
+            .get("systemd/alloy.service.d/homelab-observability.conf")
+            .unwrap();
+        assert!(
+            alloy.contains("\nSupplementaryGroups=systemd-journal adm 998 1001\n"),
+            "{alloy}"
+        );
+        assert!(alloy.contains(binds), "{alloy}");
+
+        // Sockets not on the rendering host: bound if they appear, no group.
+        let tree = tree_of("");
+        let prom = tree
+            .get("systemd/prometheus.service.d/homelab-observability.conf")
+            .unwrap();
+        assert!(!prom.contains("SupplementaryGroups"), "{prom}");
+        assert!(prom.contains("\nBindReadOnlyPaths=-/var/run/docker.sock:"));
+        let alloy = tree
+            .get("systemd/alloy.service.d/homelab-observability.conf")
+            .unwrap();
+        assert!(alloy.contains("\nSupplementaryGroups=systemd-journal adm\n"));
+        let off = tree_of("discovery.containers = false");
+        let prom = off
+            .get("systemd/prometheus.service.d/homelab-observability.conf")
+            .unwrap();
+        assert!(!prom.contains("BindReadOnlyPaths"), "{prom}");
     }
 
     #[test]
