@@ -110,3 +110,51 @@ fn go_binary_flag_attaches_before_the_server_starts_and_no_tls_detaches() {
         "{dump}"
     );
 }
+
+/// h2 over Go's TLS (what browsers speak to Caddy): the HTTP/2 parser reads the plaintext
+/// of the Go uprobes. Streams in sequence on one connection, then 40 streams from two
+/// connections, five at a time.
+#[test]
+fn caddy_h2_over_go_tls_streams() {
+    if !live_or_skip("Go TLS HTTP/2 live test", &["caddy", "curl", "h2load"]) {
+        return;
+    }
+    let caddy = Server::caddy_tls(free_port());
+    let probe = Probe::start(&[s("--watch-port"), caddy.port.to_string()]);
+    let url = |p: &str| format!("https://127.0.0.1:{}{p}", caddy.port);
+    let h2 = ["-k", "--http2"];
+    assert_eq!(
+        curl(&h2, &[url("/ok"), url("/ok"), url("/nope")]),
+        [200, 200, 404]
+    );
+    let out = std::process::Command::new(which("h2load").unwrap())
+        .args(["-n", "40", "-c", "2", "-m", "5", &url("/ok")])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("40 succeeded"), "{text}");
+    let svc = ("service_name", "caddy");
+    let m = probe.settle(|m| m.count(SERVER, &[svc]) >= 43);
+    let dump = m.dump("h");
+    let server = |status: &str, route: &str| {
+        m.count(
+            SERVER,
+            &[
+                svc,
+                ("http_request_method", "GET"),
+                ("http_response_status_code", status),
+                ("http_route", route),
+            ],
+        )
+    };
+    assert_eq!(server("200", "/ok"), 42, "{dump}");
+    assert_eq!(server("404", "/nope"), 1, "{dump}");
+    assert_eq!(m.count(SERVER, &[]), 43, "{dump}");
+    for zero in [
+        "homelab_probe_parse_errors_total",
+        "homelab_probe_ringbuf_drops_total",
+        "http_server_unanswered_requests_total",
+    ] {
+        assert_eq!(m.sum(zero, &[]), 0.0, "{zero}\n{dump}");
+    }
+}
