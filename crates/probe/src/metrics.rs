@@ -159,7 +159,7 @@ impl Metrics {
         let parse_errors = single(
             r,
             "homelab_probe_parse_errors",
-            "Connections whose bytes were not HTTP/1.x (or not parseable).",
+            "Connections whose bytes were not HTTP/1.x or HTTP/2, or could not be followed.",
         );
         let evicted_connections = single(
             r,
