@@ -4,6 +4,7 @@
 //! the queries in Grafana dashboards.
 
 pub mod alloy_syntax;
+mod cursor;
 pub mod dashboard_queries;
 pub mod logql;
 pub mod traceql;

@@ -17,22 +17,10 @@
 //! Regular expressions are compiled with the `regex` crate, whose syntax is
 //! RE2's, like Go's `regexp` used by Loki.
 
-use std::fmt;
+use std::ops::{Deref, DerefMut};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    /// 1-based character column in the query.
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {}: {}", self.col, self.message)
-    }
-}
-
-impl std::error::Error for Error {}
+use crate::cursor::Cursor;
+pub use crate::cursor::Error;
 
 /// What a valid query returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,8 +63,7 @@ pub fn line_filters(query: &str) -> Result<Vec<LineFilter>, Error> {
 
 fn parse(query: &str) -> Result<(Kind, Vec<LineFilter>), Error> {
     let mut p = Parser {
-        s: query.chars().collect(),
-        i: 0,
+        cursor: Cursor::new(query),
         filters: Vec::new(),
     };
     let kind = p.query()?;
@@ -94,19 +81,24 @@ const RANGE_FUNCTIONS: &[&str] = &["count_over_time", "rate", "bytes_over_time",
 const AGGREGATIONS: &[&str] = &["sum", "avg", "min", "max", "count"];
 
 struct Parser {
-    s: Vec<char>,
-    i: usize,
+    cursor: Cursor,
     filters: Vec<LineFilter>,
 }
 
-impl Parser {
-    fn err<T>(&self, message: impl Into<String>) -> Result<T, Error> {
-        Err(Error {
-            col: self.i + 1,
-            message: message.into(),
-        })
+impl Deref for Parser {
+    type Target = Cursor;
+    fn deref(&self) -> &Cursor {
+        &self.cursor
     }
+}
 
+impl DerefMut for Parser {
+    fn deref_mut(&mut self) -> &mut Cursor {
+        &mut self.cursor
+    }
+}
+
+impl Parser {
     /// An optional `> 0`-style comparison with a number.
     fn comparison(&mut self) -> Result<(), Error> {
         let Some(op) = [">=", "<=", "==", "!=", ">", "<"]
@@ -129,39 +121,6 @@ impl Parser {
             return self.err(format!("expected a number after {after}"));
         }
         Ok(())
-    }
-
-    fn rest(&self) -> String {
-        self.s[self.i..].iter().take(20).collect()
-    }
-
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|c| c.is_whitespace()) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<char> {
-        self.s.get(self.i).copied()
-    }
-
-    fn eat(&mut self, token: &str) -> bool {
-        self.ws();
-        let t: Vec<char> = token.chars().collect();
-        if self.s[self.i..].starts_with(&t) {
-            self.i += t.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, token: &str) -> Result<(), Error> {
-        if self.eat(token) {
-            Ok(())
-        } else {
-            self.err(format!("expected {token:?}, found {:?}", self.rest()))
-        }
     }
 
     fn ident(&mut self) -> Result<String, Error> {

@@ -13,22 +13,10 @@
 //!   crate, as Go's regexp in Tempo), numbers, durations (`150ms`), `true`,
 //!   `false`, and the status and kind keywords.
 
-use std::fmt;
+use std::ops::{Deref, DerefMut};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    /// 1-based character column in the query.
-    pub col: usize,
-    pub message: String,
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "column {}: {}", self.col, self.message)
-    }
-}
-
-impl std::error::Error for Error {}
+use crate::cursor::Cursor;
+pub use crate::cursor::Error;
 
 const INTRINSICS: &[&str] = &[
     "name",
@@ -58,10 +46,7 @@ const OPERATORS: &[&str] = &["=~", "!~", "!=", ">=", "<=", "=", ">", "<"];
 
 /// Check one query (Grafana variables already replaced by values).
 pub fn check(query: &str) -> Result<(), Error> {
-    let mut p = Parser {
-        s: query.chars().collect(),
-        i: 0,
-    };
+    let mut p = Parser(Cursor::new(query));
     p.spansets()?;
     p.ws();
     if p.i < p.s.len() {
@@ -70,48 +55,22 @@ pub fn check(query: &str) -> Result<(), Error> {
     Ok(())
 }
 
-struct Parser {
-    s: Vec<char>,
-    i: usize,
+struct Parser(Cursor);
+
+impl Deref for Parser {
+    type Target = Cursor;
+    fn deref(&self) -> &Cursor {
+        &self.0
+    }
+}
+
+impl DerefMut for Parser {
+    fn deref_mut(&mut self) -> &mut Cursor {
+        &mut self.0
+    }
 }
 
 impl Parser {
-    fn err<T>(&self, message: impl Into<String>) -> Result<T, Error> {
-        Err(Error {
-            col: self.i + 1,
-            message: message.into(),
-        })
-    }
-
-    fn rest(&self) -> String {
-        self.s[self.i..].iter().take(20).collect()
-    }
-
-    fn ws(&mut self) {
-        while self.s.get(self.i).is_some_and(|c| c.is_whitespace()) {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, token: &str) -> bool {
-        self.ws();
-        let t: Vec<char> = token.chars().collect();
-        if self.s[self.i..].starts_with(&t) {
-            self.i += t.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, token: &str) -> Result<(), Error> {
-        if self.eat(token) {
-            Ok(())
-        } else {
-            self.err(format!("expected {token:?}, found {:?}", self.rest()))
-        }
-    }
-
     fn spansets(&mut self) -> Result<(), Error> {
         loop {
             self.expect("{")?;
