@@ -21,20 +21,13 @@ fn exact_under_churn(server: Server, service: &str) {
     let ok = [svc, ("http_response_status_code", "200")];
     assert_eq!(m.count(SERVER, &ok), answered, "{dump}");
     assert_eq!(m.count(SERVER, &[]), answered, "{dump}");
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
-    );
-    assert_eq!(
-        m.sum("homelab_probe_ringbuf_drops_total", &[]),
-        0.0,
-        "{dump}"
-    );
-    assert_eq!(
-        m.sum("homelab_probe_tracked_connections", &[]),
-        0.0,
-        "{dump}"
+    m.assert_zero(
+        &[
+            "homelab_probe_parse_errors_total",
+            "homelab_probe_ringbuf_drops_total",
+            "homelab_probe_tracked_connections",
+        ],
+        &dump,
     );
 
     // With keep-alive too: twenty connections carrying every request, each one parsed.

@@ -50,13 +50,14 @@ fn assert_counted(probe: &Probe, sent: u64, ready: u64) {
     assert_eq!(server("GET", "404", "/missing/{id}"), 1, "{dump}");
     assert_eq!(server("POST", "201", "/form"), 1, "{dump}");
     assert_eq!(m.count(SERVER, &[]), sent, "{dump}");
-    for zero in [
-        "homelab_probe_parse_errors_total",
-        "homelab_probe_ringbuf_drops_total",
-        "http_server_unanswered_requests_total",
-    ] {
-        assert_eq!(m.sum(zero, &[]), 0.0, "{zero}\n{dump}");
-    }
+    m.assert_zero(
+        &[
+            "homelab_probe_parse_errors_total",
+            "homelab_probe_ringbuf_drops_total",
+            "http_server_unanswered_requests_total",
+        ],
+        &dump,
+    );
 }
 
 #[test]
@@ -104,11 +105,7 @@ fn go_binary_flag_attaches_before_the_server_starts_and_no_tls_detaches() {
     let m = probe.settle(|_| false);
     let dump = m.dump("h");
     assert_eq!(m.count(SERVER, &[]), 0, "{dump}");
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
-    );
+    m.assert_zero(&["homelab_probe_parse_errors_total"], &dump);
 }
 
 /// h2 over Go's TLS (what browsers speak to Caddy): the HTTP/2 parser reads the plaintext
@@ -150,11 +147,12 @@ fn caddy_h2_over_go_tls_streams() {
     assert_eq!(server("200", "/ok"), 42, "{dump}");
     assert_eq!(server("404", "/nope"), 1, "{dump}");
     assert_eq!(m.count(SERVER, &[]), 43, "{dump}");
-    for zero in [
-        "homelab_probe_parse_errors_total",
-        "homelab_probe_ringbuf_drops_total",
-        "http_server_unanswered_requests_total",
-    ] {
-        assert_eq!(m.sum(zero, &[]), 0.0, "{zero}\n{dump}");
-    }
+    m.assert_zero(
+        &[
+            "homelab_probe_parse_errors_total",
+            "homelab_probe_ringbuf_drops_total",
+            "http_server_unanswered_requests_total",
+        ],
+        &dump,
+    );
 }

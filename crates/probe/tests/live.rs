@@ -375,11 +375,7 @@ fn garbage_and_connection_floods_do_not_break_counting() {
         m.sum("homelab_probe_tracked_connections", &[]) <= 256.0,
         "{dump}"
     );
-    assert_eq!(
-        m.sum("homelab_probe_ringbuf_drops_total", &[]),
-        0.0,
-        "{dump}"
-    );
+    m.assert_zero(&["homelab_probe_ringbuf_drops_total"], &dump);
     let mut probe = probe;
     let status = probe.proc.terminate().expect("probe stops on SIGTERM");
     assert!(
@@ -539,11 +535,7 @@ fn peeked_bytes_are_not_counted_as_requests() {
     ];
     assert_eq!(m.count(SERVER, &ok), 5, "{dump}");
     assert_eq!(m.count(SERVER, &[]), 5, "{dump}");
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
-    );
+    m.assert_zero(&["homelab_probe_parse_errors_total"], &dump);
     drop(server);
 }
 
@@ -607,15 +599,12 @@ fn no_tls_leaves_tls_ports_silent() {
     let dump = m.dump("h");
     assert_eq!(m.count(SERVER, &[]), 1, "{dump}");
     assert_eq!(m.count(CLIENT, &[]), 0, "{dump}");
-    assert_eq!(
-        m.sum("http_server_unanswered_requests_total", &[]),
-        0.0,
-        "{dump}"
-    );
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
+    m.assert_zero(
+        &[
+            "http_server_unanswered_requests_total",
+            "homelab_probe_parse_errors_total",
+        ],
+        &dump,
     );
 }
 

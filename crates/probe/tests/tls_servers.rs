@@ -57,15 +57,12 @@ fn assert_exercised(probe: &Probe, service: &str, post_status: u16, new_connecti
     posts[2].1 = &post;
     assert_eq!(m.count(SERVER, &posts), 5, "{dump}");
     assert_eq!(m.count(SERVER, &[svc]), total, "{dump}");
-    assert_eq!(
-        m.sum("http_server_unanswered_requests_total", &[]),
-        0.0,
-        "{dump}"
-    );
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
+    m.assert_zero(
+        &[
+            "http_server_unanswered_requests_total",
+            "homelab_probe_parse_errors_total",
+        ],
+        &dump,
     );
 }
 
@@ -201,11 +198,7 @@ fn memory_bio_connections_open_before_start() {
         assert_eq!(m.count(SERVER, &ok), 5, "{dump}");
     }
     assert_eq!(m.count(SERVER, &[]), 10, "{dump}");
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
-    );
+    m.assert_zero(&["homelab_probe_parse_errors_total"], &dump);
 }
 
 #[test]
@@ -253,14 +246,11 @@ fn no_tls_leaves_memory_bio_and_apache_tls_ports_silent() {
     let m = probe.settle(|m| m.count(SERVER, &[]) >= 1);
     let dump = m.dump("h");
     assert_eq!(m.count(SERVER, &[]), 1, "{dump}");
-    assert_eq!(
-        m.sum("http_server_unanswered_requests_total", &[]),
-        0.0,
-        "{dump}"
-    );
-    assert_eq!(
-        m.sum("homelab_probe_parse_errors_total", &[]),
-        0.0,
-        "{dump}"
+    m.assert_zero(
+        &[
+            "http_server_unanswered_requests_total",
+            "homelab_probe_parse_errors_total",
+        ],
+        &dump,
     );
 }

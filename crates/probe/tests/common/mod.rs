@@ -442,6 +442,14 @@ impl Samples {
         self.sum(&format!("{hist}_count"), labels) as u64
     }
 
+    /// Asserts that each of these metrics sums to 0 (no parse errors, drops, ...), showing
+    /// `dump` when one does not.
+    pub fn assert_zero(&self, names: &[&str], dump: &str) {
+        for name in names {
+            assert_eq!(self.sum(name, &[]), 0.0, "{name}\n{dump}");
+        }
+    }
+
     pub fn dump(&self, prefix: &str) -> String {
         self.0
             .iter()
