@@ -758,11 +758,11 @@ impl Table {
             });
         }
         let trace_id = span.as_ref().map(|ids| ids.trace_id);
+        let route = match c.side {
+            Side::Server => c.last_series.as_ref().map(|s| s.route.as_str()),
+            Side::Client => None,
+        };
         if let (Some(sink), Some(status), Some(ids)) = (&self.spans, ex.status, span) {
-            let route = match c.side {
-                Side::Server => c.last_series.as_ref().map(|s| s.route.clone()),
-                Side::Client => None,
-            };
             sink.submit(SpanData {
                 ids,
                 service: c.service.clone(),
@@ -770,7 +770,7 @@ impl Table {
                 tls: c.tls,
                 method: ex.method.clone(),
                 target: url_path(&ex.target).to_string(),
-                route,
+                route: route.map(str::to_string),
                 status,
                 start_ns: ex.start_ns,
                 end_ns: ex.end_ns,
@@ -784,10 +784,7 @@ impl Table {
                 service: &c.service,
                 side: c.side,
                 method,
-                route: match c.side {
-                    Side::Server => c.last_series.as_ref().map(|s| s.route.as_str()),
-                    Side::Client => None,
-                },
+                route,
                 path: url_path(&ex.target),
                 status,
                 start_ns: ex.start_ns,
