@@ -108,18 +108,7 @@ http {{
 "#
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new(which("nginx").expect("nginx"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let proc = Proc(child);
+        let proc = spawn_nginx(dir.path());
         wait_port(port, "nginx h2c");
         wait_port(tls_port, "nginx h2");
         H2Nginx {

@@ -234,18 +234,7 @@ http {{
 "#
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new(which("nginx").expect("nginx"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
-        let proc = Proc(child);
+        let proc = spawn_nginx(dir.path());
         wait_port(port, "nginx");
         if let Some(tp) = tls_port {
             wait_port(tp, "nginx tls");
@@ -262,6 +251,22 @@ http {{
 }
 
 /// A self-signed certificate for localhost: `dir`/cert.pem and `dir`/key.pem.
+/// nginx with `dir/nginx.conf`, its prefix and error log in `dir`.
+pub fn spawn_nginx(dir: &Path) -> Proc {
+    let child = Command::new(which("nginx").expect("nginx"))
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    Proc(child)
+}
+
 pub fn self_signed(dir: &Path) {
     let status = Command::new("openssl")
         .args([
