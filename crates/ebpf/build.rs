@@ -21,12 +21,18 @@ fn main() {
     println!("cargo:rerun-if-env-changed=BPF_CLANG");
     println!("cargo:rerun-if-env-changed=BPF_CFLAGS");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
-    compile("bpf/probe.bpf.c", &out.join("probe.bpf.o"));
-    compile("bpf/sockhooks.bpf.c", &out.join("sockhooks.bpf.o"));
+    compile("bpf/probe.bpf.c", &out.join("probe.bpf.o"), &[]);
+    // Without kernel framing: for kernels before 5.17 (no bpf_loop) and --no-kernel-framing.
+    compile(
+        "bpf/probe.bpf.c",
+        &out.join("probe-bytes.bpf.o"),
+        &["-DHL_NO_FRAMING"],
+    );
+    compile("bpf/sockhooks.bpf.c", &out.join("sockhooks.bpf.o"), &[]);
     write_constants(&out.join("abi_consts.rs"));
 }
 
-fn compile(src: &str, obj: &std::path::Path) {
+fn compile(src: &str, obj: &std::path::Path, defines: &[&str]) {
     let candidates: Vec<String> = match env::var("BPF_CLANG") {
         Ok(c) => vec![c],
         Err(_) => vec!["clang".into(), "clang-14".into()],
@@ -46,6 +52,7 @@ fn compile(src: &str, obj: &std::path::Path) {
                 "-Wall",
             ])
             .args(["-Wno-unused-function", "-Ibpf"])
+            .args(defines)
             .args(&extra)
             .args(["-c", src, "-o"])
             .arg(obj)

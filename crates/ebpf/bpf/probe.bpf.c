@@ -291,7 +291,11 @@ static __always_inline int track_open(long fd, __u8 side)
 
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	__u64 key = conn_key(tgid, fd);
-	struct hl_conn conn = { .watch_id = *watch, .side = side };
+	struct hl_conn conn = { .watch_id = *watch & ~(__u32)HL_WATCH_HEADERS, .side = side };
+#ifndef HL_NO_FRAMING
+	if (side == HL_SIDE_SERVER && !(*watch & (__u32)HL_WATCH_HEADERS))
+		conn.frame = HL_FRAME_IDLE;
+#endif
 	bpf_map_update_elem(&hl_conns, &key, &conn, BPF_ANY);
 	__u32 tracked = HL_TGID_TRACKED; /* NOEXIST: keep the HL_TGID_SSL flag of a known process */
 	bpf_map_update_elem(&hl_tgids, &tgid, &tracked, BPF_NOEXIST);
@@ -410,8 +414,8 @@ static __always_inline struct hl_event *data_event(__u32 tgid, long fd, __u64 le
 	return ev;
 }
 
-/* Head and tail of one contiguous user buffer holding `len` bytes; emits the event. */
-static __always_inline void capture_buf(struct hl_event *ev, const void *buf, __u64 len)
+/* Head and tail of one contiguous user buffer holding `len` bytes; returns the event's size. */
+static __always_inline __u64 capture_buf(struct hl_event *ev, const void *buf, __u64 len)
 {
 	__u64 head = HL_CLAMP(len, HL_HEAD_MAX);
 	bpf_probe_read_user(ev->data, head, buf);
@@ -423,12 +427,12 @@ static __always_inline void capture_buf(struct hl_event *ev, const void *buf, __
 	}
 	ev->hdr.head_len = head;
 	ev->hdr.tail_len = tail;
-	emit(ev, sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head));
+	return sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head);
 }
 
 /* Same for data scattered over an iovec array (readv/writev/recvmsg/sendmsg). The head is
  * gathered across entries; the tail is taken from the last entry that holds data. */
-static __always_inline void capture_iov(struct hl_event *ev, const struct iovec *iov,
+static __always_inline __u64 capture_iov(struct hl_event *ev, const struct iovec *iov,
 					__u64 iovcnt, __u64 len)
 {
 	__u64 done = 0, head = 0, last_len = 0;
@@ -475,7 +479,333 @@ static __always_inline void capture_iov(struct hl_event *ev, const struct iovec 
 		head = HL_HEAD_MAX;
 	ev->hdr.head_len = head;
 	ev->hdr.tail_len = tail;
-	emit(ev, sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head));
+	return sizeof(ev->hdr) + (tail ? HL_HEAD_MAX + tail : head);
+}
+
+/* ---- HTTP/1.x framing in the kernel (server side) ----
+ * The common exchange (a request read whole in one read, its response written with a
+ * Content-Length, or without a body) becomes one REQUEST record (the request line) and one
+ * RESPONSE record (the status), instead of the bytes of each read and write. Whatever the
+ * kernel does not frame goes to userspace as bytes from then on (HL_FRAME_OFF), always at a
+ * point where userspace's parser can take over: a request boundary, or the start of the
+ * response to the framed request it was sent. See "Kernel framing" in docs/probe.md. */
+#ifndef HL_NO_FRAMING
+
+/* Callbacks of the head scan (bpf_loop): each looks for the next line feed from `pos`, 8
+ * bytes at a time, and checks the header field starting after it. */
+#define HL_SCAN_STEPS 512
+
+struct hl_scan {
+	__u8 *buf;
+	__u32 pos;      /* where the next line feed is looked for */
+	__u32 end;      /* captured bytes */
+	__u32 line_end; /* the start line's line feed (0: not found yet) */
+	__u32 head_end; /* bytes up to and including the empty line (0: not found yet) */
+	__u32 length_at; /* where the (first) Content-Length value starts */
+	__u8 lengths;   /* Content-Length fields seen */
+	__u8 refuse;    /* a field the kernel leaves to userspace, or a malformed head */
+	__u8 has_length;
+	__u64 length;   /* Content-Length, once parsed (scan_head) */
+};
+
+#define HL_STR8(a, b, c, d, e, f, g, h)                                                    \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 |              \
+	 (__u64)(e) << 32 | (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+#define HL_ONES 0x0101010101010101ULL
+#define HL_LOW7 0x7f7f7f7f7f7f7f7fULL
+#define HL_HIGH 0x8080808080808080ULL
+#define HL_LOWER 0x2020202020202020ULL /* ORed in: ASCII letters to lower case */
+#define HL_MASK(n) ((n) == 8 ? ~0ULL : (1ULL << ((n) * 8)) - 1)
+
+/* 8 bytes at `off` of a scratch event's data (4 KiB; callers keep off below 2 KiB + 64). */
+static __always_inline __u64 load8(const __u8 *buf, __u32 off)
+{
+	off = HL_CLAMP(off, HL_HEAD_MAX + HL_TAIL_MAX);
+	return *(const __u64 *)(buf + off);
+}
+
+static __always_inline __u8 load1(const __u8 *buf, __u32 off)
+{
+	off = HL_CLAMP(off, HL_HEAD_MAX + HL_TAIL_MAX);
+	return buf[off];
+}
+
+static __always_inline bool is_digit(__u8 c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Content-Length's value from `pos` (after the colon): optional spaces or tabs, 1 to 18
+ * digits, optional spaces or tabs, CR. One byte per callback (bpf_loop). */
+struct hl_number {
+	const __u8 *buf;
+	__u32 pos;
+	__u32 end;
+	__u64 value;
+	__u8 digits;
+	__u8 after;  /* white space after the digits seen */
+	__u8 ok;     /* ended by CR after at least one digit */
+};
+
+static long number_step(__u32 index, void *ctx)
+{
+	struct hl_number *n = ctx;
+	if (n->pos >= n->end)
+		return 1;
+	__u8 c = load1(n->buf, n->pos);
+	n->pos++;
+	if (c == ' ' || c == '\t') {
+		n->after = n->digits > 0;
+		return 0;
+	}
+	if (is_digit(c) && !n->after && n->digits < 18) {
+		n->value = n->value * 10 + (c - '0');
+		n->digits++;
+		return 0;
+	}
+	n->ok = c == '\r' && n->digits > 0;
+	return 1;
+}
+
+/* 0x80 in each byte of `w` that is a line feed (an exact zero-byte test on w ^ LFs). */
+static __always_inline __u64 line_feeds(__u64 w)
+{
+	__u64 x = w ^ (HL_ONES * '\n');
+	return ~(((x & HL_LOW7) + HL_LOW7) | x) & HL_HIGH;
+}
+
+static long scan_step(__u32 index, void *ctx)
+{
+	struct hl_scan *s = ctx;
+	__u32 pos = s->pos;
+	if (pos >= s->end || pos > HL_HEAD_MAX) {
+		s->refuse = 1; /* the head does not end in the captured bytes */
+		return 1;
+	}
+	const __u8 *buf = s->buf;
+	/* 16 bytes per step: the first line feed in them, if any. */
+	__u64 lf = line_feeds(load8(buf, pos));
+	if (!lf) {
+		pos += 8;
+		lf = line_feeds(load8(buf, pos));
+		if (!lf) {
+			s->pos = pos + 8;
+			return 0;
+		}
+	}
+	/* Index of the lowest flagged byte: its 0x01 bit times this constant puts the index in
+	 * the top byte (little endian). */
+	__u32 nl = pos + ((((lf & -lf) >> 7) * 0x0001020304050607ULL) >> 56 & 7);
+	if (nl >= s->end) {
+		s->refuse = 1;
+		return 1;
+	}
+	s->pos = nl + 1;
+	if (!s->line_end)
+		s->line_end = nl;
+	__u32 at = nl + 1;
+	__u64 raw = load8(buf, at);
+	if ((raw & 0xffff) == ('\r' | '\n' << 8)) {
+		s->head_end = at + 2;
+		return 1;
+	}
+	__u64 name = raw | HL_LOWER;
+	if (name == HL_STR8('c', 'o', 'n', 't', 'e', 'n', 't', '-')) {
+		__u64 rest = load8(buf, at + 8) | HL_LOWER;
+		if ((rest & HL_MASK(6)) == HL_STR8('l', 'e', 'n', 'g', 't', 'h', 0, 0) &&
+		    load1(buf, at + 14) == ':') {
+			if (s->lengths++)
+				s->refuse = 1; /* a repeated one: userspace checks them */
+			s->length_at = at + 15;
+		}
+	} else if (name == HL_STR8('t', 'r', 'a', 'n', 's', 'f', 'e', 'r') ||
+		   name == HL_STR8('u', 'p', 'g', 'r', 'a', 'd', 'e', ':') ||
+		   (name & HL_MASK(7)) == HL_STR8('e', 'x', 'p', 'e', 'c', 't', ':', 0)) {
+		/* Transfer-Encoding (chunked bodies), Upgrade (another protocol follows),
+		 * Expect (an interim response comes first): userspace follows those. */
+		s->refuse = 1;
+	}
+	return s->refuse ? 1 : 0;
+}
+
+/* Scans the head captured at data[0..end): start line end, head end, Content-Length.
+ * Returns false when the kernel does not frame this message. */
+static __always_inline bool scan_head(struct hl_event *ev, __u32 end, struct hl_scan *s)
+{
+	__builtin_memset(s, 0, sizeof(*s));
+	s->buf = ev->data;
+	s->end = end;
+	bpf_loop(HL_SCAN_STEPS, scan_step, s, 0);
+	if (s->refuse || !s->head_end || s->line_end < 10)
+		return false;
+	if (!s->lengths)
+		return true;
+	struct hl_number n = { .buf = ev->data, .pos = s->length_at, .end = s->head_end };
+	bpf_loop(24, number_step, &n, 0);
+	s->has_length = 1;
+	s->length = n.value;
+	return n.ok;
+}
+
+/* Whether the request line starts with a method whose requests the kernel frames (others,
+ * CONNECT and HTTP/2's PRI among them, are left to userspace). */
+static __always_inline bool framed_method(__u64 w, bool *head)
+{
+	*head = (w & HL_MASK(5)) == HL_STR8('H', 'E', 'A', 'D', ' ', 0, 0, 0);
+	return *head || (w & HL_MASK(4)) == HL_STR8('G', 'E', 'T', ' ', 0, 0, 0, 0) ||
+	       (w & HL_MASK(5)) == HL_STR8('P', 'O', 'S', 'T', ' ', 0, 0, 0) ||
+	       (w & HL_MASK(4)) == HL_STR8('P', 'U', 'T', ' ', 0, 0, 0, 0) ||
+	       (w & HL_MASK(7)) == HL_STR8('D', 'E', 'L', 'E', 'T', 'E', ' ', 0) ||
+	       (w & HL_MASK(6)) == HL_STR8('P', 'A', 'T', 'C', 'H', ' ', 0, 0) ||
+	       w == HL_STR8('O', 'P', 'T', 'I', 'O', 'N', 'S', ' ');
+}
+
+/* A read in HL_FRAME_IDLE: a whole request (head, and body by Content-Length) in this one
+ * read becomes a REQUEST record. Returns false to send the bytes (and frame no more). */
+static __always_inline bool frame_request(struct hl_conn *conn, struct hl_event *ev)
+{
+	__u64 len = ev->hdr.len;
+	__u32 end = ev->hdr.head_len;
+	bool head;
+	if (end < 16 || !framed_method(load8(ev->data, 0), &head))
+		return false;
+	struct hl_scan s;
+	if (!scan_head(ev, end, &s))
+		return false;
+	/* "... HTTP/1.x" CR LF ends the request line. */
+	__u32 le = s.line_end;
+	if (load8(ev->data, le - 10) != HL_STR8(' ', 'H', 'T', 'T', 'P', '/', '1', '.') ||
+	    !is_digit(load1(ev->data, le - 2)) || load1(ev->data, le - 1) != '\r')
+		return false;
+	if (len - s.head_end != (s.has_length ? s.length : 0))
+		return false; /* the body continues in later reads, or more follows */
+	conn->frame = HL_FRAME_REQUEST;
+	conn->head_req = head;
+	ev->hdr.kind = HL_EV_REQUEST;
+	ev->hdr.head_len = le - 1;
+	ev->hdr.tail_len = 0;
+	emit(ev, sizeof(ev->hdr) + HL_CLAMP(le - 1, HL_HEAD_MAX));
+	return true;
+}
+
+static __always_inline void emit_response(struct hl_event *ev, __u16 status)
+{
+	ev->hdr.kind = HL_EV_RESPONSE;
+	ev->hdr.status = status;
+	ev->hdr.len = 0;
+	ev->hdr.head_len = 0;
+	ev->hdr.tail_len = 0;
+	emit(ev, sizeof(ev->hdr));
+}
+
+/* The first write after a framed request: a response head ("HTTP/1.x NNN"), whose body
+ * length is known from the head alone, starting this write. */
+static __always_inline bool frame_response(struct hl_conn *conn, struct hl_event *ev)
+{
+	__u64 len = ev->hdr.len;
+	__u32 end = ev->hdr.head_len;
+	if (end < 16)
+		return false;
+	__u64 w = load8(ev->data, 0);
+	if (w != HL_STR8('H', 'T', 'T', 'P', '/', '1', '.', '1') &&
+	    w != HL_STR8('H', 'T', 'T', 'P', '/', '1', '.', '0'))
+		return false;
+	__u8 d0 = load1(ev->data, 9), d1 = load1(ev->data, 10), d2 = load1(ev->data, 11);
+	__u8 after = load1(ev->data, 12);
+	if (load1(ev->data, 8) != ' ' || !is_digit(d0) || !is_digit(d1) || !is_digit(d2) ||
+	    (after != ' ' && after != '\r'))
+		return false;
+	__u16 status = (d0 - '0') * 100 + (d1 - '0') * 10 + (d2 - '0');
+	if (status < 200)
+		return false; /* interim responses, 101 */
+	struct hl_scan s;
+	if (!scan_head(ev, end, &s))
+		return false;
+	__u64 body;
+	if (conn->head_req || status == 204 || status == 304)
+		body = 0;
+	else if (s.has_length)
+		body = s.length;
+	else
+		return false; /* delimited by the close */
+	__u64 written = len - s.head_end;
+	if (written > body)
+		return false; /* more than this response: pipelined responses */
+	if (written < body) {
+		conn->frame = HL_FRAME_RESPONSE;
+		conn->status = status;
+		conn->resp_left = body - written;
+		return true;
+	}
+	conn->frame = HL_FRAME_IDLE;
+	emit_response(ev, status);
+	return true;
+}
+
+/* Body bytes of a framed response (HL_FRAME_RESPONSE, DRAIN): the RESPONSE record goes out
+ * with the write that completes it. */
+static __always_inline bool frame_body(struct hl_conn *conn, struct hl_event *ev)
+{
+	__u64 len = ev->hdr.len;
+	if (len < conn->resp_left) {
+		conn->resp_left -= len;
+		return true;
+	}
+	bool exact = len == conn->resp_left;
+	conn->frame = conn->frame == HL_FRAME_RESPONSE && exact ? HL_FRAME_IDLE : HL_FRAME_OFF;
+	conn->resp_left = 0;
+	emit_response(ev, conn->status);
+	/* Bytes past the response (a pipelined response written with its end) are not sent:
+	 * userspace then finds the next message boundary by its resync rules. */
+	return true;
+}
+
+/* Frames a captured read or write of a server-side connection in the kernel (see above).
+ * Returns false when its bytes are to be sent as a DATA event. */
+static __always_inline bool frame(struct hl_conn *conn, struct hl_event *ev, __u8 dir)
+{
+	__u8 state = conn->frame;
+	if (dir == HL_DIR_READ) {
+		if (state == HL_FRAME_IDLE && frame_request(conn, ev))
+			return true;
+		/* A request the kernel does not frame, or one pipelined behind a framed one:
+		 * userspace takes over at this request boundary (after the current response). */
+		if (state != HL_FRAME_DRAIN)
+			conn->frame = state == HL_FRAME_RESPONSE ? HL_FRAME_DRAIN : HL_FRAME_OFF;
+		return false;
+	}
+	if (state == HL_FRAME_REQUEST && frame_response(conn, ev))
+		return true;
+	conn->frame = HL_FRAME_OFF;
+	return false;
+}
+
+/* A write of the body of a framed response: counted, not captured. */
+static __always_inline bool framed_body_write(struct hl_conn *conn, struct hl_event *ev)
+{
+	return (conn->frame == HL_FRAME_RESPONSE || conn->frame == HL_FRAME_DRAIN) &&
+	       frame_body(conn, ev);
+}
+
+#else
+static __always_inline bool frame(struct hl_conn *conn, struct hl_event *ev, __u8 dir)
+{
+	return false;
+}
+
+static __always_inline bool framed_body_write(struct hl_conn *conn, struct hl_event *ev)
+{
+	return false;
+}
+#endif
+
+/* Sends a captured read or write: framed in the kernel when the connection is, else its
+ * bytes. */
+static __always_inline void deliver(struct hl_conn *conn, struct hl_event *ev, __u64 size,
+				    __u8 dir)
+{
+	if (conn->frame == HL_FRAME_OFF || !frame(conn, ev, dir))
+		emit(ev, size);
 }
 
 /* A read or write syscall that returned data: who made it, on which fd. */
@@ -544,11 +874,12 @@ static __always_inline int on_buf(long ret, __u8 dir, enum hl_flags_arg flags)
 	if (!conn || is_peek(call.regs, flags))
 		return 0;
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
-	if (!ev)
+	if (!ev || (dir == HL_DIR_WRITE && framed_body_write(conn, ev)))
 		return 0;
-	capture_buf(ev, (const void *)call.regs->si, ret);
+	__u64 size = capture_buf(ev, (const void *)call.regs->si, ret);
 	if (dir == HL_DIR_READ)
 		note_read(&call, ev);
+	deliver(conn, ev, size, dir);
 	return 0;
 }
 
@@ -571,11 +902,21 @@ static __always_inline int on_iov(long ret, __u8 dir, bool msg)
 		cnt = regs->dx;
 	}
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, dir, conn);
-	if (!ev)
+	if (!ev || (dir == HL_DIR_WRITE && framed_body_write(conn, ev)))
 		return 0;
-	capture_iov(ev, iov, cnt, ret);
+	if (dir == HL_DIR_WRITE && conn->frame == HL_FRAME_REQUEST) {
+		/* A response head is framed from the first buffer alone (servers write the head
+		 * and the body as separate iovecs); the rest is captured only if it is not. */
+		capture_iov(ev, iov, 1, ret);
+		if (frame(conn, ev, dir))
+			return 0;
+		emit(ev, capture_iov(ev, iov, cnt, ret));
+		return 0;
+	}
+	__u64 size = capture_iov(ev, iov, cnt, ret);
 	if (dir == HL_DIR_READ)
 		note_read(&call, ev);
+	deliver(conn, ev, size, dir);
 	return 0;
 }
 
@@ -614,9 +955,9 @@ int hl_exit_sendfile64(struct hl_sys_exit *ctx)
 	if (!conn)
 		return 0;
 	struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
-	if (ev) {
+	if (ev && !framed_body_write(conn, ev)) {
 		ev->hdr.flags = HL_F_NO_PAYLOAD;
-		emit(ev, sizeof(ev->hdr));
+		deliver(conn, ev, sizeof(ev->hdr), HL_DIR_WRITE);
 	}
 	return 0;
 }
@@ -637,6 +978,8 @@ int hl_enter_close(struct hl_sys_enter *ctx)
 	if (!conn)
 		return 0;
 	struct hl_event *ev = data_event(tgid, fd, 0, HL_DIR_READ, conn);
+	if (ev && (conn->frame == HL_FRAME_RESPONSE || conn->frame == HL_FRAME_DRAIN))
+		ev->hdr.status = conn->status;
 	bpf_map_delete_elem(&hl_conns, &key);
 	if (ev) {
 		ev->hdr.kind = HL_EV_CLOSE;
@@ -687,7 +1030,7 @@ static __always_inline void emit_plaintext(__u32 tgid, __s32 fd, __u64 buf, __u6
 	struct hl_event *ev = data_event(tgid, fd, len, dir, conn);
 	if (ev) {
 		ev->hdr.flags = HL_F_TLS;
-		capture_buf(ev, (const void *)buf, len);
+		emit(ev, capture_buf(ev, (const void *)buf, len));
 	}
 }
 

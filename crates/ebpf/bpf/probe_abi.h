@@ -8,7 +8,19 @@
 #define HL_MAX_IOV 8     /* iovec entries walked for readv/writev/recvmsg/sendmsg */
 #define HL_TGID_WORDS 65536 /* 64-bit words of the tgid bitmap: 2^22 process ids */
 
-enum hl_kind { HL_EV_OPEN = 1, HL_EV_DATA = 2, HL_EV_CLOSE = 3 };
+#define HL_WATCH_HEADERS 2147483648 /* bit of a watch map value: the watch's request header
+				      * fields are needed (spans), so its connections are not framed
+				      * in the kernel */
+
+/* REQUEST and RESPONSE: one HTTP/1.x message framed in the kernel (see "Kernel framing" in
+ * docs/probe.md), sent instead of its bytes. */
+enum hl_kind {
+	HL_EV_OPEN = 1,
+	HL_EV_DATA = 2,
+	HL_EV_CLOSE = 3,
+	HL_EV_REQUEST = 4,
+	HL_EV_RESPONSE = 5,
+};
 enum hl_dir { HL_DIR_READ = 0, HL_DIR_WRITE = 1 };
 enum hl_side { HL_SIDE_SERVER = 0, HL_SIDE_CLIENT = 1 };
 enum hl_flags {
@@ -37,10 +49,13 @@ struct hl_event_hdr {
 	__u16 family;     /* OPEN: AF_INET or AF_INET6 */
 	__u16 lport;      /* OPEN: local port, host order */
 	__u16 rport;      /* OPEN: remote port, host order */
-	__u16 _pad;
+	__u16 status;     /* RESPONSE; CLOSE: of a framed response cut short by the close */
 	__u8 raddr[16];   /* OPEN: remote address (IPv4 in the first 4 bytes) */
 	__u32 tid;        /* DATA: thread that made the read/write (the kernel's pid) */
 };
+/* REQUEST: ts_ns is the read that held the whole request (head and body), len its size, and
+ * data[0..head_len] the request line without its CRLF. RESPONSE: ts_ns is the write that
+ * completed the response, len 0, no data. */
 
 struct hl_event {
 	struct hl_event_hdr hdr;
@@ -56,13 +71,28 @@ _Static_assert(__builtin_offsetof(struct hl_event_hdr, kind) == 32, "kind offset
 _Static_assert(__builtin_offsetof(struct hl_event_hdr, raddr) == 44, "raddr offset");
 _Static_assert(__builtin_offsetof(struct hl_event_hdr, tid) == 60, "tid offset");
 
+/* hl_conn.frame: who finds the HTTP/1.x message boundaries of a connection. */
+enum hl_frame {
+	HL_FRAME_OFF = 0,      /* userspace, from the bytes (always, once the kernel gave up) */
+	HL_FRAME_IDLE = 1,     /* the kernel; no framed exchange pending */
+	HL_FRAME_REQUEST = 2,  /* a framed request waits for its response */
+	HL_FRAME_RESPONSE = 3, /* a framed response has resp_left body bytes still to write */
+	HL_FRAME_DRAIN = 4,    /* the same, then userspace: a read was sent as bytes meanwhile */
+};
+
 /* Value of the connection map, keyed by (tgid << 32 | fd). */
 struct hl_conn {
 	__u32 watch_id;
 	__u8 side;
 	__u8 tls;
+	__u8 frame;     /* enum hl_frame */
+	__u8 head_req;  /* the framed request pending is a HEAD: its response has no body */
+	__u16 status;   /* HL_FRAME_RESPONSE, DRAIN: status of the response being written */
 	__u16 _pad;
+	__u32 _pad2;
+	__u64 resp_left;
 };
+_Static_assert(sizeof(struct hl_conn) == 24, "hl_conn size");
 
 /* Key of the (tgid, SSL* or Go *tls.Conn) -> fd map. */
 struct hl_ssl_key {

@@ -15,6 +15,14 @@ static ALIGNED_OBJ: &Aligned<[u8]> = &Aligned {
 /// The BPF ELF object (CO-RE), 8-byte aligned for the ELF parser.
 pub static PROBE_OBJ: &[u8] = &ALIGNED_OBJ.bytes;
 
+static ALIGNED_BYTES_OBJ: &Aligned<[u8]> = &Aligned {
+    bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/probe-bytes.bpf.o")),
+};
+
+/// The same programs without kernel framing (every read and write sent as bytes): for
+/// kernels without `bpf_loop` (before 5.17), and `--no-kernel-framing`.
+pub static PROBE_BYTES_OBJ: &[u8] = &ALIGNED_BYTES_OBJ.bytes;
+
 static ALIGNED_SOCKHOOKS_OBJ: &Aligned<[u8]> = &Aligned {
     bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/sockhooks.bpf.o")),
 };
@@ -102,6 +110,11 @@ pub const WATCH_CLIENT_GLOBAL: &str = "hl_watch_client";
 pub const EV_OPEN: u8 = 1;
 pub const EV_DATA: u8 = 2;
 pub const EV_CLOSE: u8 = 3;
+pub const EV_REQUEST: u8 = 4;
+pub const EV_RESPONSE: u8 = 5;
+/// Bit of a watch map value (`HL_WATCH_HEADERS`): the watch's connections are not framed in
+/// the kernel, because their request header fields are needed.
+pub const WATCH_HEADERS: u32 = HL_WATCH_HEADERS as u32;
 pub const DIR_READ: u8 = 0;
 pub const DIR_WRITE: u8 = 1;
 pub const SIDE_SERVER: u8 = 0;
@@ -128,7 +141,8 @@ pub struct EventHdr {
     pub family: u16,
     pub lport: u16,
     pub rport: u16,
-    pub _pad: u16,
+    /// RESPONSE; CLOSE: of a framed response cut short by the close.
+    pub status: u16,
     pub raddr: [u8; 16],
     /// DATA: the thread that made the read/write.
     pub tid: u32,
@@ -141,7 +155,13 @@ pub struct Conn {
     pub watch_id: u32,
     pub side: u8,
     pub tls: u8,
+    /// `enum hl_frame`; 0: userspace frames the connection from its bytes.
+    pub frame: u8,
+    pub head_req: u8,
+    pub status: u16,
     pub _pad: u16,
+    pub _pad2: u32,
+    pub resp_left: u64,
 }
 
 pub const EVENT_HDR_SIZE: usize = std::mem::size_of::<EventHdr>();
@@ -152,7 +172,7 @@ const _: () = {
     assert!(std::mem::offset_of!(EventHdr, kind) == 32);
     assert!(std::mem::offset_of!(EventHdr, raddr) == 44);
     assert!(std::mem::offset_of!(EventHdr, tid) == 60);
-    assert!(std::mem::size_of::<Conn>() == 8);
+    assert!(std::mem::size_of::<Conn>() == 24);
 };
 
 /// A decoded ring-buffer record: header plus captured head and tail.

@@ -307,6 +307,54 @@ impl Connection {
         }
     }
 
+    /// A whole request (head and body) that was framed elsewhere (the probe's kernel side)
+    /// and read at `ts_ns`: only its request line, without CRLF, is given. Framed messages
+    /// come at message boundaries only, so they and the segments fed before or after them
+    /// form one stream.
+    pub fn on_framed_request(&mut self, line: &[u8], ts_ns: u64) {
+        self.fresh = false;
+        if self.mode != Mode::Http {
+            return;
+        }
+        let line = String::from_utf8_lossy(line);
+        let (method, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        let target = rest
+            .rsplit_once(' ')
+            .map_or(rest, |(target, _version)| target);
+        let mut end = target.len().min(self.limits.max_target_bytes);
+        while !target.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.push_parts(
+            method.to_string(),
+            target[..end].to_string(),
+            ts_ns,
+            RequestMeta::default(),
+        );
+    }
+
+    /// The response to the oldest request waiting, framed elsewhere, whose last byte was
+    /// written at `end_ns`.
+    pub fn on_framed_response(&mut self, status: u16, end_ns: u64, out: &mut Vec<Exchange>) {
+        self.fresh = false;
+        if self.mode != Mode::Http {
+            return;
+        }
+        match self.queue.pop_front() {
+            Some(p) => out.push(exchange(p, Some(status), end_ns)),
+            None => self.stats.unmatched_responses += 1,
+        }
+    }
+
+    /// Same, for a framed response whose body was cut short by the close at `ts_ns`
+    /// (counted as a parse error, as a response body cut off in the bytes is).
+    pub fn on_framed_response_cut(&mut self, status: u16, ts_ns: u64, out: &mut Vec<Exchange>) {
+        if self.mode == Mode::Http {
+            self.stats.parse_errors += 1;
+        }
+        self.on_framed_response(status, ts_ns, out);
+    }
+
     /// The connection was closed at `ts_ns`. A response delimited by the
     /// close (or whose framing was lost) ends at its last byte, i.e. at the
     /// last segment in its direction; one cut short is reported too (and
@@ -480,15 +528,19 @@ impl Connection {
     }
 
     fn push_request(&mut self, info: HeadInfo, start_ns: u64) {
+        self.push_parts(info.method, info.target, start_ns, info.meta);
+    }
+
+    fn push_parts(&mut self, method: String, target: String, start_ns: u64, meta: RequestMeta) {
         if self.queue.len() >= self.limits.max_pending {
             self.stats.dropped_requests += 1;
             return;
         }
         self.queue.push_back(Pending {
-            method: info.method,
-            target: info.target,
+            method,
+            target,
             start_ns,
-            meta: info.meta,
+            meta,
         });
     }
 

@@ -843,3 +843,80 @@ fn span_header_fields_are_kept_and_in_flight_requests_listed() {
     assert_eq!(s.out[1].meta, RequestMeta::default());
     assert_eq!(s.c.in_flight().count(), 0);
 }
+
+/// Exchanges framed elsewhere (the probe's kernel side) mixed with segments at message
+/// boundaries: a framed request answered from the bytes, framed requests with bytes
+/// pipelined behind them, a response with nothing waiting, and one cut by the close.
+#[test]
+fn framed_requests_and_responses_mix_with_segments() {
+    let mut s = Conn::new(Side::Server);
+    s.c.on_framed_request(b"GET /a?q=1 HTTP/1.1", 10);
+    assert_eq!(s.c.active_requests(), 1);
+    let inflight: Vec<InFlight<'_>> = s.c.in_flight().collect();
+    assert_eq!((inflight[0].method, inflight[0].target), ("GET", "/a?q=1"));
+    s.c.on_framed_response(200, 20, &mut s.out);
+    assert_eq!(s.take(), [ex("GET", "/a?q=1", Some(200), 10, 20)]);
+
+    // The response was not framed: it is parsed from the bytes, chunked.
+    s.c.on_framed_request(b"HEAD /b HTTP/1.1", 30);
+    s.write(40, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n");
+    s.c.on_framed_request(b"GET /c HTTP/1.1", 50);
+    s.write(60, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_eq!(s.take(), [ex("HEAD", "/b", Some(200), 30, 40)]);
+    s.write(70, b"3\r\nabc\r\n0\r\n\r\n");
+    assert_eq!(s.take(), [ex("GET", "/c", Some(200), 50, 70)]);
+
+    // A request read as bytes while a framed one waits: answered in order.
+    s.c.on_framed_request(b"GET /d HTTP/1.1", 80);
+    s.read(85, b"DELETE /e HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(s.c.active_requests(), 2);
+    s.c.on_framed_response(204, 90, &mut s.out);
+    s.write(95, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        s.take(),
+        [
+            ex("GET", "/d", Some(204), 80, 90),
+            ex("DELETE", "/e", Some(404), 85, 95)
+        ]
+    );
+
+    // Nothing waiting: not reported.
+    s.c.on_framed_response(200, 100, &mut s.out);
+    assert_eq!(s.take(), []);
+    // A framed response cut by the close ends there, as a parse error; a request left
+    // without any response is unanswered.
+    s.c.on_framed_request(b"GET /f HTTP/1.1", 110);
+    s.c.on_framed_response_cut(200, 120, &mut s.out);
+    s.c.on_framed_request(b"GET /g HTTP/1.1", 130);
+    s.close(140);
+    assert_eq!(
+        s.take(),
+        [
+            ex("GET", "/f", Some(200), 110, 120),
+            ex("GET", "/g", None, 130, 140)
+        ]
+    );
+    let expected = stats(|s| {
+        s.unmatched_responses = 1;
+        s.parse_errors = 1;
+    });
+    assert_eq!(s.c.stats(), expected);
+}
+
+/// A framed request ends HTTP/2 detection, and an odd request line is split leniently.
+#[test]
+fn framed_request_lines_without_version_or_target() {
+    let mut s = Conn::new(Side::Server);
+    s.c.on_framed_request(b"GET /only-target", 1);
+    s.c.on_framed_request(b"OPTIONS", 2);
+    s.c.on_framed_response(200, 3, &mut s.out);
+    s.c.on_framed_response(200, 4, &mut s.out);
+    assert_eq!(
+        s.take(),
+        [
+            ex("GET", "/only-target", Some(200), 1, 3),
+            ex("OPTIONS", "", Some(200), 2, 4)
+        ]
+    );
+    assert_eq!(s.c.mode(), Mode::Http);
+}

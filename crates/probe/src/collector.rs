@@ -151,7 +151,11 @@ impl Collector {
             }
         }
         for (id, watch) in &wanted {
-            if let Err(e) = self.maps.cgroups.insert(id, watch, 0) {
+            if let Err(e) = self
+                .maps
+                .cgroups
+                .insert(id, self.table.kernel_watch(*watch), 0)
+            {
                 eprintln!("homelab-probe: warning: cgroup map full? {e}");
             }
         }
@@ -293,6 +297,8 @@ fn log_event(ev: &Event<'_>) {
         abi::EV_DATA if h.dir == abi::DIR_WRITE => "write",
         abi::EV_DATA => "read",
         abi::EV_CLOSE => "close",
+        abi::EV_REQUEST => "request",
+        abi::EV_RESPONSE => "response",
         _ => "?",
     };
     let head: String = ev
@@ -308,7 +314,7 @@ fn log_event(ev: &Event<'_>) {
         })
         .collect();
     eprintln!(
-        "event {kind} tgid={} fd={} watch={} side={} len={} head={} tail={} flags={} lport={} rport={} {head:?}",
-        h.tgid, h.fd, h.watch_id, h.side, h.len, h.head_len, h.tail_len, h.flags, h.lport, h.rport
+        "event {kind} tgid={} fd={} watch={} side={} len={} head={} tail={} flags={} lport={} rport={} status={} {head:?}",
+        h.tgid, h.fd, h.watch_id, h.side, h.len, h.head_len, h.tail_len, h.flags, h.lport, h.rport, h.status
     );
 }

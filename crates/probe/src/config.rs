@@ -140,6 +140,8 @@ pub struct Settings {
     pub traces: Option<Traces>,
     /// Lines per second at most of the access log; None: no access log (the default).
     pub access_log: Option<u32>,
+    /// Frame HTTP/1.x in the kernel where it can (off: `--no-kernel-framing`).
+    pub kernel_framing: bool,
 }
 
 pub const DEFAULT_ACCESS_LOG_MAX_PER_SECOND: u32 = 100;
@@ -396,6 +398,7 @@ pub struct Overrides {
     /// `--access-log`: turns the access log on.
     pub access_log: bool,
     pub access_log_max_per_second: Option<u32>,
+    pub no_kernel_framing: bool,
 }
 
 pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
@@ -571,6 +574,7 @@ pub fn load(file: Option<&Path>, o: &Overrides) -> anyhow::Result<Settings> {
         go_binaries,
         ssl_binaries,
         runtimes,
+        kernel_framing: !o.no_kernel_framing,
     })
 }
 

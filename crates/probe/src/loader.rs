@@ -50,6 +50,9 @@ pub struct LoadOptions<'a> {
     pub go_binaries: &'a [String],
     /// Executables with OpenSSL linked in statically, besides the Node.js ones found.
     pub ssl_binaries: &'a [String],
+    /// Frame HTTP/1.x exchanges of server-side connections in the kernel where it can
+    /// (docs/probe.md, "Kernel framing"); needs `bpf_loop` (Linux 5.17).
+    pub kernel_framing: bool,
 }
 
 const CAP_DAC_READ_SEARCH: u32 = 2;
@@ -209,12 +212,23 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
     let wakeup: u64 = (u64::from(ring_bytes) / 16).max(4096);
     let watch_server = u8::from(opts.cgroups || !opts.server_ports.is_empty());
     let watch_client = u8::from(opts.cgroups || !opts.client_ports.is_empty());
+    let object = if !opts.kernel_framing {
+        abi::PROBE_BYTES_OBJ
+    } else if let Some(release) = release_older_than(5, 17) {
+        eprintln!(
+            "homelab-probe: Linux {release} has no bpf_loop (5.17): HTTP is framed in \
+             userspace only"
+        );
+        abi::PROBE_BYTES_OBJ
+    } else {
+        abi::PROBE_OBJ
+    };
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::EVENTS, ring_bytes)
         .override_global(abi::WAKEUP_BYTES_GLOBAL, &wakeup, true)
         .override_global(abi::WATCH_SERVER_GLOBAL, &watch_server, true)
         .override_global(abi::WATCH_CLIENT_GLOBAL, &watch_client, true)
-        .load(abi::PROBE_OBJ)
+        .load(object)
         .map_err(|e| explain(format!("{e:#} ({e:?})"), "loading the BPF object"))?;
 
     let mut server: HashMap<_, u16, u32> = HashMap::try_from(

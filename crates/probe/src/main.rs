@@ -203,6 +203,11 @@ struct Args {
     /// homelab_probe_access_log_suppressed_total [default: 100].
     #[arg(long, value_name = "N")]
     access_log_max_per_second: Option<u32>,
+    /// Send every read and write of watched connections to userspace as bytes, instead of
+    /// one record per request and response for the HTTP/1.x exchanges the kernel can frame
+    /// (comparison and debugging; see docs/probe.md, "Kernel framing").
+    #[arg(long)]
+    no_kernel_framing: bool,
     /// Print every kernel event on stderr (debugging).
     #[arg(long)]
     log_events: bool,
@@ -255,6 +260,7 @@ fn main() -> ExitCode {
         otlp_endpoint: args.otlp_endpoint.clone(),
         access_log: args.access_log,
         access_log_max_per_second: args.access_log_max_per_second,
+        no_kernel_framing: args.no_kernel_framing,
     };
     let settings = match config::load(args.config.as_deref(), &overrides) {
         Ok(s) => s,
@@ -338,24 +344,6 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             cgroup_watches.push((id, CgroupSelector::Container(c.clone())));
         }
     }
-    let as_list = |m: &HashMap<u16, u32>| m.iter().map(|(p, w)| (*p, *w)).collect::<Vec<_>>();
-    let probe = loader::load(&loader::LoadOptions {
-        server_ports: &as_list(&server_ports),
-        client_ports: &as_list(&client_ports),
-        cgroups: !cgroup_watches.is_empty() || settings.discovery.is_some(),
-        ring_buffer_kib: settings.ring_buffer_kib,
-        tls: settings.tls,
-        libssl: &settings.libssl,
-        go_binaries: &settings.go_binaries,
-        ssl_binaries: &settings.ssl_binaries,
-    })?;
-    let loader::Probe {
-        mut ebpf,
-        maps,
-        mut tls,
-        mut go_tls,
-    } = probe;
-
     let metrics = Arc::new(metrics::Metrics::new());
     let watches = settings
         .watches
@@ -391,6 +379,28 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
             .context("starting the access log writer")?;
         table = table.with_access_log(log);
     }
+    let as_list = |m: &HashMap<u16, u32>| {
+        m.iter()
+            .map(|(p, w)| (*p, table.kernel_watch(*w)))
+            .collect::<Vec<_>>()
+    };
+    let probe = loader::load(&loader::LoadOptions {
+        server_ports: &as_list(&server_ports),
+        client_ports: &as_list(&client_ports),
+        cgroups: !cgroup_watches.is_empty() || settings.discovery.is_some(),
+        ring_buffer_kib: settings.ring_buffer_kib,
+        tls: settings.tls,
+        libssl: &settings.libssl,
+        go_binaries: &settings.go_binaries,
+        ssl_binaries: &settings.ssl_binaries,
+        kernel_framing: settings.kernel_framing,
+    })?;
+    let loader::Probe {
+        mut ebpf,
+        maps,
+        mut tls,
+        mut go_tls,
+    } = probe;
     let (live_tx, live_rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let mut finder_thread = None;
@@ -435,11 +445,11 @@ fn run(settings: Settings, log_events: bool) -> Result<()> {
         } else {
             abi::SIDE_SERVER
         };
+        // Followed from the middle: framed in userspace (frame 0), which resyncs.
         let value = loader::ConnValue(abi::Conn {
             watch_id: s.watch,
             side,
-            tls: 0,
-            _pad: 0,
+            ..Default::default()
         });
         // BPF_NOEXIST: an accept seen since attaching is more accurate than the seed.
         if collector.maps.conns.insert(key, value, 1).is_ok() {

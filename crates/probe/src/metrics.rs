@@ -78,6 +78,8 @@ pub struct Metrics {
     /// service_name
     pub server_active: IntGaugeVec,
     pub events: IntCounter,
+    /// Requests whose exchange the kernel framed (one record, no bytes).
+    pub kernel_framed: IntCounter,
     pub ringbuf_drops: IntCounter,
     pub parse_errors: IntCounter,
     pub tracked_connections: IntGauge,
@@ -151,6 +153,11 @@ impl Metrics {
             &["service_name"],
         );
         let events = single(r, "homelab_probe_events", "Events read from the kernel.");
+        let kernel_framed = single(
+            r,
+            "homelab_probe_kernel_framed_requests",
+            "Requests framed in the kernel: sent as their request line and status, not their bytes.",
+        );
         let ringbuf_drops = single(
             r,
             "homelab_probe_ringbuf_drops",
@@ -217,6 +224,7 @@ impl Metrics {
             client_unanswered,
             server_active,
             events,
+            kernel_framed,
             ringbuf_drops,
             parse_errors,
             tracked_connections,

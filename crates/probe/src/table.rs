@@ -266,6 +266,18 @@ impl Table {
         self
     }
 
+    /// The value of a kernel watch map entry for `watch`: its id, flagged when the header
+    /// fields of its requests are needed (spans), which the kernel does not send for the
+    /// exchanges it frames (docs/probe.md, "Kernel framing").
+    pub fn kernel_watch(&self, watch: u32) -> u32 {
+        let traced = self.watches.get(watch as usize).is_none_or(|w| w.traces);
+        if self.spans.is_some() && traced {
+            watch | abi::WATCH_HEADERS
+        } else {
+            watch
+        }
+    }
+
     /// Writes a line of each answered request to the access log.
     pub fn with_access_log(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
@@ -422,7 +434,30 @@ impl Table {
                 }
                 self.data(key, ev);
             }
+            abi::EV_REQUEST | abi::EV_RESPONSE => {
+                if !self.conns.contains_key(&key) {
+                    if self.port_filtered(h.watch_id) {
+                        return;
+                    }
+                    let ends = Ends::default();
+                    self.open(
+                        h.tgid,
+                        h.fd,
+                        h.watch_id,
+                        Side::Server,
+                        ends,
+                        h.ts_ns,
+                        true,
+                        None,
+                    );
+                }
+                self.framed(key, ev);
+            }
             abi::EV_CLOSE => {
+                if h.status != 0 {
+                    // A framed response cut short by the close: it ends there.
+                    self.framed(key, ev);
+                }
                 self.finish(key, h.ts_ns);
                 self.metrics
                     .tracked_connections
@@ -468,6 +503,31 @@ impl Table {
         c.parser.on_segment(dir, seg, &mut self.out);
         if self.spans.is_some() {
             self.follow_threads(key, dir, h.tid, before);
+        }
+        self.after_parse(key);
+    }
+
+    /// A request or response framed in the kernel (docs/probe.md, "Kernel framing"): the
+    /// request line of a whole request, or the status of the response that ends the oldest
+    /// request waiting.
+    fn framed(&mut self, key: u64, ev: &Event<'_>) {
+        let h = &ev.hdr;
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        c.last_ns = h.ts_ns;
+        c.bytes += h.len;
+        match h.kind {
+            abi::EV_REQUEST => {
+                self.metrics.kernel_framed.inc();
+                c.parser.on_framed_request(ev.head, h.ts_ns);
+            }
+            abi::EV_RESPONSE => c
+                .parser
+                .on_framed_response(h.status, h.ts_ns, &mut self.out),
+            _ => c
+                .parser
+                .on_framed_response_cut(h.status, h.ts_ns, &mut self.out),
         }
         self.after_parse(key);
     }
@@ -1093,6 +1153,67 @@ mod tests {
         let sample = |name: &str| rendered(&m, &format!("{SERVER}_{name}{series}"));
         assert_eq!(sample("count"), Some(3.0));
         assert!((sample("sum").unwrap() - 0.09).abs() < 1e-9);
+    }
+
+    /// Exchanges framed in the kernel: a REQUEST record (the request line) and a RESPONSE
+    /// record (the status) make one sample; a response cut by the close ends at the close.
+    #[test]
+    fn kernel_framed_exchanges_become_histogram_samples() {
+        let (mut t, m) = table(100);
+        let framed = |t: &mut Table, kind: u8, line: &[u8], status: u16, ts: u64| {
+            let mut h = hdr(kind, 1, 3, ts);
+            h.head_len = line.len() as u16;
+            h.len = 40;
+            h.status = status;
+            t.on_event(&Event {
+                hdr: h,
+                head: line,
+                tail: &[],
+            });
+        };
+        framed(
+            &mut t,
+            abi::EV_REQUEST,
+            b"GET /users/42?x=1 HTTP/1.1",
+            0,
+            1_000_000_000,
+        );
+        assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 1);
+        framed(&mut t, abi::EV_RESPONSE, b"", 503, 1_030_000_000);
+        assert_eq!(m.server_active.with_label_values(&["proc1"]).get(), 0);
+        framed(
+            &mut t,
+            abi::EV_REQUEST,
+            b"GET /users/7 HTTP/1.1",
+            0,
+            2_000_000_000,
+        );
+        framed(&mut t, abi::EV_CLOSE, b"", 503, 2_010_000_000);
+        let series = "{http_request_method=\"GET\",http_response_status_code=\"503\",\
+                      http_route=\"/users/{id}\",service_name=\"proc1\"}";
+        let sample = |name: &str| rendered(&m, &format!("{SERVER}_{name}{series}"));
+        assert_eq!(sample("count"), Some(2.0));
+        assert!((sample("sum").unwrap() - 0.04).abs() < 1e-9);
+        assert_eq!(m.kernel_framed.get(), 2);
+        assert_eq!(m.parse_errors.get(), 1); // the response cut short
+        assert_eq!(t.len(), 0);
+    }
+
+    /// Watches whose header fields feed spans are flagged for the kernel, which then leaves
+    /// their exchanges to userspace; without a span sink none is.
+    #[test]
+    fn only_traced_watches_keep_their_bytes() {
+        let (t, _m) = table(100);
+        assert_eq!(t.kernel_watch(0), 0);
+        let (mut t, _m, _exporter) = traced(10, 1.0);
+        let untraced = t.add_watch(WatchInfo {
+            service: None,
+            routes: vec![],
+            traces: false,
+            ports: vec![],
+        });
+        assert_eq!(t.kernel_watch(0), abi::WATCH_HEADERS);
+        assert_eq!(t.kernel_watch(untraced), untraced);
     }
 
     /// Answered requests only, each with its route (also when the series is reused) and its

@@ -590,6 +590,15 @@ impl Server {
         })
     }
 
+    /// A Node.js HTTP server script, given its port as its one argument.
+    pub fn node_http(script: &Path) -> Self {
+        Self::start("node", |_dir, port| {
+            let mut cmd = Command::new(which("node").expect("node"));
+            cmd.arg(script).arg(port.to_string());
+            cmd
+        })
+    }
+
     /// Apache httpd (event MPM) with mod_ssl serving /ok, a static file; its workers run as
     /// www-data.
     pub fn apache_ssl() -> Self {
