@@ -517,17 +517,20 @@ struct hl_scan {
 #define HL_LOWER 0x2020202020202020ULL /* ORed in: ASCII letters to lower case */
 #define HL_MASK(n) ((n) == 8 ? ~0ULL : (1ULL << ((n) * 8)) - 1)
 
-/* 8 bytes at `off` of a scratch event's data (4 KiB; callers keep off below 2 KiB + 64). */
-static __always_inline __u64 load8(const __u8 *buf, __u32 off)
+/* 8 bytes at `off` of a scratch event's data, which has room for a load at any offset below
+ * 2 * HL_HEAD_MAX. Bounded with a mask, not a comparison: a comparison against a constant
+ * held in a register is not evaluated by older verifiers (6.1), which then explore branches
+ * with impossible bounds and refuse the access. Callers stay below 2 KiB + 64. */
+#define HL_DATA_MASK (2 * HL_HEAD_MAX - 1)
+
+static __always_inline __u64 load8(const __u8 *buf, __u64 off)
 {
-	off = HL_CLAMP(off, HL_HEAD_MAX + HL_TAIL_MAX);
-	return *(const __u64 *)(buf + off);
+	return *(const __u64 *)(buf + (off & HL_DATA_MASK));
 }
 
-static __always_inline __u8 load1(const __u8 *buf, __u32 off)
+static __always_inline __u8 load1(const __u8 *buf, __u64 off)
 {
-	off = HL_CLAMP(off, HL_HEAD_MAX + HL_TAIL_MAX);
-	return buf[off];
+	return buf[off & HL_DATA_MASK];
 }
 
 static __always_inline bool is_digit(__u8 c)
@@ -630,17 +633,44 @@ static long scan_step(__u32 index, void *ctx)
 
 /* Scans the head captured at data[0..end): start line end, head end, Content-Length.
  * Returns false when the kernel does not frame this message. */
+/* Verifiers before 6.8 check a bpf_loop callback for one iteration only, and then take
+ * what that one iteration stored as all the loop can store: from known initial values they
+ * conclude, for example, that a Content-Length value is never complete, and remove the code
+ * that uses it as dead (measured on 6.1). There (hl_callbacks_once, set by the loader) the
+ * loop states start from hl_zero, which is always 0 but unknown to the verifier (.bss is a
+ * writable map). Newer verifiers iterate callbacks until their states converge, which they
+ * do from the zeroed states but not within the instruction limit from unknown ones
+ * (measured on 6.18). */
+volatile const __u8 hl_callbacks_once = 0;
+__u32 hl_zero = 0;
+
 static __always_inline bool scan_head(struct hl_event *ev, __u32 end, struct hl_scan *s)
 {
 	__builtin_memset(s, 0, sizeof(*s));
 	s->buf = ev->data;
 	s->end = end;
+	if (hl_callbacks_once) {
+		__u32 zero = hl_zero;
+		s->pos = zero;
+		s->line_end = zero;
+		s->head_end = zero;
+		s->length_at = zero;
+		s->lengths = zero;
+		s->refuse = zero;
+	}
 	bpf_loop(HL_SCAN_STEPS, scan_step, s, 0);
-	if (s->refuse || !s->head_end || s->line_end < 10)
+	if (s->refuse || !s->head_end || s->line_end < 12)
 		return false;
 	if (!s->lengths)
 		return true;
 	struct hl_number n = { .buf = ev->data, .pos = s->length_at, .end = s->head_end };
+	if (hl_callbacks_once) {
+		__u32 zero = hl_zero;
+		n.value = zero;
+		n.digits = zero;
+		n.after = zero;
+		n.ok = zero;
+	}
 	bpf_loop(24, number_step, &n, 0);
 	s->has_length = 1;
 	s->length = n.value;
@@ -673,7 +703,7 @@ static __always_inline bool frame_request(struct hl_conn *conn, struct hl_event 
 	if (!scan_head(ev, end, &s))
 		return false;
 	/* "... HTTP/1.x" CR LF ends the request line. */
-	__u32 le = s.line_end;
+	__u64 le = s.line_end;
 	if (load8(ev->data, le - 10) != HL_STR8(' ', 'H', 'T', 'T', 'P', '/', '1', '.') ||
 	    !is_digit(load1(ev->data, le - 2)) || load1(ev->data, le - 1) != '\r')
 		return false;
@@ -681,10 +711,12 @@ static __always_inline bool frame_request(struct hl_conn *conn, struct hl_event 
 		return false; /* the body continues in later reads, or more follows */
 	conn->frame = HL_FRAME_REQUEST;
 	conn->head_req = head;
+	/* The request line without its CR LF. */
+	__u64 line = HL_CLAMP(s.line_end, HL_HEAD_MAX + 1) - 1;
 	ev->hdr.kind = HL_EV_REQUEST;
-	ev->hdr.head_len = le - 1;
+	ev->hdr.head_len = line;
 	ev->hdr.tail_len = 0;
-	emit(ev, sizeof(ev->hdr) + HL_CLAMP(le - 1, HL_HEAD_MAX));
+	emit(ev, sizeof(ev->hdr) + HL_CLAMP(line, HL_HEAD_MAX));
 	return true;
 }
 

@@ -60,8 +60,9 @@ struct hl_event_hdr {
 struct hl_event {
 	struct hl_event_hdr hdr;
 	/* head at [0, HL_HEAD_MAX), tail at [HL_HEAD_MAX, HL_HEAD_MAX + HL_TAIL_MAX); twice the
-	 * head size so the verifier accepts head pieces written at a variable offset. */
-	__u8 data[2 * HL_HEAD_MAX];
+	 * head size so the verifier accepts head pieces written at a variable offset, and 8
+	 * more for the kernel framing's 8-byte loads at offsets masked below 2 * HL_HEAD_MAX. */
+	__u8 data[2 * HL_HEAD_MAX + 8];
 };
 
 /* Pinned layout: crates/ebpf/src/lib.rs asserts the same numbers on the Rust mirror. */

@@ -106,6 +106,9 @@ pub const WAKEUP_BYTES_GLOBAL: &str = "hl_wakeup_bytes";
 /// Globals set by the loader: 0 when no watch can match that side's new connections.
 pub const WATCH_SERVER_GLOBAL: &str = "hl_watch_server";
 pub const WATCH_CLIENT_GLOBAL: &str = "hl_watch_client";
+/// Global set by the loader (kernel framing object only): 1 on kernels whose verifier checks
+/// a bpf_loop callback for one iteration only (before 6.8).
+pub const CALLBACKS_ONCE_GLOBAL: &str = "hl_callbacks_once";
 
 pub const EV_OPEN: u8 = 1;
 pub const EV_DATA: u8 = 2;

@@ -207,27 +207,52 @@ fn explain(err: impl std::fmt::Display, what: &str) -> anyhow::Error {
 
 pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
     preflight()?;
+    if !opts.kernel_framing {
+        return load_object(opts, false);
+    }
+    if let Some(release) = release_older_than(5, 17) {
+        eprintln!(
+            "homelab-probe: Linux {release} has no bpf_loop (5.17): HTTP is framed in \
+             userspace only"
+        );
+        return load_object(opts, false);
+    }
+    load_object(opts, true).or_else(|e| {
+        let first = format!("{e:#}");
+        let first = first.lines().next().unwrap_or_default();
+        eprintln!(
+            "homelab-probe: warning: the kernel framing programs did not load ({first}); \
+             HTTP is framed in userspace only"
+        );
+        load_object(opts, false)
+    })
+}
+
+/// Loads one of the two objects (with or without kernel framing) and attaches it.
+fn load_object(opts: &LoadOptions<'_>, framing: bool) -> Result<Probe> {
     let ring_bytes = (opts.ring_buffer_kib.max(64) as u64 * 1024).next_power_of_two();
     let ring_bytes = u32::try_from(ring_bytes).context("ring buffer too large")?;
     let wakeup: u64 = (u64::from(ring_bytes) / 16).max(4096);
     let watch_server = u8::from(opts.cgroups || !opts.server_ports.is_empty());
     let watch_client = u8::from(opts.cgroups || !opts.client_ports.is_empty());
-    let object = if !opts.kernel_framing {
-        abi::PROBE_BYTES_OBJ
-    } else if let Some(release) = release_older_than(5, 17) {
-        eprintln!(
-            "homelab-probe: Linux {release} has no bpf_loop (5.17): HTTP is framed in \
-             userspace only"
-        );
-        abi::PROBE_BYTES_OBJ
-    } else {
-        abi::PROBE_OBJ
-    };
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    loader
         .map_max_entries(maps::EVENTS, ring_bytes)
         .override_global(abi::WAKEUP_BYTES_GLOBAL, &wakeup, true)
         .override_global(abi::WATCH_SERVER_GLOBAL, &watch_server, true)
-        .override_global(abi::WATCH_CLIENT_GLOBAL, &watch_client, true)
+        .override_global(abi::WATCH_CLIENT_GLOBAL, &watch_client, true);
+    // Verifiers before 6.8 check a bpf_loop callback for one iteration only (see
+    // hl_callbacks_once in probe.bpf.c).
+    let callbacks_once = u8::from(release_older_than(6, 8).is_some());
+    if framing {
+        loader.override_global(abi::CALLBACKS_ONCE_GLOBAL, &callbacks_once, true);
+    }
+    let object = if framing {
+        abi::PROBE_OBJ
+    } else {
+        abi::PROBE_BYTES_OBJ
+    };
+    let mut ebpf = loader
         .load(object)
         .map_err(|e| explain(format!("{e:#} ({e:?})"), "loading the BPF object"))?;
 
@@ -246,14 +271,22 @@ pub fn load(opts: &LoadOptions<'_>) -> Result<Probe> {
         client.insert(port, watch, 0)?;
     }
 
-    for &(name, category, tracepoint) in abi::TRACEPOINTS {
-        let what = format!("tracepoint {category}/{tracepoint}");
+    // All loaded before any is attached: a program the verifier refuses then leaves nothing
+    // attached, and the other object can be tried.
+    for &(name, _, _) in abi::TRACEPOINTS {
         let prog: &mut TracePoint = ebpf
             .program_mut(name)
             .with_context(|| format!("program {name} missing from the object"))?
             .try_into()?;
         prog.load()
             .map_err(|e| explain(format!("{e}"), &format!("loading {name}")))?;
+    }
+    for &(name, category, tracepoint) in abi::TRACEPOINTS {
+        let what = format!("tracepoint {category}/{tracepoint}");
+        let prog: &mut TracePoint = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the object"))?
+            .try_into()?;
         prog.attach(category, tracepoint)
             .map_err(|e| explain(format!("{e:#}: {e:?}"), &what))?;
     }
