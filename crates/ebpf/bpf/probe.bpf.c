@@ -491,8 +491,8 @@ static __always_inline __u64 capture_iov(struct hl_event *ev, const struct iovec
  * response to the framed request it was sent. See "Kernel framing" in docs/probe.md. */
 #ifndef HL_NO_FRAMING
 
-/* Callbacks of the head scan (bpf_loop): each looks for the next line feed from `pos`, 8
- * bytes at a time, and checks the header field starting after it. */
+/* Callbacks of the head scan (bpf_loop) at most: each looks for the next line feed in the 16
+ * bytes from `pos`, and checks the header field starting after it. */
 #define HL_SCAN_STEPS 512
 
 struct hl_scan {
@@ -631,8 +631,6 @@ static long scan_step(__u32 index, void *ctx)
 	return s->refuse ? 1 : 0;
 }
 
-/* Scans the head captured at data[0..end): start line end, head end, Content-Length.
- * Returns false when the kernel does not frame this message. */
 /* Verifiers before 6.8 check a bpf_loop callback for one iteration only, and then take
  * what that one iteration stored as all the loop can store: from known initial values they
  * conclude, for example, that a Content-Length value is never complete, and remove the code
@@ -644,6 +642,8 @@ static long scan_step(__u32 index, void *ctx)
 volatile const __u8 hl_callbacks_once = 0;
 __u32 hl_zero = 0;
 
+/* Scans the head captured at data[0..end): start line end, head end, Content-Length.
+ * Returns false when the kernel does not frame this message. */
 static __always_inline bool scan_head(struct hl_event *ev, __u32 end, struct hl_scan *s)
 {
 	__builtin_memset(s, 0, sizeof(*s));
