@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Measurement prototype, not loaded by homelab-probe (docs/probe.md, "One raw tracepoint for
+ * all syscalls: measured"): the data hooks of probe.bpf.c on one BTF raw tracepoint,
+ * sys_exit, which runs for every syscall of every process and dispatches on the syscall
+ * number, instead of one per-syscall tracepoint each (those go through perf_syscall_exit,
+ * which fills a perf trace record before the program runs). The whole of probe.bpf.c is
+ * included, unchanged, so the watched path runs the very same functions (on_buf, on_iov, the
+ * tgid bitmap exit); its programs are in this object too and the loader
+ * (crates/probe/examples/rawtp.rs) attaches the accept and close ones as they are. */
+#include "probe.bpf.c"
+
+/* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_READ 0
+#define NR_WRITE 1
+#define NR_CLOSE 3
+#define NR_READV 19
+#define NR_WRITEV 20
+#define NR_SENDFILE 40
+#define NR_SENDTO 44
+#define NR_RECVFROM 45
+#define NR_SENDMSG 46
+#define NR_RECVMSG 47
+#define BIT(nr) (1ULL << (nr))
+/* The data syscalls: all below 64, so one shift and mask exits every other syscall. */
+#define DATA_NRS                                                                           \
+	(BIT(NR_READ) | BIT(NR_WRITE) | BIT(NR_READV) | BIT(NR_WRITEV) | BIT(NR_SENDFILE) |  \
+	 BIT(NR_SENDTO) | BIT(NR_RECVFROM) | BIT(NR_SENDMSG) | BIT(NR_RECVMSG))
+
+/* Not checked here, which a real conversion must: a 32-bit (ia32) syscall of a tracked
+ * process carries ia32 numbers in orig_ax (3 is read there), where the per-syscall
+ * tracepoints skip compat syscalls altogether. */
+static __always_inline int dispatch_exit(__u64 nr, long ret)
+{
+	if (nr >= 64 || !((DATA_NRS >> nr) & 1) || ret <= 0)
+		return 0;
+	switch (nr) {
+	case NR_READ:
+		return on_buf(ret, HL_DIR_READ, HL_NO_FLAGS);
+	case NR_RECVFROM:
+		return on_buf(ret, HL_DIR_READ, HL_FLAGS_ARG4);
+	case NR_WRITE:
+	case NR_SENDTO:
+		return on_buf(ret, HL_DIR_WRITE, HL_NO_FLAGS);
+	case NR_READV:
+		return on_iov(ret, HL_DIR_READ, false);
+	case NR_WRITEV:
+		return on_iov(ret, HL_DIR_WRITE, false);
+	case NR_RECVMSG:
+		return on_iov(ret, HL_DIR_READ, true);
+	case NR_SENDMSG:
+		return on_iov(ret, HL_DIR_WRITE, true);
+	case NR_SENDFILE: {
+		struct data_call call;
+		struct hl_conn *conn = watched_data_call(ret, HL_DIR_WRITE, &call);
+		if (!conn)
+			return 0;
+		struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
+		if (ev) {
+			ev->hdr.flags = HL_F_NO_PAYLOAD;
+			emit(ev, sizeof(ev->hdr));
+		}
+		return 0;
+	}
+	}
+	return 0;
+}
+
+/* tp_btf: the arguments of trace_sys_exit(struct pt_regs *regs, long ret); regs is a
+ * trusted BTF pointer, read with plain loads. */
+SEC("tp_btf/sys_exit")
+int hl_btf_sys_exit(__u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	return dispatch_exit(regs->orig_ax, (long)ctx[1]);
+}
+
+/* raw_tp (kernels without BTF for the tracepoint): same arguments, regs read with a helper. */
+SEC("raw_tp/sys_exit")
+int hl_raw_sys_exit(__u64 *ctx)
+{
+	long ret = (long)ctx[1];
+	if (ret <= 0)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	return dispatch_exit(BPF_CORE_READ(regs, orig_ax), ret);
+}
+
+/* close at the entry of every syscall (trace_sys_enter(struct pt_regs *regs, long id)):
+ * the same work as hl_enter_close, for the variant that drops the per-syscall tracepoints
+ * altogether. */
+SEC("tp_btf/sys_enter")
+int hl_btf_sys_enter(__u64 *ctx)
+{
+	if ((long)ctx[1] != NR_CLOSE)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!tgid_maybe_tracked(tgid) || !bpf_map_lookup_elem(&hl_tgids, &tgid))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long fd = (int)regs->di;
+	__u64 key = conn_key(tgid, fd);
+	struct hl_conn *conn = bpf_map_lookup_elem(&hl_conns, &key);
+	if (!conn)
+		return 0;
+	struct hl_event *ev = data_event(tgid, fd, 0, HL_DIR_READ, conn);
+	bpf_map_delete_elem(&hl_conns, &key);
+	if (ev) {
+		ev->hdr.kind = HL_EV_CLOSE;
+		emit(ev, sizeof(ev->hdr));
+	}
+	return 0;
+}
+
+/* Empty programs: the cost of each dispatch alone (`rawtp --empty KIND`, dd bs=1). */
+SEC("tracepoint/syscalls/sys_exit_read")
+int hl_empty_tp(void *ctx) { return 0; }
+
+SEC("tp_btf/sys_exit")
+int hl_empty_btf(void *ctx) { return 0; }
+
+SEC("raw_tp/sys_exit")
+int hl_empty_raw(void *ctx) { return 0; }
