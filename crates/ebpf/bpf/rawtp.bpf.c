@@ -49,15 +49,15 @@ static __always_inline int dispatch_exit(__u64 nr, long ret)
 		return on_iov(ret, HL_DIR_READ, true);
 	case NR_SENDMSG:
 		return on_iov(ret, HL_DIR_WRITE, true);
-	case NR_SENDFILE: {
+	case NR_SENDFILE: { /* the body of hl_exit_sendfile64 */
 		struct data_call call;
 		struct hl_conn *conn = watched_data_call(ret, HL_DIR_WRITE, &call);
 		if (!conn)
 			return 0;
 		struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
-		if (ev) {
+		if (ev && !framed_body_write(conn, ev)) {
 			ev->hdr.flags = HL_F_NO_PAYLOAD;
-			emit(ev, sizeof(ev->hdr));
+			deliver(conn, ev, sizeof(ev->hdr), HL_DIR_WRITE);
 		}
 		return 0;
 	}
@@ -86,7 +86,7 @@ int hl_raw_sys_exit(__u64 *ctx)
 }
 
 /* close at the entry of every syscall (trace_sys_enter(struct pt_regs *regs, long id)):
- * the same work as hl_enter_close, for the variant that drops the per-syscall tracepoints
+ * the body of hl_enter_close, for the variant that drops the per-syscall tracepoints
  * altogether. */
 SEC("tp_btf/sys_enter")
 int hl_btf_sys_enter(__u64 *ctx)
@@ -103,6 +103,8 @@ int hl_btf_sys_enter(__u64 *ctx)
 	if (!conn)
 		return 0;
 	struct hl_event *ev = data_event(tgid, fd, 0, HL_DIR_READ, conn);
+	if (ev && (conn->frame == HL_FRAME_RESPONSE || conn->frame == HL_FRAME_DRAIN))
+		ev->hdr.status = conn->status;
 	bpf_map_delete_elem(&hl_conns, &key);
 	if (ev) {
 		ev->hdr.kind = HL_EV_CLOSE;

@@ -3,8 +3,8 @@
 //! data hooks (the same functions as `bpf/probe.bpf.c`) for every syscall, dispatching on the
 //! syscall number. accept/accept4 and the entry of close stay the probe's per-syscall
 //! tracepoints (close moves to a `tp_btf/sys_enter` program with `--raw-enter`). Reads the
-//! ring buffer and feeds every connection to an httpflow parser, the userspace work of the
-//! probe minus the metrics. Not a product: server ports only, no TLS, no seeding of
+//! ring buffer and feeds every connection to an httpflow parser (bytes, or the request and
+//! response records of kernel framing), the userspace work of the probe minus the metrics. Not a product: server ports only, no TLS, no seeding of
 //! connections opened before start.
 //!
 //! Usage: rawtp --watch-port PORT [--watch-port PORT...] [--raw-tp] [--raw-enter]
@@ -173,9 +173,21 @@ fn main() -> Result<()> {
                 }
                 abi::EV_CLOSE => {
                     if let Some(mut c) = conns.remove(&key) {
+                        if h.status != 0 {
+                            c.on_framed_response_cut(h.status, h.ts_ns, &mut out);
+                        }
                         c.on_close(h.ts_ns, &mut out);
                     }
                 }
+                // Kernel framing (docs/probe.md, "Kernel framing"): a request line, a status.
+                abi::EV_REQUEST => conns
+                    .entry(key)
+                    .or_insert_with(|| Connection::new(side))
+                    .on_framed_request(ev.head, h.ts_ns),
+                abi::EV_RESPONSE => conns
+                    .entry(key)
+                    .or_insert_with(|| Connection::new(side))
+                    .on_framed_response(h.status, h.ts_ns, &mut out),
                 _ => {
                     let dir = if h.dir == abi::DIR_READ {
                         Direction::Read
