@@ -6,7 +6,9 @@
  * which fills a perf trace record before the program runs). The whole of probe.bpf.c is
  * included, unchanged, so the watched path runs the very same functions (on_buf, on_iov, the
  * tgid bitmap exit); its programs are in this object too and the loader
- * (crates/probe/examples/rawtp.rs) attaches the accept and close ones as they are. */
+ * (crates/probe/examples/rawtp.rs) attaches the accept and close ones as they are. A raw_tp
+ * variant (kernels without BTF) would need raw_tp handlers too: a tail call cannot cross
+ * program types; only its empty program is here, to time that dispatch. */
 #include "probe.bpf.c"
 
 /* x86_64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
@@ -26,42 +28,69 @@
 	(BIT(NR_READ) | BIT(NR_WRITE) | BIT(NR_READV) | BIT(NR_WRITEV) | BIT(NR_SENDFILE) |  \
 	 BIT(NR_SENDTO) | BIT(NR_RECVFROM) | BIT(NR_SENDMSG) | BIT(NR_RECVMSG))
 
+/* One program per handler, entered by a tail call indexed by the syscall number (the loader
+ * fills the array). One program with every handler inlined (or called as global functions,
+ * whose instructions count against the same budget) exceeds the verifier's limit of 1M
+ * processed instructions since kernel framing (E2BIG after 33 s here); each handler alone
+ * passes, as the per-syscall programs do. All are tp_btf programs for sys_exit: a tail call
+ * is only allowed between programs of the same hook. */
+enum { BPF_MAP_TYPE_PROG_ARRAY = 3 };
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} rawtp_handlers SEC(".maps");
+
+SEC("tp_btf/sys_exit")
+int rawtp_read(__u64 *ctx) { return on_buf(ctx[1], HL_DIR_READ, HL_NO_FLAGS); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_recvfrom(__u64 *ctx) { return on_buf(ctx[1], HL_DIR_READ, HL_FLAGS_ARG4); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_write(__u64 *ctx) { return on_buf(ctx[1], HL_DIR_WRITE, HL_NO_FLAGS); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_readv(__u64 *ctx) { return on_iov(ctx[1], HL_DIR_READ, false); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_writev(__u64 *ctx) { return on_iov(ctx[1], HL_DIR_WRITE, false); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_recvmsg(__u64 *ctx) { return on_iov(ctx[1], HL_DIR_READ, true); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_sendmsg(__u64 *ctx) { return on_iov(ctx[1], HL_DIR_WRITE, true); }
+
+SEC("tp_btf/sys_exit")
+int rawtp_sendfile(__u64 *ctx)
+{
+	/* the body of hl_exit_sendfile64 */
+	long ret = ctx[1];
+	struct data_call call;
+	struct hl_conn *conn = watched_data_call(ret, HL_DIR_WRITE, &call);
+	if (!conn)
+		return 0;
+	struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
+	if (ev && !framed_body_write(conn, ev)) {
+		ev->hdr.flags = HL_F_NO_PAYLOAD;
+		deliver(conn, ev, sizeof(ev->hdr), HL_DIR_WRITE);
+	}
+	return 0;
+}
+
 /* Not checked here, which a real conversion must: a 32-bit (ia32) syscall of a tracked
  * process carries ia32 numbers in orig_ax (3 is read there), where the per-syscall
  * tracepoints skip compat syscalls altogether. */
-static __always_inline int dispatch_exit(__u64 nr, long ret)
+static __always_inline int dispatch_exit(void *ctx, __u64 nr, long ret)
 {
 	if (nr >= 64 || !((DATA_NRS >> nr) & 1) || ret <= 0)
 		return 0;
-	switch (nr) {
-	case NR_READ:
-		return on_buf(ret, HL_DIR_READ, HL_NO_FLAGS);
-	case NR_RECVFROM:
-		return on_buf(ret, HL_DIR_READ, HL_FLAGS_ARG4);
-	case NR_WRITE:
-	case NR_SENDTO:
-		return on_buf(ret, HL_DIR_WRITE, HL_NO_FLAGS);
-	case NR_READV:
-		return on_iov(ret, HL_DIR_READ, false);
-	case NR_WRITEV:
-		return on_iov(ret, HL_DIR_WRITE, false);
-	case NR_RECVMSG:
-		return on_iov(ret, HL_DIR_READ, true);
-	case NR_SENDMSG:
-		return on_iov(ret, HL_DIR_WRITE, true);
-	case NR_SENDFILE: { /* the body of hl_exit_sendfile64 */
-		struct data_call call;
-		struct hl_conn *conn = watched_data_call(ret, HL_DIR_WRITE, &call);
-		if (!conn)
-			return 0;
-		struct hl_event *ev = data_event(call.tgid, call.fd, ret, HL_DIR_WRITE, conn);
-		if (ev && !framed_body_write(conn, ev)) {
-			ev->hdr.flags = HL_F_NO_PAYLOAD;
-			deliver(conn, ev, sizeof(ev->hdr), HL_DIR_WRITE);
-		}
+	/* The handlers' first test, made here so that unwatched processes pay no tail call. */
+	if (!tgid_maybe_tracked(bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	}
-	}
+	bpf_tail_call(ctx, &rawtp_handlers, nr);
 	return 0;
 }
 
@@ -71,18 +100,7 @@ SEC("tp_btf/sys_exit")
 int hl_btf_sys_exit(__u64 *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	return dispatch_exit(regs->orig_ax, (long)ctx[1]);
-}
-
-/* raw_tp (kernels without BTF for the tracepoint): same arguments, regs read with a helper. */
-SEC("raw_tp/sys_exit")
-int hl_raw_sys_exit(__u64 *ctx)
-{
-	long ret = (long)ctx[1];
-	if (ret <= 0)
-		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	return dispatch_exit(BPF_CORE_READ(regs, orig_ax), ret);
+	return dispatch_exit(ctx, regs->orig_ax, (long)ctx[1]);
 }
 
 /* close at the entry of every syscall (trace_sys_enter(struct pt_regs *regs, long id)):

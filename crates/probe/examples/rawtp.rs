@@ -7,10 +7,10 @@
 //! response records of kernel framing), the userspace work of the probe minus the metrics. Not a product: server ports only, no TLS, no seeding of
 //! connections opened before start.
 //!
-//! Usage: rawtp --watch-port PORT [--watch-port PORT...] [--raw-tp] [--raw-enter]
+//! Usage: rawtp --watch-port PORT [--watch-port PORT...] [--raw-enter]
 //!        rawtp --empty tracepoint|tracepoint-idle|tp_btf|raw_tp
-//! `--raw-tp` attaches the `raw_tp` variant (no BTF for the tracepoint arguments) instead of
-//! `tp_btf`; `--empty` attaches only an empty program on `syscalls/sys_exit_read` (or on
+//! The handlers are `tp_btf/sys_exit` programs too, entered by a tail call through the
+//! `rawtp_handlers` program array, indexed by syscall number. `--empty` attaches only an empty program on `syscalls/sys_exit_read` (or on
 //! `sys_exit_getppid`, which the benchmark does not make) or on the raw `sys_exit`, to time the
 //! dispatch alone. Prints `attached` when ready; on
 //! SIGINT/SIGTERM prints events, exchanges, statuses, parse errors and ring-buffer drops to
@@ -24,7 +24,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 use aya::{
-    maps::{HashMap as BpfHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap as BpfHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePoint, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
@@ -71,21 +71,33 @@ fn attach_raw(ebpf: &mut Ebpf, prog: &str, tracepoint: &str) -> Result<()> {
     Ok(())
 }
 
+/// x86_64 syscall number -> its handler program (bpf/rawtp.bpf.c).
+const HANDLERS: [(u32, &str); 9] = [
+    (0, "rawtp_read"),
+    (1, "rawtp_write"),
+    (19, "rawtp_readv"),
+    (20, "rawtp_writev"),
+    (40, "rawtp_sendfile"),
+    (44, "rawtp_write"), // sendto
+    (45, "rawtp_recvfrom"),
+    (46, "rawtp_sendmsg"),
+    (47, "rawtp_recvmsg"),
+];
+
 fn main() -> Result<()> {
     let mut ports = vec![];
-    let (mut raw_tp, mut raw_enter, mut empty) = (false, false, None);
+    let (mut raw_enter, mut empty) = (false, None);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--watch-port" => ports.push(args.next().context("--watch-port PORT")?.parse::<u16>()?),
-            "--raw-tp" => raw_tp = true,
             "--raw-enter" => raw_enter = true,
             "--empty" => empty = Some(args.next().context("--empty KIND")?),
             other => bail!("unknown argument {other}"),
         }
     }
     if ports.is_empty() && empty.is_none() {
-        bail!("usage: rawtp --watch-port PORT [--raw-tp] [--raw-enter] | --empty KIND");
+        bail!("usage: rawtp --watch-port PORT [--raw-enter] | --empty KIND");
     }
 
     let mut ebpf = EbpfLoader::new()
@@ -120,11 +132,22 @@ fn main() -> Result<()> {
             } else {
                 attach_tracepoint(&mut ebpf, "hl_enter_close", "sys_enter_close")?;
             }
-            if raw_tp {
-                attach_raw(&mut ebpf, "hl_raw_sys_exit", "sys_exit")?;
-            } else {
-                attach_btf(&mut ebpf, &btf, "hl_btf_sys_exit", "sys_exit")?;
+            let mut handlers: ProgramArray<_> = ebpf
+                .take_map("rawtp_handlers")
+                .context("rawtp_handlers")?
+                .try_into()?;
+            for (nr, prog) in HANDLERS {
+                let p: &mut BtfTracePoint = ebpf.program_mut(prog).context(prog)?.try_into()?;
+                if p.fd().is_err() {
+                    // rawtp_write serves write and sendto: loaded once
+                    p.load("sys_exit", &btf)
+                        .with_context(|| format!("load {prog}"))?;
+                }
+                handlers.set(nr, p.fd()?, 0)?;
             }
+            attach_btf(&mut ebpf, &btf, "hl_btf_sys_exit", "sys_exit")?;
+            // The array must outlive the attachment: keep it for the process.
+            std::mem::forget(handlers);
         }
     }
     drop(btf); // the parsed kernel BTF takes megabytes: not in the reader's RSS
