@@ -5,8 +5,8 @@
  * number, instead of one per-syscall tracepoint each (those go through perf_syscall_exit,
  * which fills a perf trace record before the program runs). The whole of probe.bpf.c is
  * included, unchanged, so the watched path runs the very same functions (on_buf, on_iov, the
- * tgid bitmap exit); its programs are in this object too and the loader
- * (crates/probe/examples/rawtp.rs) attaches the accept and close ones as they are. A raw_tp
+ * tgid bitmap exit); its programs are in this object too, and the loader
+ * (crates/probe/examples/rawtp.rs) attaches its close one as it is. A raw_tp
  * variant (kernels without BTF) would need raw_tp handlers too: a tail call cannot cross
  * program types; only its empty program is here, to time that dispatch. */
 #include "probe.bpf.c"
@@ -22,11 +22,15 @@
 #define NR_RECVFROM 45
 #define NR_SENDMSG 46
 #define NR_RECVMSG 47
+#define NR_CONNECT 42
+#define NR_ACCEPT 43
+#define NR_ACCEPT4 288
 #define BIT(nr) (1ULL << (nr))
 /* The data syscalls: all below 64, so one shift and mask exits every other syscall. */
 #define DATA_NRS                                                                           \
 	(BIT(NR_READ) | BIT(NR_WRITE) | BIT(NR_READV) | BIT(NR_WRITEV) | BIT(NR_SENDFILE) |  \
 	 BIT(NR_SENDTO) | BIT(NR_RECVFROM) | BIT(NR_SENDMSG) | BIT(NR_RECVMSG))
+#define OPEN_NRS (BIT(NR_CONNECT) | BIT(NR_ACCEPT))
 
 /* One program per handler, entered by a tail call indexed by the syscall number (the loader
  * fills the array). One program with every handler inlined (or called as global functions,
@@ -37,10 +41,30 @@
 enum { BPF_MAP_TYPE_PROG_ARRAY = 3 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 64);
+	__uint(max_entries, NR_ACCEPT4 + 1);
 	__type(key, __u32);
 	__type(value, __u32);
 } rawtp_handlers SEC(".maps");
+
+/* The bodies of hl_exit_accept/accept4 and hl_exit_connect. */
+SEC("tp_btf/sys_exit")
+int rawtp_accept(__u64 *ctx)
+{
+	if (!hl_watch_server)
+		return 0;
+	return track_open(ctx[1], HL_SIDE_SERVER);
+}
+
+SEC("tp_btf/sys_exit")
+int rawtp_connect(__u64 *ctx)
+{
+	if (!hl_watch_client)
+		return 0;
+	long ret = ctx[1];
+	if (ret != 0 && ret != -EINPROGRESS)
+		return 0;
+	return track_open(user_regs()->di, HL_SIDE_CLIENT);
+}
 
 SEC("tp_btf/sys_exit")
 int rawtp_read(__u64 *ctx) { return on_buf(ctx[1], HL_DIR_READ, HL_NO_FLAGS); }
@@ -85,7 +109,15 @@ int rawtp_sendfile(__u64 *ctx)
  * tracepoints skip compat syscalls altogether. */
 static __always_inline int dispatch_exit(void *ctx, __u64 nr, long ret)
 {
-	if (nr >= 64 || !((DATA_NRS >> nr) & 1) || ret <= 0)
+	if (nr >= 64) {
+		if (nr == NR_ACCEPT4)
+			bpf_tail_call(ctx, &rawtp_handlers, nr);
+		return 0;
+	}
+	__u64 bit = 1ULL << nr;
+	if (bit & OPEN_NRS)
+		bpf_tail_call(ctx, &rawtp_handlers, nr);
+	if (!(bit & DATA_NRS) || ret <= 0)
 		return 0;
 	/* The handlers' first test, made here so that unwatched processes pay no tail call. */
 	if (!tgid_maybe_tracked(bpf_get_current_pid_tgid() >> 32))

@@ -1,20 +1,19 @@
 //! Measurement prototype for scripts/bench-probe (`--raw-tp`): loads
-//! `homelab_ebpf::RAWTP_OBJ`, whose one `sys_exit` raw tracepoint program runs the probe's
-//! data hooks (the same functions as `bpf/probe.bpf.c`) for every syscall, dispatching on the
-//! syscall number. accept/accept4 and the entry of close stay the probe's per-syscall
-//! tracepoints (close moves to a `tp_btf/sys_enter` program with `--raw-enter`). Reads the
-//! ring buffer and feeds every connection to an httpflow parser (bytes, or the request and
-//! response records of kernel framing), the userspace work of the probe minus the metrics. Not a product: server ports only, no TLS, no seeding of
-//! connections opened before start.
+//! `homelab_ebpf::RAWTP_OBJ`, whose one `tp_btf/sys_exit` program runs for every syscall
+//! and, for accept, accept4, connect and the data syscalls, tail-calls the handler of that
+//! syscall number (the same functions as `bpf/probe.bpf.c`'s per-syscall programs) through
+//! the `rawtp_handlers` program array. The entry of close stays the probe's per-syscall
+//! tracepoint (a `tp_btf/sys_enter` program with `--raw-enter`). Reads the ring buffer and
+//! feeds every connection to an httpflow parser (bytes, or the request and response records
+//! of kernel framing), the userspace work of the probe minus the metrics. Not a product:
+//! server ports only, no TLS, no seeding of connections opened before start.
 //!
 //! Usage: rawtp --watch-port PORT [--watch-port PORT...] [--raw-enter]
 //!        rawtp --empty tracepoint|tracepoint-idle|tp_btf|raw_tp
-//! The handlers are `tp_btf/sys_exit` programs too, entered by a tail call through the
-//! `rawtp_handlers` program array, indexed by syscall number. `--empty` attaches only an empty program on `syscalls/sys_exit_read` (or on
-//! `sys_exit_getppid`, which the benchmark does not make) or on the raw `sys_exit`, to time the
-//! dispatch alone. Prints `attached` when ready; on
-//! SIGINT/SIGTERM prints events, exchanges, statuses, parse errors and ring-buffer drops to
-//! stderr.
+//! `--empty` attaches only an empty program on `syscalls/sys_exit_read` (or on
+//! `sys_exit_getppid`, which the benchmark does not make) or on the raw `sys_exit`, to time
+//! the dispatch alone. Prints `attached` when ready; on SIGINT/SIGTERM prints events,
+//! exchanges, statuses, parse errors and ring-buffer drops to stderr.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -72,16 +71,19 @@ fn attach_raw(ebpf: &mut Ebpf, prog: &str, tracepoint: &str) -> Result<()> {
 }
 
 /// x86_64 syscall number -> its handler program (bpf/rawtp.bpf.c).
-const HANDLERS: [(u32, &str); 9] = [
+const HANDLERS: [(u32, &str); 12] = [
     (0, "rawtp_read"),
     (1, "rawtp_write"),
     (19, "rawtp_readv"),
     (20, "rawtp_writev"),
     (40, "rawtp_sendfile"),
+    (42, "rawtp_connect"),
+    (43, "rawtp_accept"),
     (44, "rawtp_write"), // sendto
     (45, "rawtp_recvfrom"),
     (46, "rawtp_sendmsg"),
     (47, "rawtp_recvmsg"),
+    (288, "rawtp_accept"), // accept4
 ];
 
 fn main() -> Result<()> {
@@ -125,8 +127,6 @@ fn main() -> Result<()> {
             for (i, p) in ports.iter().enumerate() {
                 map.insert(p, i as u32, 0)?;
             }
-            attach_tracepoint(&mut ebpf, "hl_exit_accept", "sys_exit_accept")?;
-            attach_tracepoint(&mut ebpf, "hl_exit_accept4", "sys_exit_accept4")?;
             if raw_enter {
                 attach_btf(&mut ebpf, &btf, "hl_btf_sys_enter", "sys_enter")?;
             } else {
@@ -139,7 +139,7 @@ fn main() -> Result<()> {
             for (nr, prog) in HANDLERS {
                 let p: &mut BtfTracePoint = ebpf.program_mut(prog).context(prog)?.try_into()?;
                 if p.fd().is_err() {
-                    // rawtp_write serves write and sendto: loaded once
+                    // one program for write and sendto, one for accept and accept4
                     p.load("sys_exit", &btf)
                         .with_context(|| format!("load {prog}"))?;
                 }
