@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Measurement prototype, not loaded by homelab-probe (docs/probe.md, "One raw tracepoint for
- * all syscalls: measured"): the data hooks of probe.bpf.c on one BTF raw tracepoint,
+ * all syscalls: measured"): the exit hooks of probe.bpf.c on one BTF raw tracepoint,
  * sys_exit, which runs for every syscall of every process and dispatches on the syscall
  * number, instead of one per-syscall tracepoint each (those go through perf_syscall_exit,
  * which fills a perf trace record before the program runs). The whole of probe.bpf.c is
@@ -26,7 +26,8 @@
 #define NR_ACCEPT 43
 #define NR_ACCEPT4 288
 #define BIT(nr) (1ULL << (nr))
-/* The data syscalls: all below 64, so one shift and mask exits every other syscall. */
+/* The data syscalls, then connect and accept: all below 64 (accept4 aside), so one shift and
+ * mask exits every other syscall. */
 #define DATA_NRS                                                                           \
 	(BIT(NR_READ) | BIT(NR_WRITE) | BIT(NR_READV) | BIT(NR_WRITEV) | BIT(NR_SENDFILE) |  \
 	 BIT(NR_SENDTO) | BIT(NR_RECVFROM) | BIT(NR_SENDMSG) | BIT(NR_RECVMSG))
@@ -105,7 +106,7 @@ int rawtp_sendfile(__u64 *ctx)
 }
 
 /* Not checked here, which a real conversion must: a 32-bit (ia32) syscall of a tracked
- * process carries ia32 numbers in orig_ax (3 is read there), where the per-syscall
+ * process carries ia32 numbers in orig_ax (19 is lseek there, 45 brk), where the per-syscall
  * tracepoints skip compat syscalls altogether. */
 static __always_inline int dispatch_exit(void *ctx, __u64 nr, long ret)
 {
