@@ -10,6 +10,7 @@ use std::{env, fs, path::PathBuf, process::Command};
 const SOURCES: &[&str] = &[
     "bpf/probe.bpf.c",
     "bpf/sockhooks.bpf.c",
+    "bpf/rawtp.bpf.c",
     "bpf/probe_abi.h",
     "bpf/kernel_types.h",
 ];
@@ -29,6 +30,7 @@ fn main() {
         &["-DHL_NO_FRAMING"],
     );
     compile("bpf/sockhooks.bpf.c", &out.join("sockhooks.bpf.o"), &[]);
+    compile("bpf/rawtp.bpf.c", &out.join("rawtp.bpf.o"), &[]);
     write_constants(&out.join("abi_consts.rs"));
 }
 

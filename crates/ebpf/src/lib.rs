@@ -31,6 +31,15 @@ static ALIGNED_SOCKHOOKS_OBJ: &Aligned<[u8]> = &Aligned {
 /// probe, loaded by `crates/probe/examples/sockhooks.rs` for `scripts/bench-probe`.
 pub static SOCKHOOKS_OBJ: &[u8] = &ALIGNED_SOCKHOOKS_OBJ.bytes;
 
+static ALIGNED_RAWTP_OBJ: &Aligned<[u8]> = &Aligned {
+    bytes: *include_bytes!(concat!(env!("OUT_DIR"), "/rawtp.bpf.o")),
+};
+
+/// Measurement prototype of one raw `sys_exit` tracepoint dispatching on the syscall number
+/// (`bpf/rawtp.bpf.c`, which includes `bpf/probe.bpf.c`): not used by the probe, loaded by
+/// `crates/probe/examples/rawtp.rs` for `scripts/bench-probe`.
+pub static RAWTP_OBJ: &[u8] = &ALIGNED_RAWTP_OBJ.bytes;
+
 /// Tracepoint programs: (program name in the object, category, tracepoint name).
 pub const TRACEPOINTS: &[(&str, &str, &str)] = &[
     ("hl_exit_accept", "syscalls", "sys_exit_accept"),
