@@ -16,17 +16,6 @@ use std::{
 
 use common::*;
 
-fn s(v: &str) -> String {
-    v.to_string()
-}
-
-fn urls(port: u16, paths: &[&str]) -> Vec<String> {
-    paths
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{port}{p}"))
-        .collect()
-}
-
 fn container_id(port: u16, salt: u64) -> String {
     format!("{:064x}", u64::from(port) * 0x9E37_79B9 + salt)
 }

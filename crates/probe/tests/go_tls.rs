@@ -5,10 +5,6 @@ mod common;
 
 use common::*;
 
-fn s(v: &str) -> String {
-    v.to_string()
-}
-
 /// Keep-alive and not, 200/201/404, a POST; returns the number of requests sent.
 fn requests(port: u16) -> u64 {
     let url = |p: &str| format!("https://127.0.0.1:{port}{p}");

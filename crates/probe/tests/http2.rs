@@ -12,10 +12,6 @@ use common::*;
 
 const ERRORS: &str = "homelab_probe_parse_errors_total";
 
-fn s(v: &str) -> String {
-    v.to_string()
-}
-
 fn urls(base: &str, paths: &[&str]) -> Vec<String> {
     paths.iter().map(|p| format!("{base}{p}")).collect()
 }

@@ -12,17 +12,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn s(v: &str) -> String {
-    v.to_string()
-}
-
-fn urls(port: u16, paths: &[&str]) -> Vec<String> {
-    paths
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{port}{p}"))
-        .collect()
-}
-
 const FRAMED: &str = "homelab_probe_kernel_framed_requests_total";
 
 /// The request series of the server histogram: (labels, count), sorted.

@@ -5,17 +5,6 @@ mod common;
 
 use common::*;
 
-fn s(v: &str) -> String {
-    v.to_string()
-}
-
-fn urls(port: u16, paths: &[&str]) -> Vec<String> {
-    paths
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{port}{p}"))
-        .collect()
-}
-
 #[test]
 fn nginx_statuses_methods_keepalive_pipelining_sendfile_slow_and_curl_client_side() {
     if !live_or_skip("nginx live test", &["nginx", "curl", "python3"]) {

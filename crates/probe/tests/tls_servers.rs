@@ -8,10 +8,6 @@ mod common;
 
 use common::*;
 
-fn s(v: &str) -> String {
-    v.to_string()
-}
-
 /// New connections (one request each) opened by `exercise`.
 const NEW_CONNECTIONS: u32 = 200;
 

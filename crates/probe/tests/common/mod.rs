@@ -363,6 +363,19 @@ impl Probe {
     }
 }
 
+/// An owned argument, for the probe's command lines.
+pub fn s(v: &str) -> String {
+    v.to_string()
+}
+
+/// `http://127.0.0.1:PORT` followed by each path.
+pub fn urls(port: u16, paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{port}{p}"))
+        .collect()
+}
+
 /// GET over a fresh connection; returns the body.
 pub fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
